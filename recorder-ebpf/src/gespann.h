@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * The one definition of everything that crosses the kernel/user boundary.
+ *
+ * The Rust mirror lives in common/src/raw.rs (`RawEvent`, `RawEventKind`, ...). A test there reads
+ * the BTF of the compiled object (recorder-ebpf/gespann.bpf.o) and checks size and every field
+ * offset against the mirror, so the two cannot drift apart silently. Keep the struct free of
+ * implicit padding: every field is placed by hand.
+ */
+#ifndef GESPANN_H
+#define GESPANN_H
+
+#define GSP_COMM_LEN 16
+#define GSP_MAX_PIDS 8
+#define GSP_MAX_COMMS 8
+#define GSP_MAX_PORTS 16
+
+/* What a `struct gsp_event` reports. */
+enum gsp_kind {
+	GSP_OPEN = 1,		/* TCP established / first datagram of a UDP flow */
+	GSP_CLOSE = 2,		/* orderly end (FIN) or UDP socket released */
+	GSP_RESET = 3,		/* ended by RST (reset_by in flags) */
+	GSP_FAILED = 4,		/* connect attempt that never established */
+	GSP_RETRANSMIT = 5,	/* a retransmitted segment */
+	GSP_AMEND_RESET = 6,	/* the CLOSE just reported for conn_id was followed by a local RST */
+	GSP_AMEND_OWNER = 7,	/* a server connection's owner, learnt at its first send/recv */
+	GSP_UDP_RELEASE = 8,	/* a UDP socket with several flows was released: user space ends them */
+};
+
+/* gsp_event.flags */
+#define GSP_F_RESET_LOCAL (1 << 0)	/* an RST was sent by this host */
+#define GSP_F_RESET_REMOTE (1 << 1)	/* an RST was received */
+#define GSP_F_HAS_HANDSHAKE (1 << 2)	/* handshake_us is meaningful */
+#define GSP_F_HAS_RTT (1 << 3)		/* rtt_us is meaningful (TCP) */
+#define GSP_F_UNTRACKED (1 << 4)	/* socket not seen opening (older than the recording) */
+
+#define GSP_ROLE_CLIENT 1
+#define GSP_ROLE_SERVER 2
+
+#define GSP_PROTO_TCP 6
+#define GSP_PROTO_UDP 17
+
+/* Per-CPU counters in the `lost` map, by index. */
+#define GSP_LOST_RINGBUF 0	/* ring buffer full: event dropped */
+#define GSP_LOST_TABLE 1	/* connection table full: connection not tracked */
+#define GSP_LOST_SLOTS 2
+
+struct gsp_event {
+	__u64 ts_ns;		/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 start_ns;		/* when the connection/attempt/flow began, same clock; 0 if unknown */
+	__u64 conn_id;		/* unique within a recording; 0 for untracked sockets */
+	__u64 sk;		/* socket address, an opaque handle */
+	__u64 cgroup_id;	/* owner's cgroup v2 id */
+	__u64 bytes_sent;	/* TCP: bytes_acked; UDP: payload sent */
+	__u64 bytes_received;	/* TCP: bytes_received (in order); UDP: payload received */
+	__u64 packets_sent;	/* TCP: data_segs_out; UDP: datagrams */
+	__u64 packets_received;	/* TCP: data_segs_in; UDP: datagrams */
+	__u8 saddr[16];		/* local address: 4 bytes for IPv4, network order */
+	__u8 daddr[16];		/* remote address */
+	__u32 pid;		/* owner's tgid */
+	__u32 retransmits;	/* TCP total_retrans */
+	__u32 rtt_us;		/* TCP smoothed RTT */
+	__u32 handshake_us;	/* TCP client: SYN_SENT -> ESTABLISHED */
+	__u16 sport;		/* local port, host order */
+	__u16 dport;		/* remote port, host order */
+	__u16 error;		/* errno (sk_err) on failed/reset */
+	__u16 reset_reason;	/* enum sk_rst_reason + 1 for a local RST; 0 = none */
+	__u8 kind;		/* enum gsp_kind */
+	__u8 protocol;		/* GSP_PROTO_* */
+	__u8 role;		/* GSP_ROLE_* */
+	__u8 family;		/* 4 or 6 */
+	__u8 state;		/* TCP state after the event (TCP_ESTABLISHED = 1, ...) */
+	__u8 flags;		/* GSP_F_* */
+	__u8 _pad[2];
+	char comm[GSP_COMM_LEN];
+};
+
+#endif /* GESPANN_H */

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * The few kernel types Gespann reads, declared with only the fields it uses.
+ *
+ * preserve_access_index makes every access a CO-RE relocation: the loader (aya) resolves field
+ * offsets against the running kernel's BTF (/sys/kernel/btf/vmlinux), so these declarations need
+ * the kernel's field names, not its layout. Nesting mirrors the kernel where the fields sit in
+ * anonymous unions, to keep the relocation paths plain.
+ */
+#ifndef GESPANN_TYPES_H
+#define GESPANN_TYPES_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+		__be16 u6_addr16[8];
+		__be32 u6_addr32[4];
+	} in6_u;
+};
+
+struct sock_common {
+	union {
+		struct {
+			__be32 skc_daddr;
+			__be32 skc_rcv_saddr;
+		};
+	};
+	union {
+		struct {
+			__be16 skc_dport;
+			__u16 skc_num;
+		};
+	};
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	int sk_err;
+	__u16 sk_protocol;
+};
+
+struct tcp_sock {
+	__u32 data_segs_out;
+	__u32 srtt_us;
+	__u64 bytes_received;
+	__u32 data_segs_in;
+	__u64 bytes_acked;
+	__u32 total_retrans;
+};
+
+struct trace_entry {
+	unsigned short type;
+	unsigned char flags;
+	unsigned char preempt_count;
+	int pid;
+};
+
+struct trace_event_raw_inet_sock_set_state {
+	struct trace_entry ent;
+	const void *skaddr;
+	int oldstate;
+	int newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+};
+
+struct trace_event_raw_sock_msg_length {
+	struct trace_entry ent;
+	void *sk;
+	__u16 family;
+	__u16 protocol;
+	int ret;
+	int flags;
+};
+
+struct trace_event_raw_tcp_retransmit_skb {
+	struct trace_entry ent;
+	const void *skbaddr;
+	const void *skaddr;
+	int state;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+};
+
+enum sk_rst_reason {
+	SK_RST_REASON_NOT_SPECIFIED,
+};
+
+struct trace_event_raw_tcp_send_reset {
+	struct trace_entry ent;
+	const void *skbaddr;
+	const void *skaddr;
+	int state;
+	enum sk_rst_reason reason;
+};
+
+struct trace_event_raw_tcp_event_sk {
+	struct trace_entry ent;
+	const void *skaddr;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+};
+
+#pragma clang attribute pop
+
+#endif /* GESPANN_TYPES_H */
