@@ -1,0 +1,237 @@
+//! One row of a recording: the user-space form of every event, whatever produced it (the live
+//! recorder, a recording read back, the synthetic generator).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The `kind` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    Open,
+    Close,
+    Reset,
+    Failed,
+    Retransmit,
+    Sample,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Open,
+        EventKind::Close,
+        EventKind::Reset,
+        EventKind::Failed,
+        EventKind::Retransmit,
+        EventKind::Sample,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Open => "open",
+            EventKind::Close => "close",
+            EventKind::Reset => "reset",
+            EventKind::Failed => "failed",
+            EventKind::Retransmit => "retransmit",
+            EventKind::Sample => "sample",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// `close`, `reset` and `failed` end a connection.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, EventKind::Close | EventKind::Reset | EventKind::Failed)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "client" => Some(Role::Client),
+            "server" => Some(Role::Server),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResetBy {
+    Local,
+    Remote,
+}
+
+impl ResetBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetBy::Local => "local",
+            ResetBy::Remote => "remote",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ResetBy> {
+        match s {
+            "local" => Some(ResetBy::Local),
+            "remote" => Some(ResetBy::Remote),
+            _ => None,
+        }
+    }
+}
+
+/// One row of a recording (schema version 1). Counters are cumulative for the connection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Wall-clock nanoseconds since the Unix epoch (UTC).
+    pub ts_ns: i64,
+    pub kind: EventKind,
+    pub conn_id: u64,
+    pub protocol: Protocol,
+    pub role: Role,
+    pub local_addr: IpAddr,
+    pub remote_addr: IpAddr,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub pid: u32,
+    pub comm: Arc<str>,
+    pub cgroup_id: u64,
+    pub state: Option<&'static str>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub retransmits: u32,
+    pub rtt_us: Option<u32>,
+    pub handshake_us: Option<u32>,
+    pub duration_ns: Option<u64>,
+    pub error: Option<&'static str>,
+    pub reset_by: Option<ResetBy>,
+    pub reset_reason: Option<Arc<str>>,
+    pub preexisting: bool,
+}
+
+impl Event {
+    /// The `family` column: 4 or 6.
+    pub fn family(&self) -> u8 {
+        if self.local_addr.is_ipv4() { 4 } else { 6 }
+    }
+}
+
+/// Name of a TCP state number (`include/net/tcp_states.h`).
+pub fn tcp_state_name(state: u8) -> Option<&'static str> {
+    Some(match state {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        12 => "NEW_SYN_RECV",
+        _ => return None,
+    })
+}
+
+/// Interns a TCP state name read back from a file, so `Event::state` can stay `&'static str`.
+pub fn tcp_state_static(name: &str) -> Option<&'static str> {
+    (1..=12).filter_map(tcp_state_name).find(|s| *s == name)
+}
+
+/// Name of an errno value as the kernel reports it in `sk_err` (Linux numbering).
+pub fn errno_name(errno: u16) -> Option<&'static str> {
+    ERRNOS.iter().find(|(n, _)| *n == errno).map(|(_, s)| *s)
+}
+
+/// Interns an errno name read back from a file.
+pub fn errno_static(name: &str) -> Option<&'static str> {
+    ERRNOS.iter().find(|(_, s)| *s == name).map(|(_, s)| *s)
+}
+
+const ERRNOS: &[(u16, &str)] = &[
+    (1, "EPERM"),
+    (4, "EINTR"),
+    (5, "EIO"),
+    (11, "EAGAIN"),
+    (12, "ENOMEM"),
+    (13, "EACCES"),
+    (22, "EINVAL"),
+    (32, "EPIPE"),
+    (71, "EPROTO"),
+    (90, "EMSGSIZE"),
+    (92, "ENOPROTOOPT"),
+    (97, "EAFNOSUPPORT"),
+    (98, "EADDRINUSE"),
+    (99, "EADDRNOTAVAIL"),
+    (100, "ENETDOWN"),
+    (101, "ENETUNREACH"),
+    (102, "ENETRESET"),
+    (103, "ECONNABORTED"),
+    (104, "ECONNRESET"),
+    (105, "ENOBUFS"),
+    (107, "ENOTCONN"),
+    (108, "ESHUTDOWN"),
+    (110, "ETIMEDOUT"),
+    (111, "ECONNREFUSED"),
+    (112, "EHOSTDOWN"),
+    (113, "EHOSTUNREACH"),
+    (114, "EALREADY"),
+    (115, "EINPROGRESS"),
+    (125, "ECANCELED"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(errno_name(111), Some("ECONNREFUSED"));
+        assert_eq!(errno_static("ETIMEDOUT"), errno_name(110));
+        assert_eq!(tcp_state_name(7), Some("CLOSE"));
+        assert_eq!(tcp_state_static("ESTABLISHED"), Some("ESTABLISHED"));
+        assert_eq!(tcp_state_static("NOPE"), None);
+    }
+}

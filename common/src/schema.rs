@@ -1,0 +1,89 @@
+//! Schema version 1 of a Gespann recording: the public contract (documented in the README).
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Parquet key-value metadata keys.
+pub mod meta {
+    pub const SCHEMA_VERSION: &str = "gespann.schema_version";
+    pub const VERSION: &str = "gespann.version";
+    pub const HOSTNAME: &str = "gespann.hostname";
+    pub const KERNEL: &str = "gespann.kernel";
+    pub const STARTED_AT: &str = "gespann.started_at";
+    pub const ENDED_AT: &str = "gespann.ended_at";
+    pub const EVENTS_LOST: &str = "gespann.events_lost";
+    pub const COMMAND_LINE: &str = "gespann.command_line";
+    /// Not in the list, but useful: the sampling period in milliseconds.
+    pub const SAMPLE_INTERVAL_MS: &str = "gespann.sample_interval_ms";
+}
+
+/// Column names, in file order.
+pub mod col {
+    pub const TS: &str = "ts";
+    pub const KIND: &str = "kind";
+    pub const CONN_ID: &str = "conn_id";
+    pub const PROTOCOL: &str = "protocol";
+    pub const ROLE: &str = "role";
+    pub const FAMILY: &str = "family";
+    pub const LOCAL_ADDR: &str = "local_addr";
+    pub const LOCAL_PORT: &str = "local_port";
+    pub const REMOTE_ADDR: &str = "remote_addr";
+    pub const REMOTE_PORT: &str = "remote_port";
+    pub const PID: &str = "pid";
+    pub const COMM: &str = "comm";
+    pub const CGROUP_ID: &str = "cgroup_id";
+    pub const STATE: &str = "state";
+    pub const BYTES_SENT: &str = "bytes_sent";
+    pub const BYTES_RECEIVED: &str = "bytes_received";
+    pub const PACKETS_SENT: &str = "packets_sent";
+    pub const PACKETS_RECEIVED: &str = "packets_received";
+    pub const RETRANSMITS: &str = "retransmits";
+    pub const RTT_US: &str = "rtt_us";
+    pub const HANDSHAKE_US: &str = "handshake_us";
+    pub const DURATION_NS: &str = "duration_ns";
+    pub const ERROR: &str = "error";
+    pub const RESET_BY: &str = "reset_by";
+    pub const RESET_REASON: &str = "reset_reason";
+    pub const PREEXISTING: &str = "preexisting";
+}
+
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// The Arrow schema of schema version 1.
+pub fn schema() -> SchemaRef {
+    use col::*;
+    let f = |name: &str, dt: DataType, nullable: bool| Field::new(name, dt, nullable);
+    Arc::new(Schema::new(vec![
+        f(TS, timestamp_type(), false),
+        f(KIND, DataType::Utf8, false),
+        f(CONN_ID, DataType::UInt64, false),
+        f(PROTOCOL, DataType::Utf8, false),
+        f(ROLE, DataType::Utf8, false),
+        f(FAMILY, DataType::UInt8, false),
+        f(LOCAL_ADDR, DataType::Utf8, false),
+        f(LOCAL_PORT, DataType::UInt16, false),
+        f(REMOTE_ADDR, DataType::Utf8, false),
+        f(REMOTE_PORT, DataType::UInt16, false),
+        f(PID, DataType::UInt32, false),
+        f(COMM, DataType::Utf8, false),
+        f(CGROUP_ID, DataType::UInt64, false),
+        f(STATE, DataType::Utf8, true),
+        f(BYTES_SENT, DataType::UInt64, false),
+        f(BYTES_RECEIVED, DataType::UInt64, false),
+        f(PACKETS_SENT, DataType::UInt64, false),
+        f(PACKETS_RECEIVED, DataType::UInt64, false),
+        f(RETRANSMITS, DataType::UInt32, false),
+        f(RTT_US, DataType::UInt32, true),
+        f(HANDSHAKE_US, DataType::UInt32, true),
+        f(DURATION_NS, DataType::UInt64, true),
+        f(ERROR, DataType::Utf8, true),
+        f(RESET_BY, DataType::Utf8, true),
+        f(RESET_REASON, DataType::Utf8, true),
+        f(PREEXISTING, DataType::Boolean, false),
+    ]))
+}
