@@ -72,6 +72,50 @@ pub struct RawEvent {
     pub comm: [u8; COMM_LEN],
 }
 
+/// `struct owner`: the process a socket belongs to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// `struct udp_key`: a UDP flow is a socket and one remote endpoint.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UdpKey {
+    pub sk: u64,
+    pub daddr: [u8; 16],
+    pub dport: u16,
+    pub _pad: [u16; 3],
+}
+
+/// `struct udp_flow`: a flow's counters, aggregated in the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpFlow {
+    pub conn_id: u64,
+    pub start_ns: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub role: u8,
+    pub ignored: u8,
+    pub _pad: [u8; 6],
+    pub owner: Owner,
+}
+
+/// Sizes of the mirrored structs, for the layout test: (C name, Rust size).
+pub const MIRRORED_SIZES: &[(&str, usize)] = &[
+    ("gsp_event", std::mem::size_of::<RawEvent>()),
+    ("owner", std::mem::size_of::<Owner>()),
+    ("udp_key", std::mem::size_of::<UdpKey>()),
+    ("udp_flow", std::mem::size_of::<UdpFlow>()),
+];
+
 /// Field names and offsets of [`RawEvent`], for the layout test against the object's BTF.
 pub const RAW_EVENT_FIELDS: &[(&str, usize)] = &[
     ("ts_ns", std::mem::offset_of!(RawEvent, ts_ns)),

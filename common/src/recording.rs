@@ -754,7 +754,7 @@ pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 

@@ -50,13 +50,6 @@ __u64 next_conn_id = 0;
 /* Keeps struct gsp_event in the object's BTF, where the layout test reads it. */
 const struct gsp_event *gsp_event_btf __attribute__((unused));
 
-struct owner {
-	__u64 cgroup_id;
-	__u32 pid;
-	__u32 _pad;
-	char comm[GSP_COMM_LEN];
-};
-
 #define C_CONFIRMED (1 << 0)	/* owner known for sure (process context) */
 
 struct tcp_conn {
@@ -69,26 +62,6 @@ struct tcp_conn {
 	__u8 _pad;
 	__u16 reset_reason;
 	__u16 _pad2[3];
-	struct owner owner;
-};
-
-struct udp_key {
-	__u64 sk;
-	__u8 daddr[16];
-	__u16 dport;
-	__u16 _pad[3];
-};
-
-struct udp_flow {
-	__u64 conn_id;
-	__u64 start_ns;
-	__u64 bytes_sent;
-	__u64 bytes_received;
-	__u64 packets_sent;
-	__u64 packets_received;
-	__u8 role;
-	__u8 ignored;
-	__u8 _pad[6];
 	struct owner owner;
 };
 

@@ -75,4 +75,32 @@ struct gsp_event {
 	char comm[GSP_COMM_LEN];
 };
 
+/* Map types user space reads too (UDP flows are sampled and ended from user space). */
+struct owner {
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 _pad;
+	char comm[GSP_COMM_LEN];
+};
+
+struct udp_key {
+	__u64 sk;
+	__u8 daddr[16];
+	__u16 dport;
+	__u16 _pad[3];
+};
+
+struct udp_flow {
+	__u64 conn_id;
+	__u64 start_ns;
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u64 packets_sent;
+	__u64 packets_received;
+	__u8 role;
+	__u8 ignored;
+	__u8 _pad[6];
+	struct owner owner;
+};
+
 #endif /* GESPANN_H */

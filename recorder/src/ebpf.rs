@@ -1,0 +1,296 @@
+//! The one seam to the kernel: loads `recorder-ebpf/gespann.bpf.o` with aya, sets the filters,
+//! attaches every program, and hands out the ring buffer and the maps user space reads.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, TracePoint};
+use aya::{Ebpf, EbpfLoader, Pod};
+use gespann_common::raw::{self, UdpFlow, UdpKey};
+
+use crate::RecorderError;
+
+/// The compiled kernel side, committed so that `cargo build` needs no clang.
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../../recorder-ebpf/gespann.bpf.o");
+
+/// Every tracepoint Gespann attaches: (program, category, event, what is missing without it).
+pub const TRACEPOINTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "handle_set_state",
+        "sock",
+        "inet_sock_set_state",
+        "all TCP rows",
+    ),
+    (
+        "handle_receive_reset",
+        "tcp",
+        "tcp_receive_reset",
+        "`reset` rows for RSTs received (they become `close`)",
+    ),
+    (
+        "handle_send_reset",
+        "tcp",
+        "tcp_send_reset",
+        "`reset` rows for RSTs sent, `reset_reason`",
+    ),
+    (
+        "handle_retransmit",
+        "tcp",
+        "tcp_retransmit_skb",
+        "`retransmit` rows",
+    ),
+    (
+        "handle_destroy_sock",
+        "tcp",
+        "tcp_destroy_sock",
+        "nothing visible (socket table cleanup)",
+    ),
+    (
+        "handle_send_length",
+        "sock",
+        "sock_send_length",
+        "UDP rows; accepting process of server connections",
+    ),
+    (
+        "handle_recv_length",
+        "sock",
+        "sock_recv_length",
+        "UDP rows; accepting process of server connections",
+    ),
+];
+
+/// cgroup hooks: (program, what is missing without it).
+pub const CGROUP_HOOKS: &[(&str, &str)] = &[
+    (
+        "udp_sendmsg4",
+        "remote address of unconnected UDP sends (IPv4)",
+    ),
+    (
+        "udp_sendmsg6",
+        "remote address of unconnected UDP sends (IPv6)",
+    ),
+    (
+        "udp_recvmsg4",
+        "remote address of unconnected UDP receives (IPv4)",
+    ),
+    (
+        "udp_recvmsg6",
+        "remote address of unconnected UDP receives (IPv6)",
+    ),
+    ("sock_release", "`close` rows of UDP flows"),
+];
+
+/// `UdpKey`/`UdpFlow` as aya map types.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Key(pub UdpKey);
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Flow(pub UdpFlow);
+// SAFETY: repr(transparent) over repr(C) structs of integers without padding.
+unsafe impl Pod for Key {}
+// SAFETY: as above.
+unsafe impl Pod for Flow {}
+
+/// Kernel-side filters (empty: record everything).
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    pub pids: Vec<u32>,
+    pub comms: Vec<String>,
+    pub ports: Vec<u16>,
+}
+
+/// A feature that could not be attached, and what the recording lacks because of it.
+#[derive(Clone, Debug)]
+pub struct Missing {
+    pub what: String,
+    pub effect: &'static str,
+    pub error: String,
+}
+
+pub struct Probes {
+    pub ebpf: Ebpf,
+    pub ring: RingBuf<MapData>,
+    pub lost: PerCpuArray<MapData, u64>,
+    pub udp_flows: BpfHashMap<MapData, Key, Flow>,
+    pub missing: Vec<Missing>,
+}
+
+/// Mounts tracefs at /sys/kernel/tracing if nothing is mounted there (aya finds tracepoints
+/// through it; some minimal systems do not mount it).
+pub fn ensure_tracefs() -> Result<(), RecorderError> {
+    let dir = Path::new("/sys/kernel/tracing");
+    if dir.join("events").exists() || Path::new("/sys/kernel/debug/tracing/events").exists() {
+        return Ok(());
+    }
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
+    let (src, target, fstype) = (c("tracefs"), c("/sys/kernel/tracing"), c("tracefs"));
+    // SAFETY: valid NUL-terminated strings; a failed mount is reported, not assumed.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(RecorderError::Tracefs(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Where cgroup v2 is mounted (the root the cgroup hooks attach to).
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_dev, path, fstype) = (f.next()?, f.next()?, f.next()?);
+        (fstype == "cgroup2").then(|| PathBuf::from(path))
+    })
+}
+
+impl Probes {
+    pub fn load(filters: &Filters, ring_bytes: u32) -> Result<Probes, RecorderError> {
+        if filters.pids.len() > raw::MAX_PIDS
+            || filters.comms.len() > raw::MAX_COMMS
+            || filters.ports.len() > raw::MAX_PORTS
+        {
+            return Err(RecorderError::TooManyFilters {
+                pids: raw::MAX_PIDS,
+                comms: raw::MAX_COMMS,
+                ports: raw::MAX_PORTS,
+            });
+        }
+        let mut pids = [0u32; raw::MAX_PIDS];
+        pids[..filters.pids.len()].copy_from_slice(&filters.pids);
+        let mut comms = [[0u8; raw::COMM_LEN]; raw::MAX_COMMS];
+        for (slot, c) in comms.iter_mut().zip(&filters.comms) {
+            let b = c.as_bytes();
+            let n = b.len().min(raw::COMM_LEN - 1);
+            slot[..n].copy_from_slice(&b[..n]);
+        }
+        let mut ports = [0u16; raw::MAX_PORTS];
+        ports[..filters.ports.len()].copy_from_slice(&filters.ports);
+        let (npids, ncomms, nports) = (
+            filters.pids.len() as u32,
+            filters.comms.len() as u32,
+            filters.ports.len() as u32,
+        );
+
+        ensure_tracefs()?;
+        let mut ebpf = EbpfLoader::new()
+            .override_global("filter_pids", &pids, true)
+            .override_global("filter_npids", &npids, true)
+            .override_global("filter_comms", &comms, true)
+            .override_global("filter_ncomms", &ncomms, true)
+            .override_global("filter_ports", &ports, true)
+            .override_global("filter_nports", &nports, true)
+            .map_max_entries("events", ring_bytes)
+            .load(OBJECT)
+            .map_err(|e| RecorderError::load(e.into()))?;
+
+        let mut missing = Vec::new();
+        for &(prog, category, event, effect) in TRACEPOINTS {
+            if let Err(e) = attach_tracepoint(&mut ebpf, prog, category, event) {
+                if prog == "handle_set_state" {
+                    return Err(e);
+                }
+                missing.push(Missing {
+                    what: format!("tracepoint {category}:{event}"),
+                    effect,
+                    error: format!("{e:#}"),
+                });
+            }
+        }
+        match cgroup2_root() {
+            Some(root) => {
+                for &(prog, effect) in CGROUP_HOOKS {
+                    if let Err(e) = attach_cgroup(&mut ebpf, prog, &root) {
+                        missing.push(Missing {
+                            what: format!("cgroup hook {prog}"),
+                            effect,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+            None => {
+                for &(prog, effect) in CGROUP_HOOKS {
+                    missing.push(Missing {
+                        what: format!("cgroup hook {prog}"),
+                        effect,
+                        error: "no cgroup v2 mount found in /proc/self/mounts".into(),
+                    });
+                }
+            }
+        }
+
+        let take = |ebpf: &mut Ebpf, name: &'static str| {
+            ebpf.take_map(name).ok_or(RecorderError::MissingMap(name))
+        };
+        let ring = RingBuf::try_from(take(&mut ebpf, "events")?)
+            .map_err(|e| RecorderError::Map("events", e))?;
+        let lost = PerCpuArray::try_from(take(&mut ebpf, "lost")?)
+            .map_err(|e| RecorderError::Map("lost", e))?;
+        let udp_flows = BpfHashMap::try_from(take(&mut ebpf, "udp_flows")?)
+            .map_err(|e| RecorderError::Map("udp_flows", e))?;
+        Ok(Probes {
+            ebpf,
+            ring,
+            lost,
+            udp_flows,
+            missing,
+        })
+    }
+}
+
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    category: &str,
+    event: &str,
+) -> Result<(), RecorderError> {
+    let err = |e: aya::programs::ProgramError| RecorderError::Attach {
+        program: prog.to_owned(),
+        target: format!("{category}:{event}"),
+        source: e,
+    };
+    let p: &mut TracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| RecorderError::MissingProgram(prog.to_owned()))?
+        .try_into()
+        .map_err(err)?;
+    p.load().map_err(err)?;
+    p.attach(category, event).map_err(err)?;
+    Ok(())
+}
+
+fn attach_cgroup(ebpf: &mut Ebpf, prog: &str, root: &Path) -> Result<(), RecorderError> {
+    let cgroup = File::open(root).map_err(|e| RecorderError::Cgroup {
+        path: root.to_owned(),
+        source: e,
+    })?;
+    let err = |e: aya::programs::ProgramError| RecorderError::Attach {
+        program: prog.to_owned(),
+        target: root.display().to_string(),
+        source: e,
+    };
+    let p = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| RecorderError::MissingProgram(prog.to_owned()))?;
+    if prog == "sock_release" {
+        let p: &mut CgroupSock = p.try_into().map_err(err)?;
+        p.load().map_err(err)?;
+        p.attach(&cgroup, CgroupAttachMode::AllowMultiple)
+            .map_err(err)?;
+    } else {
+        let p: &mut CgroupSockAddr = p.try_into().map_err(err)?;
+        p.load().map_err(err)?;
+        p.attach(&cgroup, CgroupAttachMode::AllowMultiple)
+            .map_err(err)?;
+    }
+    Ok(())
+}
