@@ -1,0 +1,88 @@
+//! `gespann replay`: the arguments and the entry point the binary calls.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gespann_recorder::RecordOptions;
+
+use crate::config::Config;
+use crate::run::{Input, RunOptions, shutdown_signal};
+use crate::source::{LiveOptions, Speed};
+
+pub use crate::run::ReplayError;
+
+/// Arguments of `gespann replay`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["input", "live"])))]
+pub struct ReplayArgs {
+    /// The recording to replay (a Parquet file written by `gespann record`).
+    pub input: Option<PathBuf>,
+    /// Replay speed: a factor of the original pacing (1 = as recorded, 20 = 20x faster), or
+    /// `max` for as fast as possible.
+    #[arg(long, default_value = "1", value_name = "FACTOR|max")]
+    pub speed: Speed,
+    /// Adapters and settings (YAML). Without it: Prometheus on 0.0.0.0:8080.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Export live kernel events instead of a recording (attaches the same probes as
+    /// `gespann record`, so it needs the same privileges).
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: also write the events to this recording (created with mode 0600).
+    #[arg(long, value_name = "FILE", requires = "live")]
+    pub record: Option<PathBuf>,
+    /// Overwrite the --record file if it exists.
+    #[arg(long, requires = "record")]
+    pub force: bool,
+    /// With --live: how often open connections are sampled.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub sample_interval: Duration,
+    /// Exit when the replay reaches the end, instead of serving the final values until Ctrl-C.
+    #[arg(long, conflicts_with = "live")]
+    pub exit_on_end: bool,
+}
+
+impl ReplayArgs {
+    /// The config's `log_level`, for the binary to apply when it sets up logging (None without
+    /// a config, or if the config cannot be read: `run` reports that properly).
+    pub fn log_level(&self) -> Option<&'static str> {
+        let path = self.config.as_ref()?;
+        Config::load(path).ok()?.log_level.map(|l| l.as_str())
+    }
+
+    fn options(&self) -> Result<RunOptions, ReplayError> {
+        let config = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        let input = match (&self.input, self.live) {
+            (_, true) => Input::Live(LiveOptions {
+                recorder: RecordOptions {
+                    sample_interval: self.sample_interval,
+                    ..RecordOptions::default()
+                },
+                record: self.record.clone(),
+                force: self.force,
+            }),
+            (Some(path), false) => Input::Recording {
+                path: path.clone(),
+                speed: self.speed,
+            },
+            (None, false) => unreachable!("clap requires a recording or --live"),
+        };
+        Ok(RunOptions {
+            config,
+            input,
+            exit_on_end: self.exit_on_end,
+        })
+    }
+}
+
+/// `gespann replay ARGS`: runs until the end of the recording (with `--exit-on-end`) or until
+/// Ctrl-C / SIGTERM.
+pub async fn run(args: ReplayArgs) -> Result<(), ReplayError> {
+    let opts = args.options()?;
+    let adapters = crate::adapters::from_config(&opts.config.adapters);
+    crate::run::run(opts, adapters, shutdown_signal()).await?;
+    Ok(())
+}

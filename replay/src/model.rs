@@ -1,0 +1,203 @@
+//! The metrics as every adapter sees them: a catalog of definitions and snapshots of values.
+//!
+//! # Counter semantics (the one place they are stated)
+//!
+//! A [`Snapshot`] holds **absolute** values, cumulative since the replay (or the live session)
+//! began. Counters only grow, with one exception: a per-destination or per-process series that
+//! was evicted from the bounded top-N table and later comes back restarts from zero.
+//!
+//! - Prometheus exposes the values as they are (absolute counters, gauges, cumulative histogram
+//!   buckets); Prometheus itself handles a restarted counter as a counter reset.
+//! - DogStatsD sends, at each flush, the **delta** of every counter since the previous flush
+//!   (`|c`); a counter that went down restarted, so its whole value is the delta. Gauges are sent
+//!   as their current value (`|g`). A histogram becomes three counters, sent as deltas like any
+//!   other: `.bucket` (cumulative bucket counts, tag `upper_bound`), `.count` and `.sum`.
+//!
+//! Label sets are bounded by design: every label takes its values from a closed set (event
+//! kinds, protocols, directions, errno names, kernel reset reasons capped at
+//! [`MAX_RESET_REASONS`]) except the per-destination and per-process labels, which are limited to
+//! the configured top N.
+
+/// What kind of metric a family is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// The definition of one metric family: its Prometheus name, help, kind and label names.
+#[derive(Debug)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+}
+
+impl MetricDef {
+    /// The DogStatsD name: `gespann.<name>` (the Prometheus name without its `gespann_` prefix).
+    pub fn statsd_name(&self) -> String {
+        format!(
+            "gespann.{}",
+            self.name.strip_prefix("gespann_").unwrap_or(self.name)
+        )
+    }
+}
+
+/// Distinct kernel reset reasons kept as label values; further ones are counted as `other`.
+pub const MAX_RESET_REASONS: usize = 32;
+
+/// Bucket upper bounds (seconds) of the connection duration histogram.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+/// Bucket upper bounds (seconds) of the RTT and handshake histograms.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 3.0,
+];
+
+macro_rules! defs {
+    ($($id:ident = $name:literal, $kind:ident, [$($l:literal),*], $help:literal;)*) => {
+        $(pub const $id: MetricDef = MetricDef {
+            name: $name, help: $help, kind: Kind::$kind, labels: &[$($l),*],
+        };)*
+        /// Every metric family, in exposition order (the golden file lists them).
+        pub const CATALOG: &[&MetricDef] = &[$(&$id),*];
+    };
+}
+
+defs! {
+    OPEN = "gespann_open_connections", Gauge, [],
+        "Connections open now (established TCP connections and active UDP flows).";
+    IDLE = "gespann_idle_connections", Gauge, [],
+        "Open connections that moved no bytes for the idle threshold (default 30s).";
+    TOTAL = "gespann_total_connections", Gauge, [],
+        "Distinct connections seen since the start, including failed attempts (never decreases; a gauge for compatibility).";
+    CLOSED = "gespann_closed_connections_total", Counter, [],
+        "Connections that ended with an orderly close.";
+    RESET = "gespann_reset_connections_total", Counter, [],
+        "Connections that ended with a reset (RST sent or received).";
+    FAILED = "gespann_failed_connections_total", Counter, [],
+        "Connection attempts that never established.";
+    TCP = "gespann_tcp_connections_total", Counter, [],
+        "Distinct TCP connections seen, including failed attempts.";
+    UDP = "gespann_udp_connections_total", Counter, [],
+        "Distinct UDP flows seen.";
+    BYTES_SENT = "gespann_bytes_sent_total", Counter, [],
+        "Bytes sent by all connections (TCP: acknowledged bytes; UDP: payload).";
+    BYTES_RECEIVED = "gespann_bytes_received_total", Counter, [],
+        "Bytes received by all connections (TCP: in-order bytes; UDP: payload).";
+    BANDWIDTH = "gespann_connection_bandwidth_bytes_total", Counter, ["direction", "protocol"],
+        "Bytes moved, by direction (sent, received) and protocol.";
+    RETRANSMITS = "gespann_retransmits_total", Counter, [],
+        "TCP segments retransmitted.";
+    AVG_DURATION = "gespann_avg_connection_duration_ms", Gauge, [],
+        "Mean duration of the connections that ended (closed or reset), in milliseconds.";
+    AVG_RTT = "gespann_avg_rtt_microseconds", Gauge, [],
+        "Mean of the smoothed TCP RTT reports, in microseconds.";
+    EVENTS = "gespann_connection_events_total", Counter, ["type", "protocol", "reset_reason"],
+        "Connection events by type (open, close, reset, failed, retransmit, sample), protocol and kernel reset reason (none if not a local reset).";
+    FAILURES = "gespann_connection_failures_total", Counter, ["error", "protocol"],
+        "Failed connection attempts by errno name (unknown if the kernel gave none).";
+    DURATION = "gespann_connection_duration_seconds", Histogram, ["protocol"],
+        "Duration of the connections that ended (closed or reset).";
+    RTT = "gespann_rtt_seconds", Histogram, [],
+        "Smoothed TCP RTT, one observation per report.";
+    HANDSHAKE = "gespann_handshake_seconds", Histogram, [],
+        "TCP client handshake time (SYN sent to established).";
+    DEST_CONNECTIONS = "gespann_destination_connections_total", Counter, ["address", "port", "protocol"],
+        "Connections per destination (remote address and service port), for the top N destinations only.";
+    DEST_BYTES = "gespann_destination_bytes_total", Counter, ["address", "port", "protocol", "direction"],
+        "Bytes per destination and direction, for the top N destinations only.";
+    PROC_CONNECTIONS = "gespann_process_connections_total", Counter, ["comm"],
+        "Connections per process name, for the top N processes only.";
+    PROC_BYTES = "gespann_process_bytes_total", Counter, ["comm", "direction"],
+        "Bytes per process name and direction, for the top N processes only.";
+    EVENTS_PROCESSED = "gespann_events_processed_total", Counter, [],
+        "Recording rows (or live events) processed.";
+    EVENTS_LOST = "gespann_events_lost_total", Counter, [],
+        "Events the recorder lost (kernel ring buffer full), as reported by the recorder or the recording.";
+    REPLAY_FINISHED = "gespann_replay_finished", Gauge, [],
+        "1 once a replay has processed the whole recording, else 0.";
+}
+
+/// One value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Counter(u64),
+    Gauge(f64),
+    Histogram(HistogramValue),
+}
+
+/// A histogram: cumulative counts per upper bound (the `+Inf` bucket is `count`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramValue {
+    pub bounds: &'static [f64],
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+/// One labelled series of a family; labels are in the order of [`MetricDef::labels`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub labels: Vec<String>,
+    pub value: Value,
+}
+
+/// One metric family with its series.
+#[derive(Clone, Debug)]
+pub struct Family {
+    pub def: &'static MetricDef,
+    pub series: Vec<Series>,
+}
+
+/// Every family at one moment, absolute values (see the module doc).
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub families: Vec<Family>,
+}
+
+impl Snapshot {
+    /// The family called `name`, if present.
+    pub fn family(&self, name: &str) -> Option<&Family> {
+        self.families.iter().find(|f| f.def.name == name)
+    }
+
+    /// The value of an unlabelled counter or gauge, or of the series with exactly `labels`.
+    pub fn value(&self, name: &str, labels: &[&str]) -> Option<f64> {
+        let f = self.family(name)?;
+        let s = f.series.iter().find(|s| s.labels == labels)?;
+        match &s.value {
+            Value::Counter(v) => Some(*v as f64),
+            Value::Gauge(v) => Some(*v),
+            Value::Histogram(h) => Some(h.count as f64),
+        }
+    }
+}
+
+/// The golden list of metric names: one line per family, `name kind label,label`.
+pub fn catalog_text() -> String {
+    let mut out = String::new();
+    for d in CATALOG {
+        out.push_str(d.name);
+        out.push(' ');
+        out.push_str(d.kind.as_str());
+        out.push(' ');
+        out.push_str(&d.labels.join(","));
+        out.push('\n');
+    }
+    out
+}

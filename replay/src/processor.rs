@@ -1,0 +1,573 @@
+//! The metrics processor: turns events into connection state and metric values.
+//!
+//! It is fed every event in time order (from a recording or the live recorder, the same
+//! [`Event`] type either way) and keeps only what the metrics need: the counters of connections
+//! not yet ended, running totals, histograms, and two bounded top-N tables. Recording counters
+//! are cumulative per connection, so totals grow by the difference to the last value seen for the
+//! connection; a connection first seen mid-way (a preexisting one, or one whose `open` row was
+//! lost) contributes everything it carries. [`Processor::snapshot`] renders the absolute values
+//! that the adapters publish (see [`crate::model`] for the counter semantics).
+
+use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gespann_common::{Event, EventKind, Protocol, Role};
+use rustc_hash::FxHashMap;
+
+use crate::model::{
+    self, DURATION_BUCKETS, Family, HistogramValue, LATENCY_BUCKETS, MAX_RESET_REASONS, Series,
+    Snapshot, Value,
+};
+
+/// What the processor can be told.
+#[derive(Clone, Debug)]
+pub struct ProcessorOptions {
+    /// An open connection that moved no bytes for this long is idle.
+    pub idle_threshold: Duration,
+    /// How many destinations and processes get their own series.
+    pub top_n: usize,
+}
+
+impl Default for ProcessorOptions {
+    fn default() -> Self {
+        ProcessorOptions {
+            idle_threshold: Duration::from_secs(30),
+            top_n: 20,
+        }
+    }
+}
+
+/// Ended connections remembered (so a late row for one is not counted as a new connection).
+const ENDED_REMEMBERED: usize = 1 << 16;
+
+#[derive(Default)]
+struct Conn {
+    open: bool,
+    ended: bool,
+    bytes_sent: u64,
+    bytes_received: u64,
+    retransmits: u32,
+    last_activity_ns: i64,
+}
+
+#[derive(Clone, Debug)]
+struct Histogram {
+    bounds: &'static [f64],
+    /// Per bucket (not cumulative); the last slot is `+Inf`.
+    counts: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len() + 1],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        let i = self.bounds.partition_point(|b| *b < v);
+        self.counts[i] += 1;
+        self.count += 1;
+        self.sum += v;
+    }
+
+    fn value(&self) -> Value {
+        let mut acc = 0;
+        let cumulative = self.counts[..self.bounds.len()]
+            .iter()
+            .map(|c| {
+                acc += c;
+                acc
+            })
+            .collect();
+        Value::Histogram(HistogramValue {
+            bounds: self.bounds,
+            cumulative,
+            count: self.count,
+            sum: self.sum,
+        })
+    }
+}
+
+/// Connections and bytes attributed to one destination or process.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    connections: u64,
+    sent: u64,
+    received: u64,
+}
+
+/// A table of tallies with bounded memory: when it is full, the less busy half is forgotten
+/// (a forgotten key that comes back starts from zero). Only the top N are ever published.
+struct TopTable<K> {
+    map: FxHashMap<K, Tally>,
+    cap: usize,
+}
+
+impl<K: Hash + Eq + Clone + Ord> TopTable<K> {
+    fn new(top_n: usize) -> Self {
+        TopTable {
+            map: FxHashMap::default(),
+            cap: (top_n * 64).max(4096),
+        }
+    }
+
+    fn tally(&mut self, key: K) -> &mut Tally {
+        if self.map.len() >= self.cap && !self.map.contains_key(&key) {
+            self.evict();
+        }
+        match self.map.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => v.insert(Tally::default()),
+        }
+    }
+
+    fn evict(&mut self) {
+        let mut all: Vec<(K, Tally)> = self.map.drain().collect();
+        let keep = self.cap / 2;
+        all.select_nth_unstable_by(keep, |a, b| rank(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(keep);
+        self.map.extend(all);
+    }
+
+    fn top(&self, n: usize) -> Vec<(&K, &Tally)> {
+        let mut v: Vec<(&K, &Tally)> = self.map.iter().collect();
+        let by = |a: &(&K, &Tally), b: &(&K, &Tally)| rank(a.1, b.1).then_with(|| a.0.cmp(b.0));
+        if v.len() > n && n > 0 {
+            v.select_nth_unstable_by(n - 1, by);
+            v.truncate(n);
+        } else if n == 0 {
+            v.clear();
+        }
+        v.sort_by(by);
+        v
+    }
+}
+
+/// Busiest first: by connections, then bytes.
+fn rank(a: &Tally, b: &Tally) -> std::cmp::Ordering {
+    b.connections
+        .cmp(&a.connections)
+        .then_with(|| (b.sent + b.received).cmp(&(a.sent + a.received)))
+}
+
+/// A destination: the remote address and the service port (the remote port of a client
+/// connection, the local port of a server one), so ephemeral ports never become label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Destination {
+    address: IpAddr,
+    port: u16,
+    protocol: Protocol,
+}
+
+/// Totals a recording can be checked against.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub events: u64,
+    pub connections: u64,
+    pub tcp_connections: u64,
+    pub udp_connections: u64,
+    pub open: u64,
+    pub closed: u64,
+    pub reset: u64,
+    pub failed: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub retransmits: u64,
+}
+
+fn proto_idx(p: Protocol) -> usize {
+    match p {
+        Protocol::Tcp => 0,
+        Protocol::Udp => 1,
+    }
+}
+
+const PROTOCOLS: [Protocol; 2] = [Protocol::Tcp, Protocol::Udp];
+
+fn kind_idx(k: EventKind) -> usize {
+    EventKind::ALL.iter().position(|x| *x == k).unwrap_or(0)
+}
+
+/// The metrics processor (see the module doc).
+pub struct Processor {
+    opts: ProcessorOptions,
+    conns: FxHashMap<u64, Conn>,
+    ended: VecDeque<u64>,
+    clock_ns: i64,
+    totals: Totals,
+    /// Connections seen, per protocol.
+    by_protocol: [u64; 2],
+    /// Bytes [protocol][sent, received].
+    bandwidth: [[u64; 2]; 2],
+    /// Event counts per reset reason (index 0 = none, last = other), [kind][protocol].
+    events: Vec<[[u64; 2]; 6]>,
+    reset_reasons: Vec<Arc<str>>,
+    failures: Vec<(&'static str, [u64; 2])>,
+    duration: [Histogram; 2],
+    duration_ms_sum: f64,
+    rtt: Histogram,
+    rtt_us_sum: f64,
+    handshake: Histogram,
+    destinations: TopTable<Destination>,
+    processes: TopTable<Arc<str>>,
+    events_lost: u64,
+    finished: bool,
+}
+
+impl Processor {
+    pub fn new(opts: ProcessorOptions) -> Self {
+        let top_n = opts.top_n;
+        Processor {
+            opts,
+            conns: FxHashMap::default(),
+            ended: VecDeque::new(),
+            clock_ns: i64::MIN,
+            totals: Totals::default(),
+            by_protocol: [0; 2],
+            bandwidth: [[0; 2]; 2],
+            events: vec![[[0; 2]; 6]; 2],
+            reset_reasons: vec![],
+            failures: vec![],
+            duration: [
+                Histogram::new(DURATION_BUCKETS),
+                Histogram::new(DURATION_BUCKETS),
+            ],
+            duration_ms_sum: 0.0,
+            rtt: Histogram::new(LATENCY_BUCKETS),
+            rtt_us_sum: 0.0,
+            handshake: Histogram::new(LATENCY_BUCKETS),
+            destinations: TopTable::new(top_n),
+            processes: TopTable::new(top_n),
+            events_lost: 0,
+            finished: false,
+        }
+    }
+
+    pub fn options(&self) -> &ProcessorOptions {
+        &self.opts
+    }
+
+    /// Moves the clock used for idle detection forward (it also follows event timestamps).
+    pub fn advance_clock(&mut self, now_ns: i64) {
+        self.clock_ns = self.clock_ns.max(now_ns);
+    }
+
+    /// The recorder's count of lost events (absolute).
+    pub fn set_events_lost(&mut self, lost: u64) {
+        self.events_lost = lost;
+    }
+
+    /// Marks the replay as complete (`gespann_replay_finished` becomes 1).
+    pub fn set_finished(&mut self) {
+        self.finished = true;
+    }
+
+    pub fn totals(&self) -> Totals {
+        Totals {
+            open: self.conns.values().filter(|c| c.open).count() as u64,
+            ..self.totals.clone()
+        }
+    }
+
+    fn reason_idx(&mut self, reason: Option<&Arc<str>>) -> usize {
+        let Some(r) = reason else { return 0 };
+        if let Some(i) = self.reset_reasons.iter().position(|x| **x == **r) {
+            return i + 1;
+        }
+        if self.reset_reasons.len() < MAX_RESET_REASONS {
+            self.reset_reasons.push(r.clone());
+            self.events.insert(self.reset_reasons.len(), [[0; 2]; 6]);
+            return self.reset_reasons.len();
+        }
+        self.events.len() - 1
+    }
+
+    /// Feeds a batch of events (in time order).
+    pub fn process_all(&mut self, events: &[Event]) {
+        for e in events {
+            self.process(e);
+        }
+    }
+
+    /// Feeds one event.
+    pub fn process(&mut self, e: &Event) {
+        self.totals.events += 1;
+        self.clock_ns = self.clock_ns.max(e.ts_ns);
+        let p = proto_idx(e.protocol);
+        let reason = self.reason_idx(e.reset_reason.as_ref());
+        self.events[reason][kind_idx(e.kind)][p] += 1;
+
+        let destination = Destination {
+            address: e.remote_addr,
+            port: match e.role {
+                Role::Client => e.remote_port,
+                Role::Server => e.local_port,
+            },
+            protocol: e.protocol,
+        };
+
+        let (conn, new) = match self.conns.entry(e.conn_id) {
+            Entry::Occupied(o) => (o.into_mut(), false),
+            Entry::Vacant(v) => (v.insert(Conn::default()), true),
+        };
+        if new {
+            conn.open = !e.kind.is_terminal();
+            conn.last_activity_ns = e.ts_ns;
+        }
+        let sent = e.bytes_sent.saturating_sub(conn.bytes_sent);
+        let received = e.bytes_received.saturating_sub(conn.bytes_received);
+        let retrans = e.retransmits.saturating_sub(conn.retransmits);
+        conn.bytes_sent = conn.bytes_sent.max(e.bytes_sent);
+        conn.bytes_received = conn.bytes_received.max(e.bytes_received);
+        conn.retransmits = conn.retransmits.max(e.retransmits);
+        if sent > 0 || received > 0 {
+            conn.last_activity_ns = conn.last_activity_ns.max(e.ts_ns);
+        }
+        let mut newly_ended = false;
+        if e.kind.is_terminal() {
+            conn.open = false;
+            newly_ended = !conn.ended;
+            conn.ended = true;
+        }
+
+        if newly_ended {
+            self.ended.push_back(e.conn_id);
+            if self.ended.len() > ENDED_REMEMBERED
+                && let Some(old) = self.ended.pop_front()
+                && self.conns.get(&old).is_some_and(|c| c.ended)
+            {
+                self.conns.remove(&old);
+            }
+        }
+
+        if new {
+            self.totals.connections += 1;
+            self.by_protocol[p] += 1;
+            match e.protocol {
+                Protocol::Tcp => self.totals.tcp_connections += 1,
+                Protocol::Udp => self.totals.udp_connections += 1,
+            }
+        }
+        self.totals.bytes_sent += sent;
+        self.totals.bytes_received += received;
+        self.totals.retransmits += u64::from(retrans);
+        self.bandwidth[p][0] += sent;
+        self.bandwidth[p][1] += received;
+        if new || sent > 0 || received > 0 {
+            let c = u64::from(new);
+            let t = self.destinations.tally(destination);
+            t.connections += c;
+            t.sent += sent;
+            t.received += received;
+            let t = self.processes.tally(e.comm.clone());
+            t.connections += c;
+            t.sent += sent;
+            t.received += received;
+        }
+
+        match e.kind {
+            EventKind::Close | EventKind::Reset => {
+                if e.kind == EventKind::Close {
+                    self.totals.closed += 1;
+                } else {
+                    self.totals.reset += 1;
+                }
+                if let Some(d) = e.duration_ns {
+                    self.duration[p].observe(d as f64 / 1e9);
+                    self.duration_ms_sum += d as f64 / 1e6;
+                }
+            }
+            EventKind::Failed => {
+                self.totals.failed += 1;
+                let err = e.error.unwrap_or("unknown");
+                match self.failures.iter_mut().find(|(n, _)| *n == err) {
+                    Some((_, c)) => c[p] += 1,
+                    None => {
+                        let mut c = [0; 2];
+                        c[p] = 1;
+                        self.failures.push((err, c));
+                    }
+                }
+            }
+            EventKind::Open => {
+                if let Some(h) = e.handshake_us {
+                    self.handshake.observe(f64::from(h) / 1e6);
+                }
+            }
+            EventKind::Retransmit | EventKind::Sample => {}
+        }
+        if let Some(rtt) = e.rtt_us {
+            self.rtt.observe(f64::from(rtt) / 1e6);
+            self.rtt_us_sum += f64::from(rtt);
+        }
+    }
+
+    /// Every metric, absolute values, labels bounded.
+    pub fn snapshot(&self) -> Snapshot {
+        let idle_before = self
+            .clock_ns
+            .saturating_sub(self.opts.idle_threshold.as_nanos() as i64);
+        let (mut open, mut idle) = (0u64, 0u64);
+        for c in self.conns.values().filter(|c| c.open) {
+            open += 1;
+            if c.last_activity_ns < idle_before {
+                idle += 1;
+            }
+        }
+        let t = &self.totals;
+        let counter = |v: u64| vec![series(vec![], Value::Counter(v))];
+        let gauge = |v: f64| vec![series(vec![], Value::Gauge(v))];
+        let ended = self.duration[0].count + self.duration[1].count;
+        let avg = |sum: f64, n: u64| if n == 0 { 0.0 } else { sum / n as f64 };
+        let reason_name = |i: usize| -> String {
+            match i {
+                0 => "none".into(),
+                i if i <= self.reset_reasons.len() => self.reset_reasons[i - 1].to_string(),
+                _ => "other".into(),
+            }
+        };
+
+        let mut families = Vec::with_capacity(model::CATALOG.len());
+        for def in model::CATALOG {
+            let s = match def.name {
+                n if n == model::OPEN.name => gauge(open as f64),
+                n if n == model::IDLE.name => gauge(idle as f64),
+                n if n == model::TOTAL.name => gauge(t.connections as f64),
+                n if n == model::CLOSED.name => counter(t.closed),
+                n if n == model::RESET.name => counter(t.reset),
+                n if n == model::FAILED.name => counter(t.failed),
+                n if n == model::TCP.name => counter(self.by_protocol[0]),
+                n if n == model::UDP.name => counter(self.by_protocol[1]),
+                n if n == model::BYTES_SENT.name => counter(t.bytes_sent),
+                n if n == model::BYTES_RECEIVED.name => counter(t.bytes_received),
+                n if n == model::BANDWIDTH.name => {
+                    let mut v = vec![];
+                    for (d, dir) in ["sent", "received"].into_iter().enumerate() {
+                        for p in PROTOCOLS {
+                            v.push(series(
+                                vec![dir.into(), p.as_str().into()],
+                                Value::Counter(self.bandwidth[proto_idx(p)][d]),
+                            ));
+                        }
+                    }
+                    v
+                }
+                n if n == model::RETRANSMITS.name => counter(t.retransmits),
+                n if n == model::AVG_DURATION.name => gauge(avg(self.duration_ms_sum, ended)),
+                n if n == model::AVG_RTT.name => gauge(avg(self.rtt_us_sum, self.rtt.count)),
+                n if n == model::EVENTS.name => {
+                    let mut v = vec![];
+                    for (r, per_kind) in self.events.iter().enumerate() {
+                        for (k, kind) in EventKind::ALL.iter().enumerate() {
+                            for p in PROTOCOLS {
+                                let c = per_kind[k][proto_idx(p)];
+                                // The closed part of the label space is always present;
+                                // reason-specific series appear once seen.
+                                if c > 0 || r == 0 {
+                                    v.push(series(
+                                        vec![
+                                            kind.as_str().into(),
+                                            p.as_str().into(),
+                                            reason_name(r),
+                                        ],
+                                        Value::Counter(c),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    v
+                }
+                n if n == model::FAILURES.name => {
+                    let mut v = vec![];
+                    let mut sorted = self.failures.clone();
+                    sorted.sort_by_key(|(n, _)| *n);
+                    for (err, c) in sorted {
+                        for p in PROTOCOLS {
+                            if c[proto_idx(p)] > 0 {
+                                v.push(series(
+                                    vec![err.into(), p.as_str().into()],
+                                    Value::Counter(c[proto_idx(p)]),
+                                ));
+                            }
+                        }
+                    }
+                    v
+                }
+                n if n == model::DURATION.name => PROTOCOLS
+                    .iter()
+                    .map(|p| {
+                        series(
+                            vec![p.as_str().into()],
+                            self.duration[proto_idx(*p)].value(),
+                        )
+                    })
+                    .collect(),
+                n if n == model::RTT.name => vec![series(vec![], self.rtt.value())],
+                n if n == model::HANDSHAKE.name => vec![series(vec![], self.handshake.value())],
+                n if n == model::DEST_CONNECTIONS.name => self
+                    .destinations
+                    .top(self.opts.top_n)
+                    .into_iter()
+                    .map(|(d, t)| series(dest_labels(d), Value::Counter(t.connections)))
+                    .collect(),
+                n if n == model::DEST_BYTES.name => {
+                    let mut v = vec![];
+                    for (d, t) in self.destinations.top(self.opts.top_n) {
+                        for (dir, b) in [("sent", t.sent), ("received", t.received)] {
+                            let mut l = dest_labels(d);
+                            l.push(dir.into());
+                            v.push(series(l, Value::Counter(b)));
+                        }
+                    }
+                    v
+                }
+                n if n == model::PROC_CONNECTIONS.name => self
+                    .processes
+                    .top(self.opts.top_n)
+                    .into_iter()
+                    .map(|(c, t)| series(vec![c.to_string()], Value::Counter(t.connections)))
+                    .collect(),
+                n if n == model::PROC_BYTES.name => {
+                    let mut v = vec![];
+                    for (c, t) in self.processes.top(self.opts.top_n) {
+                        for (dir, b) in [("sent", t.sent), ("received", t.received)] {
+                            v.push(series(vec![c.to_string(), dir.into()], Value::Counter(b)));
+                        }
+                    }
+                    v
+                }
+                n if n == model::EVENTS_PROCESSED.name => counter(t.events),
+                n if n == model::EVENTS_LOST.name => counter(self.events_lost),
+                n if n == model::REPLAY_FINISHED.name => {
+                    gauge(if self.finished { 1.0 } else { 0.0 })
+                }
+                other => unreachable!("metric `{other}` has no value"),
+            };
+            families.push(Family { def, series: s });
+        }
+        Snapshot { families }
+    }
+}
+
+fn series(labels: Vec<String>, value: Value) -> Series {
+    Series { labels, value }
+}
+
+fn dest_labels(d: &Destination) -> Vec<String> {
+    vec![
+        d.address.to_string(),
+        d.port.to_string(),
+        d.protocol.as_str().into(),
+    ]
+}

@@ -1,0 +1,237 @@
+//! Where events come from: a recording (read through [`RecordingReader`], paced by its
+//! timestamps) or the live recorder (the same [`gespann_recorder::Recorder`] that `gespann
+//! record` uses). Both hand the processor the same [`gespann_common::Event`] rows.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use gespann_common::recording::RecordingReader;
+use gespann_common::{FormatError, RecordingMeta, RecordingWriter};
+use gespann_recorder::{RecordOptions, Recorder, RecorderError};
+
+use crate::adapters::MetricsHandle;
+
+/// How fast a recording is replayed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speed {
+    /// `N` times the original pacing (1 = as recorded).
+    Factor(f64),
+    /// As fast as possible.
+    Max,
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        match s.trim_end_matches(['x', 'X']).parse::<f64>() {
+            Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
+            _ => Err(format!(
+                "`{s}` is not a speed: give a factor above 0 (1, 20, 0.5) or `max`"
+            )),
+        }
+    }
+}
+
+/// What a replay read.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayStats {
+    pub events: u64,
+    pub elapsed: Duration,
+    /// False if it was stopped before the end.
+    pub complete: bool,
+}
+
+/// Replays `reader` into `metrics`, pacing by timestamps unless `Speed::Max`; returns early
+/// when `stop` is set. Blocking: run it on a blocking thread.
+pub fn replay_recording(
+    mut reader: RecordingReader,
+    metrics: &MetricsHandle,
+    speed: Speed,
+    stop: &AtomicBool,
+) -> Result<ReplayStats, FormatError> {
+    let started = Instant::now();
+    let mut first_ts: Option<i64> = None;
+    let mut stats = ReplayStats::default();
+    metrics.lock().set_events_lost(reader.meta.events_lost);
+    while let Some(batch) = reader.next_events() {
+        let batch = batch?;
+        let mut i = 0;
+        while i < batch.len() {
+            if stop.load(Ordering::Relaxed) {
+                stats.elapsed = started.elapsed();
+                return Ok(stats);
+            }
+            let j = match speed {
+                Speed::Max => batch.len(),
+                Speed::Factor(f) => {
+                    let t0 = *first_ts.get_or_insert(batch[i].ts_ns);
+                    // The recording time reached now.
+                    let virtual_now = t0 + (started.elapsed().as_nanos() as f64 * f) as i64;
+                    let due = batch[i].ts_ns;
+                    if due > virtual_now {
+                        let wait = Duration::from_nanos(((due - virtual_now) as f64 / f) as u64);
+                        std::thread::sleep(wait.min(Duration::from_millis(100)));
+                        metrics.lock().advance_clock(virtual_now);
+                        continue;
+                    }
+                    i + batch[i..].partition_point(|e| e.ts_ns <= virtual_now).max(1)
+                }
+            };
+            metrics.lock().process_all(&batch[i..j]);
+            stats.events += (j - i) as u64;
+            i = j;
+        }
+    }
+    stats.elapsed = started.elapsed();
+    stats.complete = true;
+    Ok(stats)
+}
+
+/// Options of `--live`.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    pub recorder: RecordOptions,
+    /// `--record FILE`: also write what is seen.
+    pub record: Option<PathBuf>,
+    pub force: bool,
+}
+
+/// Live events: the recorder, and optionally a recording being written.
+pub struct Live {
+    recorder: Recorder,
+    writer: Option<(PathBuf, RecordingWriter<std::fs::File>)>,
+}
+
+/// A problem of the live source, naming the part that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(
+        "cannot start the live recorder (it needs root, or CAP_BPF + CAP_PERFMON, like `gespann record`): {0}"
+    )]
+    Start(#[source] Box<RecorderError>),
+    #[error("live recorder failed: {0}")]
+    Recorder(#[source] Box<RecorderError>),
+    #[error("--record: {0}")]
+    Record(#[source] FormatError),
+}
+
+fn rfc3339_now() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl Live {
+    /// Creates the `--record` file first (so a bad path fails before the probes are attached),
+    /// then starts the recorder.
+    pub fn start(opts: &LiveOptions) -> Result<Live, LiveError> {
+        let writer = match &opts.record {
+            Some(path) => {
+                let meta = RecordingMeta {
+                    schema_version: gespann_common::schema::SCHEMA_VERSION,
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    hostname: read_trimmed("/proc/sys/kernel/hostname"),
+                    kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+                    started_at: rfc3339_now(),
+                    ended_at: String::new(),
+                    events_lost: 0,
+                    command_line: std::env::args().collect::<Vec<_>>().join(" "),
+                    sample_interval_ms: Some(opts.recorder.sample_interval.as_millis() as u64),
+                };
+                let w = RecordingWriter::create(path, opts.force, &meta).map_err(LiveError::Record)?;
+                Some((path.clone(), w))
+            }
+            None => None,
+        };
+        let recorder = match Recorder::start(&opts.recorder) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some((path, _)) = &writer {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(LiveError::Start(Box::new(e)));
+            }
+        };
+        Ok(Live { recorder, writer })
+    }
+
+    /// Waits (at most about 200 ms) for the next events, records them if asked, and feeds them
+    /// to `metrics`.
+    pub async fn step(&mut self, metrics: &MetricsHandle) -> Result<usize, LiveError> {
+        let events = self
+            .recorder
+            .next_events()
+            .await
+            .map_err(|e| LiveError::Recorder(Box::new(e)))?;
+        self.consume(metrics, &events)?;
+        Ok(events.len())
+    }
+
+    fn consume(
+        &mut self,
+        metrics: &MetricsHandle,
+        events: &[gespann_common::Event],
+    ) -> Result<(), LiveError> {
+        if let Some((_, w)) = &mut self.writer {
+            for e in events {
+                w.push(e).map_err(LiveError::Record)?;
+            }
+        }
+        let lost = self.recorder.stats().events_lost;
+        let mut p = metrics.lock();
+        p.process_all(events);
+        p.set_events_lost(lost);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        p.advance_clock(now);
+        Ok(())
+    }
+
+    /// Stops the recorder, feeds its last events (final samples of open connections) and
+    /// closes the recording.
+    pub fn finish(self, metrics: &MetricsHandle) -> Result<(), LiveError> {
+        let Live {
+            recorder,
+            mut writer,
+        } = self;
+        let lost = recorder.stats().events_lost;
+        let last = recorder.finish().map_err(|e| LiveError::Recorder(Box::new(e)))?;
+        if let Some((_, w)) = &mut writer {
+            for e in &last {
+                w.push(e).map_err(LiveError::Record)?;
+            }
+        }
+        {
+            let mut p = metrics.lock();
+            p.process_all(&last);
+            p.set_events_lost(lost);
+        }
+        if let Some((path, mut w)) = writer {
+            let summary = w.finish(&rfc3339_now(), lost).map_err(LiveError::Record)?;
+            if let Err(e) = w.sink().sync_all() {
+                tracing::warn!(path = %path.display(), error = %e, "sync failed");
+            }
+            tracing::info!(
+                path = %path.display(),
+                rows = summary.rows,
+                bytes = summary.bytes,
+                "recording written"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A flag the blocking replay thread polls.
+pub type StopFlag = Arc<AtomicBool>;
