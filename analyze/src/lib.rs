@@ -1,19 +1,25 @@
-//! SQL reports over recordings (placeholder: being written).
-pub mod cli {
-    /// Arguments of `gespann analyze`.
-    #[derive(Debug, clap::Args)]
-    pub struct AnalyzeArgs {
-        /// Recordings: files, globs or directories.
-        pub inputs: Vec<String>,
-    }
+//! `gespann analyze`: SQL reports over Gespann recordings, on Apache DataFusion.
+//!
+//! Shaped like `datafusion-cli`: a thin shell over a [`datafusion::prelude::SessionContext`].
+//! [`session::Analyzer`] registers the recordings (table `events`, every input unioned with a
+//! `source` column naming its file), the file metadata (table `recordings`), the view
+//! `connections` (one row per `(source, conn_id)`) and one function (`epoch_ns`, named and
+//! behaving as DuckDB's so the same report SQL runs in both engines), then runs SQL. Everything
+//! the analyzer answers is SQL in `queries/` at the workspace root, embedded in the binary
+//! ([`reports`]); the Rust around it only finds the inputs ([`inputs`]), renders results
+//! ([`render`]) and compares two sets of recordings ([`diff`]). Keeping the answers in SQL means a
+//! user can read, copy and extend every report (`--queries DIR`), and each report has a snapshot
+//! test over the sample recordings.
+//!
+//! Memory is bounded: the session runs with a fair spilling memory pool (`--memory-limit`), so
+//! sorts and aggregations spill to disk instead of growing without bound.
 
-    #[derive(Debug, thiserror::Error)]
-    pub enum AnalyzeError {
-        #[error("`gespann analyze` is not built yet")]
-        NotYet,
-    }
+pub mod cli;
+pub mod diff;
+mod error;
+pub mod inputs;
+pub mod render;
+pub mod reports;
+pub mod session;
 
-    pub fn run(_args: AnalyzeArgs) -> Result<(), AnalyzeError> {
-        Err(AnalyzeError::NotYet)
-    }
-}
+pub use error::AnalyzeError;

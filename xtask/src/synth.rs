@@ -499,7 +499,7 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
         e.bytes_sent = q_bytes;
         e.packets_sent = 1;
         out.push(e);
-        let samples = dur / SEC;
+        let samples = (dur - 1).max(0) / SEC; // strictly before the end
         for s in 1..=samples {
             let mut e = base.clone();
             e.kind = EventKind::Sample;
@@ -589,7 +589,7 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
 
     let mut retrans = 0u32;
     let mut cur = open;
-    let samples = dur / SEC;
+    let samples = (dur - 1).max(0) / SEC; // strictly before the end
     for s in 1..=samples {
         let frac = if idle {
             (s as f64 / samples as f64).min(0.05 * s as f64).min(1.0) * 0.01

@@ -1,0 +1,96 @@
+//! `gespann analyze --diff BEFORE AFTER`: what changed between two (sets of) recordings.
+//!
+//! Both sides go into one session, with a table `sides(source, side)` saying which file is on
+//! which side; the comparison itself is SQL (`queries/diff/`), like every report.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::StringArray;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+
+use crate::AnalyzeError;
+use crate::cli::{AnalyzeArgs, Progress, describe, section_from, warn_lost, write_report_output};
+use crate::inputs;
+use crate::reports::{DIFF_DESTINATIONS, DIFF_SUMMARY, parse_header};
+use crate::session::{Analyzer, Options};
+
+/// Runs the diff of `sides` (`[before, after]`).
+pub async fn run(
+    sides: &[String],
+    opts: &Options,
+    args: &AnalyzeArgs,
+    out: &mut dyn Write,
+    progress: bool,
+) -> Result<(), AnalyzeError> {
+    let [before, after] = sides else {
+        return Err(AnalyzeError::Diff(
+            "takes exactly two recordings (BEFORE AFTER)".into(),
+        ));
+    };
+    let before = inputs::open_all(std::slice::from_ref(before))?;
+    let after = inputs::open_all(std::slice::from_ref(after))?;
+    let b_paths: BTreeSet<_> = before
+        .iter()
+        .filter_map(|r| std::fs::canonicalize(&r.path).ok())
+        .collect();
+    if let Some(both) = after.iter().find(|r| {
+        std::fs::canonicalize(&r.path)
+            .ok()
+            .is_some_and(|p| b_paths.contains(&p))
+    }) {
+        return Err(AnalyzeError::Diff(format!(
+            "`{}` is on both sides; compare two different recordings",
+            both.source
+        )));
+    }
+    let mut side_of = Vec::new();
+    side_of.extend(before.iter().map(|r| (r.source.clone(), "before")));
+    side_of.extend(after.iter().map(|r| (r.source.clone(), "after")));
+    let mut all = before;
+    all.extend(after);
+    let what = describe(&all);
+    let banner = warn_lost(&all);
+    let analyzer = Analyzer::new(all, opts).await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("side", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                side_of.iter().map(|(s, _)| s.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                side_of.iter().map(|(_, s)| *s),
+            )),
+        ],
+    )
+    .map_err(|e| AnalyzeError::query("the `sides` table", e.into()))?;
+    analyzer.register_batch("sides", batch)?;
+
+    let p = Progress::start(progress, 3, format!("diff over {what}"));
+    analyzer.materialize_connections().await?;
+    p.inc();
+    let mut sections = Vec::new();
+    for (name, sql, top) in [
+        ("summary", DIFF_SUMMARY, 0),
+        ("destinations", DIFF_DESTINATIONS, args.top),
+    ] {
+        p.step(format!("diff: {name}"));
+        let (_, answers) = parse_header(sql);
+        let query = format!("diff query `{name}`");
+        let df = analyzer.sql(&query, sql).await?;
+        sections.push(section_from(df, name, &answers.unwrap_or_default(), top, &query).await?);
+        p.inc();
+    }
+    drop(p);
+    match write_report_output(out, args.format, &banner, &sections) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(AnalyzeError::Output(e)),
+        Ok(()) => Ok(()),
+    }
+}

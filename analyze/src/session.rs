@@ -1,0 +1,301 @@
+//! The query engine: one DataFusion session with the recordings, their metadata, the
+//! `connections` view and the `epoch_ns` function registered.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, Int64Array, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
+use gespann_common::schema;
+
+use crate::AnalyzeError;
+use crate::inputs::Recording;
+use crate::reports::CONNECTIONS_VIEW;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Bytes the memory pool may hand out before operators spill (or fail, for those that cannot).
+    pub memory_limit: usize,
+    /// Worker threads and partitions; `None`: the number of CPUs.
+    pub threads: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            memory_limit: 2 << 30,
+            threads: None,
+        }
+    }
+}
+
+/// A session over a set of recordings.
+pub struct Analyzer {
+    pub ctx: SessionContext,
+    pub recordings: Vec<Recording>,
+    memory_limit: usize,
+}
+
+/// Quotes a string as a SQL literal.
+pub fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl Analyzer {
+    /// Registers `recordings` (already checked by [`crate::inputs`]) in a new session.
+    pub async fn new(recordings: Vec<Recording>, opts: &Options) -> Result<Self, AnalyzeError> {
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("gespann", "public");
+        if let Some(n) = opts.threads {
+            config = config.with_target_partitions(n.max(1));
+        }
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(opts.memory_limit)))
+            .with_disk_manager_builder(DiskManagerBuilder::default())
+            .build_arc()
+            .map_err(|e| AnalyzeError::Engine(e.to_string()))?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_udf(epoch_ns_udf());
+
+        let columns: Vec<String> = schema::schema()
+            .fields()
+            .iter()
+            .map(|f| format!("\"{}\"", f.name()))
+            .collect();
+        let columns = columns.join(", ");
+        let mut union = Vec::with_capacity(recordings.len());
+        for (i, rec) in recordings.iter().enumerate() {
+            let table = format!("recording_{i}");
+            let abs = std::path::absolute(&rec.path).map_err(|source| AnalyzeError::Read {
+                path: rec.path.clone(),
+                source,
+            })?;
+            let options = ParquetReadOptions {
+                // Any file name: the inputs were already checked to be recordings.
+                file_extension: "",
+                ..Default::default()
+            };
+            ctx.register_parquet(&table, abs.to_string_lossy().as_ref(), options)
+                .await
+                .map_err(|source| AnalyzeError::Register {
+                    path: rec.path.clone(),
+                    source,
+                })?;
+            union.push(format!(
+                "SELECT {columns}, {} AS source FROM {table}",
+                sql_literal(&rec.source)
+            ));
+        }
+        let events = format!("CREATE VIEW events AS {}", union.join("\nUNION ALL\n"));
+        run_ddl(&ctx, "the `events` view", &events).await?;
+        ctx.register_table("recordings", Arc::new(recordings_table(&recordings)?))
+            .map_err(|e| AnalyzeError::query("the `recordings` table", e))?;
+        let view = format!("CREATE VIEW connections AS {CONNECTIONS_VIEW}");
+        run_ddl(&ctx, "the `connections` view", &view).await?;
+        Ok(Analyzer {
+            ctx,
+            recordings,
+            memory_limit: opts.memory_limit,
+        })
+    }
+
+    /// Total rows over all inputs.
+    pub fn total_rows(&self) -> u64 {
+        self.recordings.iter().map(|r| r.rows).sum()
+    }
+
+    /// Plans `sql`; errors name `query`.
+    pub async fn sql(&self, query: &str, sql: &str) -> Result<DataFrame, AnalyzeError> {
+        self.ctx
+            .sql(sql)
+            .await
+            .map_err(|e| AnalyzeError::query(query, e))
+    }
+
+    /// Computes the `connections` view once and keeps it in memory, when that fits comfortably
+    /// in the memory limit (about one connection per six events, a few hundred bytes each).
+    /// Several reports then share one pass over the events instead of one pass each. Returns
+    /// whether it did.
+    pub async fn materialize_connections(&self) -> Result<bool, AnalyzeError> {
+        let estimate = self.total_rows().saturating_mul(64);
+        if estimate > (self.memory_limit as u64) / 2 {
+            tracing::debug!(
+                estimate,
+                limit = self.memory_limit,
+                "connections stay a view (too large to keep in memory)"
+            );
+            return Ok(false);
+        }
+        let what = "the `connections` view";
+        let df = self.sql(what, "SELECT * FROM connections").await?;
+        let cached = df.cache().await.map_err(|e| AnalyzeError::query(what, e))?;
+        self.ctx
+            .deregister_table("connections")
+            .map_err(|e| AnalyzeError::query(what, e))?;
+        self.ctx
+            .register_table("connections", cached.into_view())
+            .map_err(|e| AnalyzeError::query(what, e))?;
+        Ok(true)
+    }
+
+    /// Registers a small in-memory table, e.g. the sides of a diff.
+    pub fn register_batch(&self, name: &str, batch: RecordBatch) -> Result<(), AnalyzeError> {
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])
+            .map_err(|e| AnalyzeError::query(format!("the `{name}` table"), e))?;
+        self.ctx
+            .register_table(name, Arc::new(table))
+            .map_err(|e| AnalyzeError::query(format!("the `{name}` table"), e))?;
+        Ok(())
+    }
+}
+
+async fn run_ddl(ctx: &SessionContext, what: &str, sql: &str) -> Result<(), AnalyzeError> {
+    ctx.sql(sql)
+        .await
+        .map_err(|e| AnalyzeError::query(what, e))?
+        .collect()
+        .await
+        .map_err(|e| AnalyzeError::query(what, e))?;
+    Ok(())
+}
+
+/// The `recordings` table: one row per input with its file metadata.
+fn recordings_table(recs: &[Recording]) -> Result<MemTable, AnalyzeError> {
+    let ts = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("hostname", DataType::Utf8, false),
+        Field::new("kernel", DataType::Utf8, false),
+        Field::new("gespann_version", DataType::Utf8, false),
+        Field::new("schema_version", DataType::UInt32, false),
+        Field::new("started_at", ts(), true),
+        Field::new("ended_at", ts(), true),
+        Field::new("events_lost", DataType::UInt64, false),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("file_bytes", DataType::UInt64, false),
+        Field::new("sample_interval_ms", DataType::UInt64, true),
+        Field::new("command_line", DataType::Utf8, false),
+    ]));
+    let strs = |f: &dyn Fn(&Recording) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(recs.iter().map(f)))
+    };
+    let times = |f: &dyn Fn(&Recording) -> &str| -> ArrayRef {
+        Arc::new(
+            TimestampNanosecondArray::from(
+                recs.iter().map(|r| parse_rfc3339(f(r))).collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        )
+    };
+    let columns: Vec<ArrayRef> = vec![
+        strs(&|r| &r.source),
+        strs(&|r| &r.meta.hostname),
+        strs(&|r| &r.meta.kernel),
+        strs(&|r| &r.meta.version),
+        Arc::new(UInt32Array::from_iter_values(
+            recs.iter().map(|r| r.meta.schema_version),
+        )),
+        times(&|r| &r.meta.started_at),
+        times(&|r| &r.meta.ended_at),
+        Arc::new(UInt64Array::from_iter_values(
+            recs.iter().map(|r| r.meta.events_lost),
+        )),
+        Arc::new(UInt64Array::from_iter_values(recs.iter().map(|r| r.rows))),
+        Arc::new(UInt64Array::from_iter_values(recs.iter().map(|r| r.bytes))),
+        Arc::new(UInt64Array::from(
+            recs.iter()
+                .map(|r| r.meta.sample_interval_ms)
+                .collect::<Vec<_>>(),
+        )),
+        strs(&|r| &r.meta.command_line),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| AnalyzeError::query("the `recordings` table", e.into()))?;
+    MemTable::try_new(schema, vec![vec![batch]])
+        .map_err(|e| AnalyzeError::query("the `recordings` table", e))
+}
+
+/// Parses an RFC 3339 time (as the recorder writes `gespann.started_at`) to Unix nanoseconds;
+/// `None` for an empty or malformed value (the reports then fall back to the first and last
+/// event).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let arr = arrow::array::StringArray::from(vec![s.trim()]);
+    let out = arrow::compute::cast_with_options(
+        &arr,
+        &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        &arrow::compute::CastOptions {
+            safe: true,
+            ..Default::default()
+        },
+    )
+    .ok()?;
+    let out = out.as_any().downcast_ref::<TimestampNanosecondArray>()?;
+    if s.trim().is_empty() || out.is_null(0) {
+        None
+    } else {
+        Some(out.value(0))
+    }
+}
+
+/// `epoch_ns(timestamp) -> BIGINT`: nanoseconds since the Unix epoch, as DuckDB's function of
+/// the same name, so durations are plain integers in every engine.
+pub fn epoch_ns_udf() -> datafusion::logical_expr::ScalarUDF {
+    create_udf(
+        "epoch_ns",
+        vec![DataType::Timestamp(
+            TimeUnit::Nanosecond,
+            Some("UTC".into()),
+        )],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arg = args.first().ok_or_else(|| {
+                DataFusionError::Plan("epoch_ns takes one timestamp argument".into())
+            })?;
+            match arg {
+                ColumnarValue::Scalar(s) => {
+                    let v = match s {
+                        ScalarValue::TimestampNanosecond(v, _) => *v,
+                        ScalarValue::TimestampMicrosecond(v, _) => v.map(|x| x * 1_000),
+                        ScalarValue::TimestampMillisecond(v, _) => v.map(|x| x * 1_000_000),
+                        ScalarValue::TimestampSecond(v, _) => v.map(|x| x * 1_000_000_000),
+                        ScalarValue::Null => None,
+                        other => {
+                            return Err(DataFusionError::Plan(format!(
+                                "epoch_ns expects a timestamp, not {}",
+                                other.data_type()
+                            )));
+                        }
+                    };
+                    Ok(ColumnarValue::Scalar(ScalarValue::Int64(v)))
+                }
+                ColumnarValue::Array(a) => {
+                    let ns = arrow::compute::cast(
+                        a,
+                        &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                    )?;
+                    let out: Int64Array = ns
+                        .as_any()
+                        .downcast_ref::<TimestampNanosecondArray>()
+                        .ok_or_else(|| {
+                            DataFusionError::Internal("epoch_ns: cast to timestamp failed".into())
+                        })?
+                        .reinterpret_cast::<arrow::datatypes::Int64Type>();
+                    Ok(ColumnarValue::Array(Arc::new(out)))
+                }
+            }
+        }),
+    )
+}

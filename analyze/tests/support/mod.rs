@@ -1,0 +1,374 @@
+//! Shared test helpers: recordings built by hand or by the synthetic generator, runs of the
+//! analyzer through its library API and through the real `gespann` binary, and DuckDB.
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use clap::Parser;
+use gespann_analyze::cli::{AnalyzeArgs, run_with};
+use gespann_common::recording::{RecordingMeta, RecordingWriter};
+use gespann_common::{Event, EventKind, Protocol, ResetBy, Role};
+
+/// The generator behind `cargo xtask synth`, compiled into the tests as well.
+#[path = "../../../xtask/src/synth.rs"]
+pub mod synth;
+
+pub const T0: i64 = 1_767_225_600_000_000_000;
+pub const SEC: i64 = 1_000_000_000;
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("analyze/ has a parent")
+        .to_path_buf()
+}
+
+#[derive(Parser)]
+struct Wrap {
+    #[command(flatten)]
+    args: AnalyzeArgs,
+}
+
+/// Parses `gespann analyze` arguments.
+pub fn args(a: &[&str]) -> AnalyzeArgs {
+    let mut v = vec!["analyze"];
+    v.extend_from_slice(a);
+    Wrap::try_parse_from(v).expect("valid arguments").args
+}
+
+/// Runs the analyzer through its library API; returns stdout.
+pub fn analyze(a: &[&str]) -> Result<String, gespann_analyze::AnalyzeError> {
+    let mut out = Vec::new();
+    run_with(args(a), &mut out, false)?;
+    Ok(String::from_utf8(out).expect("utf-8 output"))
+}
+
+/// Runs reports with `--format json --top 0` and parses the document.
+pub fn analyze_json(a: &[&str]) -> serde_json::Value {
+    let mut v = a.to_vec();
+    v.extend_from_slice(&["--format", "json", "--top", "0"]);
+    let text = analyze(&v).unwrap_or_else(|e| panic!("analyze {a:?}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
+}
+
+/// A synthetic recording of about `events` rows.
+pub fn synth_file(dir: &Path, name: &str, events: u64, seed: u64, lost: u64) -> PathBuf {
+    let path = dir.join(name);
+    let mut cfg = synth::SynthConfig::new(events, seed);
+    cfg.events_lost = lost;
+    synth::write(&cfg, &path, true).expect("synthetic recording");
+    path
+}
+
+/// An event with every field at a neutral value.
+pub fn ev(kind: EventKind, ts_s: f64, conn_id: u64) -> Event {
+    Event {
+        ts_ns: T0 + (ts_s * SEC as f64) as i64,
+        kind,
+        conn_id,
+        protocol: Protocol::Tcp,
+        role: Role::Client,
+        local_addr: "10.0.1.17".parse().unwrap(),
+        remote_addr: "192.0.2.10".parse().unwrap(),
+        local_port: 40000 + conn_id as u16,
+        remote_port: 443,
+        pid: 100,
+        comm: Arc::from("curl"),
+        cgroup_id: 1,
+        state: Some("ESTABLISHED"),
+        bytes_sent: 0,
+        bytes_received: 0,
+        packets_sent: 0,
+        packets_received: 0,
+        retransmits: 0,
+        rtt_us: None,
+        handshake_us: None,
+        duration_ns: None,
+        error: None,
+        reset_by: None,
+        reset_reason: None,
+        preexisting: false,
+    }
+}
+
+pub struct Conn {
+    pub proto: Protocol,
+    pub role: Role,
+    pub remote: &'static str,
+    pub rport: u16,
+    pub lport: u16,
+    pub comm: &'static str,
+    pub pid: u32,
+}
+
+impl Conn {
+    pub fn tcp(remote: &'static str, rport: u16, comm: &'static str, pid: u32) -> Conn {
+        Conn {
+            proto: Protocol::Tcp,
+            role: Role::Client,
+            remote,
+            rport,
+            lport: 0,
+            comm,
+            pid,
+        }
+    }
+    pub fn at(&self, kind: EventKind, ts_s: f64, id: u64) -> Event {
+        let mut e = ev(kind, ts_s, id);
+        e.protocol = self.proto;
+        e.role = self.role;
+        e.remote_addr = self.remote.parse::<IpAddr>().unwrap();
+        e.remote_port = self.rport;
+        if self.lport != 0 {
+            e.local_port = self.lport;
+        }
+        e.comm = Arc::from(self.comm);
+        e.pid = self.pid;
+        if self.proto == Protocol::Udp {
+            e.state = None;
+        }
+        if kind.is_terminal() {
+            e.state = Some("CLOSE");
+        }
+        e
+    }
+}
+
+/// The hand-counted recording: ten connections whose every report number is worked out by hand
+/// in `handcounted.rs`.
+pub fn handcounted_events() -> Vec<Event> {
+    use EventKind::*;
+    let mut v = Vec::new();
+    let web = Conn::tcp("192.0.2.10", 443, "curl", 100);
+    let db = Conn::tcp("198.51.100.7", 5432, "python3", 200);
+    let slow = Conn::tcp("198.51.100.8", 9000, "java", 300);
+    let redis = Conn::tcp("10.0.0.5", 6379, "java", 300);
+    let nginx = Conn {
+        proto: Protocol::Tcp,
+        role: Role::Server,
+        remote: "203.0.113.5",
+        rport: 50000,
+        lport: 443,
+        comm: "nginx",
+        pid: 400,
+    };
+    let dns = |r: &'static str| Conn {
+        proto: Protocol::Udp,
+        role: Role::Client,
+        remote: r,
+        rport: 53,
+        lport: 0,
+        comm: "systemd-resolve",
+        pid: 500,
+    };
+    // conn 7: open before the recording started, idle after t=3, still open at the end.
+    let mut e = redis.at(Open, 0.0, 7);
+    e.preexisting = true;
+    e.bytes_sent = 10;
+    e.bytes_received = 10;
+    e.rtt_us = Some(300);
+    v.push(e);
+    // conn 1: closed after 2 s.
+    let mut e = web.at(Open, 1.0, 1);
+    e.handshake_us = Some(1500);
+    e.rtt_us = Some(1000);
+    v.push(e);
+    // conn 8: an answered DNS query.
+    let mut e = dns("10.0.0.2").at(Open, 1.0, 8);
+    e.bytes_sent = 40;
+    e.packets_sent = 1;
+    v.push(e);
+    let mut e = dns("10.0.0.2").at(Close, 1.02, 8);
+    e.bytes_sent = 40;
+    e.packets_sent = 1;
+    e.bytes_received = 120;
+    e.packets_received = 1;
+    e.duration_ns = Some(20_000_000);
+    v.push(e);
+    // conn 2: reset by the remote side after 1 s.
+    let mut e = web.at(Open, 1.5, 2);
+    e.pid = 101;
+    e.handshake_us = Some(2500);
+    e.rtt_us = Some(2000);
+    v.push(e);
+    let mut e = web.at(Sample, 2.0, 1);
+    e.rtt_us = Some(3000);
+    e.bytes_sent = 100;
+    e.bytes_received = 5000;
+    v.push(e);
+    // conn 6: nginx serving a remote client, with retransmits.
+    let mut e = nginx.at(Open, 2.0, 6);
+    e.rtt_us = Some(500);
+    v.push(e);
+    // conn 9: a DNS query never answered.
+    let mut e = dns("1.1.1.1").at(Open, 2.0, 9);
+    e.bytes_sent = 40;
+    e.packets_sent = 1;
+    v.push(e);
+    let mut e = web.at(Reset, 2.5, 2);
+    e.pid = 101;
+    e.rtt_us = Some(2000);
+    e.bytes_sent = 50;
+    e.packets_sent = 1;
+    e.duration_ns = Some(SEC as u64);
+    e.reset_by = Some(ResetBy::Remote);
+    e.reset_reason = Some(Arc::from("NOT_SPECIFIED"));
+    e.error = Some("ECONNRESET");
+    v.push(e);
+    let mut e = web.at(Close, 3.0, 1);
+    e.rtt_us = Some(2000);
+    e.bytes_sent = 200;
+    e.bytes_received = 10_000;
+    e.packets_sent = 3;
+    e.packets_received = 9;
+    e.duration_ns = Some(2 * SEC as u64);
+    v.push(e);
+    let mut e = nginx.at(Retransmit, 3.0, 6);
+    e.bytes_sent = 500_000;
+    e.bytes_received = 300;
+    e.retransmits = 2;
+    e.packets_sent = 350;
+    e.packets_received = 5;
+    v.push(e);
+    let mut e = redis.at(Sample, 3.0, 7);
+    e.bytes_sent = 20;
+    e.bytes_received = 20;
+    e.rtt_us = Some(500);
+    v.push(e);
+    // conns 3 and 4: refused; conn 5: timed out.
+    let mut e = db.at(Failed, 4.0, 3);
+    e.error = Some("ECONNREFUSED");
+    e.duration_ns = Some(1_000_000);
+    v.push(e);
+    let mut e = db.at(Failed, 5.0, 4);
+    e.error = Some("ECONNREFUSED");
+    e.duration_ns = Some(3_000_000);
+    v.push(e);
+    let mut e = slow.at(Failed, 6.0, 5);
+    e.error = Some("ETIMEDOUT");
+    e.duration_ns = Some(3 * SEC as u64);
+    v.push(e);
+    let mut e = nginx.at(Close, 7.0, 6);
+    e.bytes_sent = 1_000_000;
+    e.bytes_received = 700;
+    e.packets_sent = 700;
+    e.packets_received = 10;
+    e.retransmits = 2;
+    e.rtt_us = Some(700);
+    e.duration_ns = Some(5 * SEC as u64);
+    v.push(e);
+    let mut e = dns("1.1.1.1").at(Close, 7.0, 9);
+    e.bytes_sent = 80;
+    e.packets_sent = 2;
+    e.duration_ns = Some(5 * SEC as u64);
+    v.push(e);
+    // conn 10: this host aborts its own connection.
+    let mut e = web.at(Open, 7.2, 10);
+    e.pid = 102;
+    e.handshake_us = Some(3000);
+    e.rtt_us = Some(4000);
+    v.push(e);
+    let mut e = web.at(Reset, 7.5, 10);
+    e.pid = 102;
+    e.duration_ns = Some(300_000_000);
+    e.reset_by = Some(ResetBy::Local);
+    e.reset_reason = Some(Arc::from("TCP_ABORT_ON_CLOSE"));
+    v.push(e);
+    // The end of the window: the final sample of the connection still open.
+    let mut e = redis.at(Sample, 8.0, 7);
+    e.bytes_sent = 20;
+    e.bytes_received = 20;
+    e.rtt_us = Some(400);
+    v.push(e);
+    v
+}
+
+/// Writes events as a recording with the given metadata.
+pub fn write_recording(path: &Path, events: &[Event], lost: u64, start: i64, end: i64) {
+    let meta = RecordingMeta {
+        schema_version: 1,
+        version: "test".into(),
+        hostname: "testhost".into(),
+        kernel: "6.8.0-test".into(),
+        started_at: synth::rfc3339(start),
+        ended_at: String::new(),
+        events_lost: 0,
+        command_line: "gespann record (test)".into(),
+        sample_interval_ms: Some(1000),
+    };
+    let mut w = RecordingWriter::create(path, true, &meta).expect("create recording");
+    for e in events {
+        w.push(e).expect("push");
+    }
+    w.finish(&synth::rfc3339(end), lost).expect("finish");
+}
+
+/// The hand-counted recording, written to `dir/handcounted.parquet` (7 events lost).
+pub fn handcounted_file(dir: &Path) -> PathBuf {
+    let p = dir.join("handcounted.parquet");
+    write_recording(&p, &handcounted_events(), 7, T0, T0 + 8 * SEC);
+    p
+}
+
+/// The Python with DuckDB: `GESPANN_PYTHON`, else `<workspace>/.venv/bin/python`. A missing
+/// interpreter fails the test: the cross-checks are not optional.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("GESPANN_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "no Python at `{}`: create it with `python3 -m venv .venv && .venv/bin/pip install duckdb pyarrow` \
+         in the workspace, or set GESPANN_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// Runs `sql` in DuckDB with the view `events` over `file`; returns the rows as JSON arrays.
+pub fn duckdb(file: &Path, sql: &str) -> Vec<Vec<serde_json::Value>> {
+    let script = r#"
+import duckdb, json, sys
+con = duckdb.connect()
+con.execute("SET TimeZone='UTC'")
+con.execute("CREATE VIEW events AS SELECT * FROM read_parquet('%s')" % sys.argv[1].replace("'", "''"))
+rows = con.execute(sys.argv[2]).fetchall()
+print(json.dumps([list(r) for r in rows], default=str))
+"#;
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(file)
+        .arg(sql)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "duckdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("duckdb JSON")
+}
+
+/// The `gespann` binary, freshly built.
+pub fn gespann_bin() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-p", "gespann", "--quiet"])
+            .current_dir(workspace())
+            .status()
+            .expect("run cargo build");
+        assert!(st.success(), "cargo build -p gespann failed");
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let bin = target.join("debug/gespann");
+    assert!(bin.exists(), "no binary at {}", bin.display());
+    bin
+}
