@@ -1,5 +1,10 @@
 //! The `gespann` binary: a thin shell over the libraries (recorder, analyze, replay).
-//! It owns argument parsing, logging, exit codes and error printing (`{:#}`: the whole chain).
+//! It owns argument parsing, logging (`RUST_LOG`), exit codes and error printing (`{:#}`: the
+//! whole chain on one line).
+
+mod doctor;
+mod record;
+mod recover;
 
 use std::process::ExitCode;
 
@@ -9,7 +14,17 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "gespann",
     version,
-    about = "Record, analyze and replay every TCP connection and UDP flow on a Linux host"
+    about = "Record, analyze and replay every TCP connection and UDP flow on a Linux host",
+    long_about = "Gespann records every TCP connection and UDP flow on this host (open, close, reset, \
+failed attempt, bytes, packets, retransmits, RTT, duration, owning process) with eBPF into one \
+Parquet file, then answers questions about it with SQL reports, or replays it as Prometheus and \
+DogStatsD metrics.",
+    after_help = "Typical use:
+  sudo gespann record --duration 5m        # capture.parquet
+  gespann analyze capture.parquet          # the incident report
+  gespann replay capture.parquet           # metrics on :8080/metrics
+
+Logging: RUST_LOG=debug. Exit codes: 0 success, 1 failure, 2 bad usage."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -18,10 +33,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Record connections and flows into a Parquet file (needs root).
+    Record(record::RecordArgs),
     /// Analyze recordings with SQL reports.
     Analyze(gespann_analyze::cli::AnalyzeArgs),
     /// Replay a recording (or live kernel events) as Prometheus / DogStatsD metrics.
     Replay(gespann_replay::cli::ReplayArgs),
+    /// Check whether this machine can record (kernel, BTF, tracepoints, privileges).
+    Doctor(doctor::DoctorArgs),
+    /// Rebuild a recording from the crash journal of a killed recorder.
+    Recover(recover::RecoverArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,21 +53,49 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {
-        Command::Analyze(args) => gespann_analyze::cli::run(args).map_err(Into::into),
-        Command::Replay(args) => tokio::runtime::Runtime::new()
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
+    let result: anyhow::Result<bool> = match cli.command {
+        Command::Record(args) => runtime()
+            .map_err(Into::into)
+            .and_then(|rt| rt.block_on(record::run(args, command_line)))
+            .map(|()| true),
+        Command::Analyze(args) => gespann_analyze::cli::run(args)
+            .map_err(Into::into)
+            .map(|()| true),
+        Command::Replay(args) => runtime()
             .map_err(anyhow::Error::from)
             .and_then(|rt| {
                 rt.block_on(gespann_replay::cli::run(args))
                     .map_err(Into::into)
-            }),
+            })
+            .map(|()| true),
+        Command::Doctor(args) => runtime().map_err(Into::into).and_then(|rt| {
+            let _guard = rt.enter();
+            doctor::run(args)
+        }),
+        Command::Recover(args) => recover::run(args).map(|()| true),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gespann: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -201,7 +201,7 @@ impl Probes {
                 missing.push(Missing {
                     what: format!("tracepoint {category}:{event}"),
                     effect,
-                    error: format!("{e:#}"),
+                    error: error_chain(&e),
                 });
             }
         }
@@ -212,7 +212,7 @@ impl Probes {
                         missing.push(Missing {
                             what: format!("cgroup hook {prog}"),
                             effect,
-                            error: e.to_string(),
+                            error: error_chain(&e),
                         });
                     }
                 }
@@ -268,6 +268,8 @@ fn attach_tracepoint(
     Ok(())
 }
 
+/// Attached as bpf links, which the kernel always lets coexist with other programs (links
+/// take no attach flags; `Single` maps to none).
 fn attach_cgroup(ebpf: &mut Ebpf, prog: &str, root: &Path) -> Result<(), RecorderError> {
     let cgroup = File::open(root).map_err(|e| RecorderError::Cgroup {
         path: root.to_owned(),
@@ -284,13 +286,23 @@ fn attach_cgroup(ebpf: &mut Ebpf, prog: &str, root: &Path) -> Result<(), Recorde
     if prog == "sock_release" {
         let p: &mut CgroupSock = p.try_into().map_err(err)?;
         p.load().map_err(err)?;
-        p.attach(&cgroup, CgroupAttachMode::AllowMultiple)
-            .map_err(err)?;
+        p.attach(&cgroup, CgroupAttachMode::Single).map_err(err)?;
     } else {
         let p: &mut CgroupSockAddr = p.try_into().map_err(err)?;
         p.load().map_err(err)?;
-        p.attach(&cgroup, CgroupAttachMode::AllowMultiple)
-            .map_err(err)?;
+        p.attach(&cgroup, CgroupAttachMode::Single).map_err(err)?;
     }
     Ok(())
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }

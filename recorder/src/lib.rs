@@ -181,7 +181,7 @@ impl Recorder {
             missing,
         } = Probes::load(&filters, size)?;
         for m in &missing {
-            tracing::warn!(missing = %m.what, effect = m.effect, error = %m.error, "recording without it");
+            tracing::debug!(missing = %m.what, effect = m.effect, error = %m.error, "recording without it");
         }
         // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as long as it is registered.
         let ring = unsafe { AsyncFd::register(ring) }
