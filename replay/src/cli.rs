@@ -57,24 +57,14 @@ impl ReplayArgs {
         };
         let input = match (&self.input, self.live) {
             (_, true) => Input::Live(LiveOptions {
-                recorder: RecordOptions {
-                    sample_interval: self.sample_interval,
-                    ..RecordOptions::default()
-                },
+                recorder: RecordOptions { sample_interval: self.sample_interval, ..RecordOptions::default() },
                 record: self.record.clone(),
                 force: self.force,
             }),
-            (Some(path), false) => Input::Recording {
-                path: path.clone(),
-                speed: self.speed,
-            },
+            (Some(path), false) => Input::Recording { path: path.clone(), speed: self.speed },
             (None, false) => unreachable!("clap requires a recording or --live"),
         };
-        Ok(RunOptions {
-            config,
-            input,
-            exit_on_end: self.exit_on_end,
-        })
+        Ok(RunOptions { config, input, exit_on_end: self.exit_on_end })
     }
 }
 

@@ -33,10 +33,7 @@ use crate::processor::ProcessorOptions;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config `{path}`: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("bad config `{path}`: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -97,49 +94,83 @@ impl LogLevel {
     }
 }
 
+/// Deserializes a scalar through `check`, raising its error inside serde_yaml's scalar context
+/// so that the message carries the key path and the line of the value.
+pub(crate) fn checked_scalar<'de, D: Deserializer<'de>, T>(
+    d: D,
+    expecting: &'static str,
+    check: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct V<T> {
+        expecting: &'static str,
+        check: fn(&str) -> Result<T, String>,
+    }
+    impl<T> de::Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.check)(v).map_err(E::custom)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+            self.visit_str(&v.to_string())
+        }
+    }
+    d.deserialize_any(V { expecting, check })
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("bad duration `{s}`: {e} (write e.g. 30s, 500ms)"))
+}
+
 pub(crate) fn human_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(s.trim())
-        .map_err(|e| de::Error::custom(format!("bad duration `{s}`: {e} (write e.g. 30s, 500ms)")))
+    checked_scalar(d, "a duration such as 30s", parse_duration)
 }
 
 pub(crate) fn nonzero_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let t = human_duration(d)?;
-    if t.is_zero() {
-        return Err(de::Error::custom("must be more than 0"));
-    }
-    Ok(t)
+    checked_scalar(d, "a duration such as 10s", |s| match parse_duration(s)? {
+        t if t.is_zero() => Err(format!("bad duration `{s}`: must be more than 0")),
+        t => Ok(t),
+    })
 }
 
 pub(crate) fn packet_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let n = usize::deserialize(d)?;
-    if !(64..=65_000).contains(&n) {
-        return Err(de::Error::custom(format!(
-            "bad max_packet_size `{n}`: expected 64-65000"
-        )));
+    checked_scalar(d, "a size in bytes, 64-65000", |s| match s.trim().parse::<usize>() {
+        Ok(n) if (64..=65_000).contains(&n) => Ok(n),
+        _ => Err(format!("bad max_packet_size `{s}`: expected 64-65000")),
+    })
+}
+
+/// One DogStatsD tag, `key:value`.
+struct Tag(String);
+
+impl<'de> Deserialize<'de> for Tag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_scalar(d, "a tag key:value", |t| {
+            if t.is_empty() || t.contains([',', '|', '#', '\n', ' ']) {
+                Err(format!("bad tag `{t}`: expected key:value without `,`, `|`, `#` or spaces"))
+            } else {
+                Ok(Tag(t.to_string()))
+            }
+        })
     }
-    Ok(n)
 }
 
 pub(crate) fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let tags = Vec::<String>::deserialize(d)?;
-    if let Some(t) = tags
-        .iter()
-        .find(|t| t.is_empty() || t.contains([',', '|', '#', '\n', ' ']))
-    {
-        return Err(de::Error::custom(format!(
-            "bad tag `{t}`: expected key:value without `,`, `|`, `#` or spaces"
-        )));
-    }
-    Ok(tags)
+    Ok(Vec::<Tag>::deserialize(d)?.into_iter().map(|t| t.0).collect())
 }
 
 fn adapter_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<AdapterConfig>>, D::Error> {
     let v = Vec::<AdapterConfig>::deserialize(d)?;
     if v.is_empty() {
-        return Err(de::Error::custom(
-            "the list is empty (leave `adapters` out for the default Prometheus on :8080)",
-        ));
+        return Err(de::Error::custom("the list is empty (leave `adapters` out for the default Prometheus on :8080)"));
     }
     Ok(Some(v))
 }
@@ -161,30 +192,40 @@ struct RawConfig {
     adapters: Option<Vec<AdapterConfig>>,
 }
 
+/// serde_yaml's message, with the line of the offending key added when serde_yaml gives no
+/// location (it gives none for an unknown key at the top level).
+fn with_line(text: &str, e: serde_yaml::Error) -> String {
+    let msg = e.to_string();
+    if msg.contains(" line ") {
+        return msg;
+    }
+    let key = msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')).map(|(k, _)| k);
+    let line = key.and_then(|k| {
+        text.lines().position(|l| l.trim_start().strip_prefix(k).is_some_and(|r| r.trim_start().starts_with(':')))
+    });
+    match (line, e.location()) {
+        (Some(i), _) => format!("{msg} at line {}", i + 1),
+        (None, Some(l)) => format!("{msg} at line {} column {}", l.line(), l.column()),
+        (None, None) => msg,
+    }
+}
+
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Config::parse(path, &text)
     }
 
     /// Parses config text; `path` is only used in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        };
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
         if text.trim().is_empty() {
             return Err(invalid("the file is empty (expected at least `adapters:`)".into()));
         }
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        let mut c = Config {
-            log_level: raw.log_level,
-            ..Config::default()
-        };
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| invalid(with_line(text, e)))?;
+        let mut c = Config { log_level: raw.log_level, ..Config::default() };
         if let Some(t) = raw.idle_threshold {
             c.processor.idle_threshold = t;
         }
@@ -195,5 +236,111 @@ impl Config {
             c.adapters = adapters;
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::prometheus::{Listen, Port};
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("config.yaml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let c = parse(
+            "log_level: info\nadapters:\n  - type: prometheus\n    settings:\n      port: \"8080\"\n  - type: datadog\n    settings:\n      host: \"localhost:8125\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.log_level, Some(LogLevel::Info));
+        assert_eq!(c.adapters.len(), 2);
+        match &c.adapters[0] {
+            AdapterConfig::Prometheus(p) => {
+                assert_eq!(p.port, Port(8080));
+                assert_eq!(p.bind_addr().to_string(), "0.0.0.0:8080");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &c.adapters[1] {
+            AdapterConfig::Datadog(d) => {
+                assert_eq!(d.host, "localhost:8125");
+                assert_eq!(d.flush_interval, Duration::from_secs(10));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn settings_and_defaults() {
+        let c = parse(
+            "idle_threshold: 90s\ntop_n: 5\nadapters:\n  - type: prometheus\n    settings:\n      port: 9100\n      listen: \"::1\"\n  - type: datadog\n    settings:\n      host: 127.0.0.1:9125\n      flush_interval: 250ms\n      tags: [\"env:test\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.processor.idle_threshold, Duration::from_secs(90));
+        assert_eq!(c.processor.top_n, 5);
+        match &c.adapters[0] {
+            AdapterConfig::Prometheus(p) => {
+                assert_eq!(p.listen, Some(Listen::Ip("::1".parse().unwrap())));
+                assert_eq!(p.bind_addr().to_string(), "[::1]:9100");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without a file: Prometheus on 0.0.0.0:8080.
+        match &Config::default().adapters[..] {
+            [AdapterConfig::Prometheus(p)] => assert_eq!(p.bind_addr().to_string(), "0.0.0.0:8080"),
+            other => panic!("{other:?}"),
+        }
+        // `settings` may be left out.
+        let c = parse("adapters:\n  - type: prometheus\n    settings: {}\n").unwrap();
+        assert_eq!(c.adapters, vec![AdapterConfig::Prometheus(Default::default())]);
+    }
+
+    /// Each error names the file, the key and the line.
+    #[test]
+    fn errors_name_file_key_and_line() {
+        let cases = [
+            (
+                "adapters:\n  - type: influx\n    settings:\n      port: \"1\"\n",
+                &["config.yaml", "adapters[0]", "influx", "line 2"][..],
+            ),
+            (
+                "adapters:\n  - type: prometheus\n    settings:\n      port: \"80a80\"\n",
+                &["config.yaml", "adapters[0].settings.port", "bad port `80a80`", "line 4"][..],
+            ),
+            (
+                "adapters:\n  - type: prometheus\n    settings:\n      port: 70000\n",
+                &["adapters[0].settings.port", "bad port `70000`", "line 4"][..],
+            ),
+            (
+                "adapters:\n  - type: prometheus\n    settings:\n      prot: 8080\n",
+                &["adapters[0].settings", "unknown field `prot`", "line 4"][..],
+            ),
+            ("log_levle: info\n", &["unknown field `log_levle`", "line 1"][..]),
+            ("adapters:\n  - type: prometheus\n    settings: {port: 1\n", &["config.yaml", "line 4"][..]),
+            ("adapters:\n  - type: prometheus\n\tsettings:\n", &["config.yaml", "line 3"][..]),
+            ("adapters:\n  - type: prometheus\n", &["adapters[0]", "missing field `settings`", "line 2"][..]),
+            (
+                "adapters:\n  - type: datadog\n    settings:\n      host: x\n      flush_interval: soon\n",
+                &["adapters[0].settings.flush_interval", "bad duration `soon`", "line 5"][..],
+            ),
+            (
+                "adapters:\n  - type: prometheus\n    settings:\n      listen: localhost\n",
+                &["adapters[0].settings.listen", "bad listen address `localhost`", "line 4"][..],
+            ),
+            (
+                "adapters:\n  - type: datadog\n    settings:\n      tags: [\"a:b\", \"x|y\"]\n",
+                &["adapters[0].settings.tags[1]", "bad tag `x|y`", "line 4"][..],
+            ),
+            ("adapters: []\n", &["adapters", "empty", "line 1"][..]),
+            ("log_level: loud\n", &["log_level", "loud", "line 1"][..]),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text);
+            for w in want {
+                assert!(err.contains(w), "error for {text:?} lacks {w:?}: {err}");
+            }
+        }
     }
 }

@@ -48,10 +48,7 @@ pub struct MetricDef {
 impl MetricDef {
     /// The DogStatsD name: `gespann.<name>` (the Prometheus name without its `gespann_` prefix).
     pub fn statsd_name(&self) -> String {
-        format!(
-            "gespann.{}",
-            self.name.strip_prefix("gespann_").unwrap_or(self.name)
-        )
+        format!("gespann.{}", self.name.strip_prefix("gespann_").unwrap_or(self.name))
     }
 }
 
@@ -59,14 +56,11 @@ impl MetricDef {
 pub const MAX_RESET_REASONS: usize = 32;
 
 /// Bucket upper bounds (seconds) of the connection duration histogram.
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
-];
+pub const DURATION_BUCKETS: &[f64] =
+    &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 /// Bucket upper bounds (seconds) of the RTT and handshake histograms.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 3.0,
-];
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0];
 
 macro_rules! defs {
     ($($id:ident = $name:literal, $kind:ident, [$($l:literal),*], $help:literal;)*) => {
@@ -188,7 +182,8 @@ impl Snapshot {
     }
 }
 
-/// The golden list of metric names: one line per family, `name kind label,label`.
+/// The golden list of metric names: one line per family, `name kind label,label` (`-` for no
+/// labels).
 pub fn catalog_text() -> String {
     let mut out = String::new();
     for d in CATALOG {
@@ -196,7 +191,11 @@ pub fn catalog_text() -> String {
         out.push(' ');
         out.push_str(d.kind.as_str());
         out.push(' ');
-        out.push_str(&d.labels.join(","));
+        if d.labels.is_empty() {
+            out.push('-');
+        } else {
+            out.push_str(&d.labels.join(","));
+        }
         out.push('\n');
     }
     out

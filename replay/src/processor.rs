@@ -19,8 +19,7 @@ use gespann_common::{Event, EventKind, Protocol, Role};
 use rustc_hash::FxHashMap;
 
 use crate::model::{
-    self, DURATION_BUCKETS, Family, HistogramValue, LATENCY_BUCKETS, MAX_RESET_REASONS, Series,
-    Snapshot, Value,
+    self, DURATION_BUCKETS, Family, HistogramValue, LATENCY_BUCKETS, MAX_RESET_REASONS, Series, Snapshot, Value,
 };
 
 /// What the processor can be told.
@@ -34,10 +33,7 @@ pub struct ProcessorOptions {
 
 impl Default for ProcessorOptions {
     fn default() -> Self {
-        ProcessorOptions {
-            idle_threshold: Duration::from_secs(30),
-            top_n: 20,
-        }
+        ProcessorOptions { idle_threshold: Duration::from_secs(30), top_n: 20 }
     }
 }
 
@@ -65,12 +61,7 @@ struct Histogram {
 
 impl Histogram {
     fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: vec![0; bounds.len() + 1],
-            count: 0,
-            sum: 0.0,
-        }
+        Histogram { bounds, counts: vec![0; bounds.len() + 1], count: 0, sum: 0.0 }
     }
 
     fn observe(&mut self, v: f64) {
@@ -89,12 +80,7 @@ impl Histogram {
                 acc
             })
             .collect();
-        Value::Histogram(HistogramValue {
-            bounds: self.bounds,
-            cumulative,
-            count: self.count,
-            sum: self.sum,
-        })
+        Value::Histogram(HistogramValue { bounds: self.bounds, cumulative, count: self.count, sum: self.sum })
     }
 }
 
@@ -115,10 +101,7 @@ struct TopTable<K> {
 
 impl<K: Hash + Eq + Clone + Ord> TopTable<K> {
     fn new(top_n: usize) -> Self {
-        TopTable {
-            map: FxHashMap::default(),
-            cap: (top_n * 64).max(4096),
-        }
+        TopTable { map: FxHashMap::default(), cap: (top_n * 64).max(4096) }
     }
 
     fn tally(&mut self, key: K) -> &mut Tally {
@@ -155,9 +138,7 @@ impl<K: Hash + Eq + Clone + Ord> TopTable<K> {
 
 /// Busiest first: by connections, then bytes.
 fn rank(a: &Tally, b: &Tally) -> std::cmp::Ordering {
-    b.connections
-        .cmp(&a.connections)
-        .then_with(|| (b.sent + b.received).cmp(&(a.sent + a.received)))
+    b.connections.cmp(&a.connections).then_with(|| (b.sent + b.received).cmp(&(a.sent + a.received)))
 }
 
 /// A destination: the remote address and the service port (the remote port of a client
@@ -238,10 +219,7 @@ impl Processor {
             events: vec![[[0; 2]; 6]; 2],
             reset_reasons: vec![],
             failures: vec![],
-            duration: [
-                Histogram::new(DURATION_BUCKETS),
-                Histogram::new(DURATION_BUCKETS),
-            ],
+            duration: [Histogram::new(DURATION_BUCKETS), Histogram::new(DURATION_BUCKETS)],
             duration_ms_sum: 0.0,
             rtt: Histogram::new(LATENCY_BUCKETS),
             rtt_us_sum: 0.0,
@@ -273,10 +251,7 @@ impl Processor {
     }
 
     pub fn totals(&self) -> Totals {
-        Totals {
-            open: self.conns.values().filter(|c| c.open).count() as u64,
-            ..self.totals.clone()
-        }
+        Totals { open: self.conns.values().filter(|c| c.open).count() as u64, ..self.totals.clone() }
     }
 
     fn reason_idx(&mut self, reason: Option<&Arc<str>>) -> usize {
@@ -414,9 +389,7 @@ impl Processor {
 
     /// Every metric, absolute values, labels bounded.
     pub fn snapshot(&self) -> Snapshot {
-        let idle_before = self
-            .clock_ns
-            .saturating_sub(self.opts.idle_threshold.as_nanos() as i64);
+        let idle_before = self.clock_ns.saturating_sub(self.opts.idle_threshold.as_nanos() as i64);
         let (mut open, mut idle) = (0u64, 0u64);
         for c in self.conns.values().filter(|c| c.open) {
             open += 1;
@@ -475,11 +448,7 @@ impl Processor {
                                 // reason-specific series appear once seen.
                                 if c > 0 || r == 0 {
                                     v.push(series(
-                                        vec![
-                                            kind.as_str().into(),
-                                            p.as_str().into(),
-                                            reason_name(r),
-                                        ],
+                                        vec![kind.as_str().into(), p.as_str().into(), reason_name(r)],
                                         Value::Counter(c),
                                     ));
                                 }
@@ -495,10 +464,7 @@ impl Processor {
                     for (err, c) in sorted {
                         for p in PROTOCOLS {
                             if c[proto_idx(p)] > 0 {
-                                v.push(series(
-                                    vec![err.into(), p.as_str().into()],
-                                    Value::Counter(c[proto_idx(p)]),
-                                ));
+                                v.push(series(vec![err.into(), p.as_str().into()], Value::Counter(c[proto_idx(p)])));
                             }
                         }
                     }
@@ -506,12 +472,7 @@ impl Processor {
                 }
                 n if n == model::DURATION.name => PROTOCOLS
                     .iter()
-                    .map(|p| {
-                        series(
-                            vec![p.as_str().into()],
-                            self.duration[proto_idx(*p)].value(),
-                        )
-                    })
+                    .map(|p| series(vec![p.as_str().into()], self.duration[proto_idx(*p)].value()))
                     .collect(),
                 n if n == model::RTT.name => vec![series(vec![], self.rtt.value())],
                 n if n == model::HANDSHAKE.name => vec![series(vec![], self.handshake.value())],
@@ -549,9 +510,7 @@ impl Processor {
                 }
                 n if n == model::EVENTS_PROCESSED.name => counter(t.events),
                 n if n == model::EVENTS_LOST.name => counter(self.events_lost),
-                n if n == model::REPLAY_FINISHED.name => {
-                    gauge(if self.finished { 1.0 } else { 0.0 })
-                }
+                n if n == model::REPLAY_FINISHED.name => gauge(if self.finished { 1.0 } else { 0.0 }),
                 other => unreachable!("metric `{other}` has no value"),
             };
             families.push(Family { def, series: s });
@@ -565,9 +524,179 @@ fn series(labels: Vec<String>, value: Value) -> Series {
 }
 
 fn dest_labels(d: &Destination) -> Vec<String> {
-    vec![
-        d.address.to_string(),
-        d.port.to_string(),
-        d.protocol.as_str().into(),
-    ]
+    vec![d.address.to_string(), d.port.to_string(), d.protocol.as_str().into()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{bytes, ev};
+    use EventKind::*;
+
+    fn value(p: &Processor, name: &str, labels: &[&str]) -> f64 {
+        p.snapshot().value(name, labels).unwrap_or_else(|| panic!("no series {name}{labels:?}"))
+    }
+
+    #[test]
+    fn totals_follow_cumulative_counters_per_connection() {
+        let mut p = Processor::new(ProcessorOptions::default());
+        // 1: opened, two samples, closed. 2: preexisting, its open row carries 500/700 so far.
+        // 3: failed attempt (no open). 4: reset with a reason. 5: UDP flow still open.
+        let mut pre = bytes(ev(0.5, Open, 2), 500, 700);
+        pre.preexisting = true;
+        let mut failed = ev(1.5, Failed, 3);
+        failed.error = Some("ECONNREFUSED");
+        let mut reset = bytes(ev(3.0, Reset, 4), 10, 0);
+        reset.reset_reason = Some(Arc::from("TCP_ABORT_ON_DATA"));
+        reset.duration_ns = Some(2_000_000_000);
+        let mut udp = bytes(ev(2.0, Open, 5), 30, 40);
+        udp.protocol = Protocol::Udp;
+        let mut close = bytes(ev(4.0, Close, 1), 300, 3000);
+        close.duration_ns = Some(4_000_000_000);
+        let mut open1 = ev(0.0, Open, 1);
+        open1.handshake_us = Some(1500);
+        open1.rtt_us = Some(100);
+        let mut s1 = bytes(ev(1.0, Sample, 1), 100, 1000);
+        s1.rtt_us = Some(300);
+        p.process_all(&[
+            open1,
+            pre,
+            s1,
+            ev(1.0, Open, 4),
+            failed,
+            udp,
+            bytes(ev(2.0, Sample, 1), 100, 1000),
+            bytes(ev(2.5, Sample, 2), 600, 700),
+            reset,
+            close,
+        ]);
+        let t = p.totals();
+        assert_eq!(
+            t,
+            Totals {
+                events: 10,
+                connections: 5,
+                tcp_connections: 4,
+                udp_connections: 1,
+                open: 2,
+                closed: 1,
+                reset: 1,
+                failed: 1,
+                bytes_sent: 300 + 600 + 10 + 30,
+                bytes_received: 3000 + 700 + 40,
+                retransmits: 0,
+            }
+        );
+        assert_eq!(value(&p, "gespann_open_connections", &[]), 2.0);
+        assert_eq!(value(&p, "gespann_total_connections", &[]), 5.0);
+        assert_eq!(value(&p, "gespann_failed_connections_total", &[]), 1.0);
+        assert_eq!(value(&p, "gespann_udp_connections_total", &[]), 1.0);
+        assert_eq!(value(&p, "gespann_connection_bandwidth_bytes_total", &["sent", "udp"]), 30.0);
+        assert_eq!(value(&p, "gespann_connection_events_total", &["reset", "tcp", "TCP_ABORT_ON_DATA"]), 1.0);
+        assert_eq!(value(&p, "gespann_connection_events_total", &["sample", "tcp", "none"]), 3.0);
+        assert_eq!(value(&p, "gespann_connection_failures_total", &["ECONNREFUSED", "tcp"]), 1.0);
+        // Mean of the 4 s close and the 2 s reset; mean of the two RTT reports.
+        assert_eq!(value(&p, "gespann_avg_connection_duration_ms", &[]), 3000.0);
+        assert_eq!(value(&p, "gespann_avg_rtt_microseconds", &[]), 200.0);
+        let s = p.snapshot();
+        let h = &s.family("gespann_handshake_seconds").unwrap().series[0].value;
+        match h {
+            Value::Histogram(h) => {
+                assert_eq!(h.count, 1);
+                assert!((h.sum - 0.0015).abs() < 1e-12);
+                // 1.5 ms falls in the 2.5 ms bucket, not the 1 ms one.
+                let i1 = h.bounds.iter().position(|b| *b == 0.001).unwrap();
+                assert_eq!(h.cumulative[i1], 0);
+                assert_eq!(h.cumulative[i1 + 1], 1);
+            }
+            other => panic!("not a histogram: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn late_rows_of_an_ended_connection_are_not_new_connections() {
+        let mut p = Processor::new(ProcessorOptions::default());
+        p.process_all(&[
+            bytes(ev(0.0, Open, 1), 0, 0),
+            bytes(ev(1.0, Close, 1), 10, 20),
+            bytes(ev(1.1, Reset, 1), 10, 20),
+        ]);
+        let t = p.totals();
+        assert_eq!((t.connections, t.open, t.closed, t.reset), (1, 0, 1, 1));
+        assert_eq!((t.bytes_sent, t.bytes_received), (10, 20));
+    }
+
+    #[test]
+    fn idle_connections_moved_no_bytes_for_the_threshold() {
+        let mut p = Processor::new(ProcessorOptions { idle_threshold: Duration::from_secs(30), top_n: 5 });
+        p.process_all(&[
+            ev(0.0, Open, 1),
+            ev(0.0, Open, 2),
+            // 2 keeps moving bytes; 1 only reports samples with unchanged counters.
+            bytes(ev(20.0, Sample, 2), 5, 5),
+            ev(25.0, Sample, 1),
+            bytes(ev(40.0, Sample, 2), 9, 9),
+        ]);
+        assert_eq!(value(&p, "gespann_idle_connections", &[]), 1.0);
+        p.advance_clock(1_700_000_000_000_000_000 + 71_000_000_000);
+        assert_eq!(value(&p, "gespann_idle_connections", &[]), 2.0);
+        assert_eq!(value(&p, "gespann_open_connections", &[]), 2.0);
+    }
+
+    #[test]
+    fn per_destination_and_process_series_are_bounded_to_top_n() {
+        let mut p = Processor::new(ProcessorOptions { idle_threshold: Duration::from_secs(30), top_n: 3 });
+        let mut id = 0;
+        // 10_000 destinations (more than the table holds), destination d gets d % 7 + 1
+        // connections, except three busy ones with 100 each.
+        for d in 0..10_000u32 {
+            let n = if d % 2500 == 7 { 100 } else { d % 7 + 1 };
+            for _ in 0..n {
+                id += 1;
+                let mut e = bytes(ev(id as f64 * 1e-3, Open, id), 1, 1);
+                e.remote_addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + d));
+                e.comm = Arc::from(format!("proc{}", d % 50).as_str());
+                p.process(&e);
+            }
+        }
+        let s = p.snapshot();
+        let dests = &s.family("gespann_destination_connections_total").unwrap().series;
+        assert_eq!(dests.len(), 3);
+        for sr in dests {
+            assert_eq!(sr.value, Value::Counter(100), "{sr:?}");
+        }
+        assert_eq!(s.family("gespann_destination_bytes_total").unwrap().series.len(), 6);
+        assert_eq!(s.family("gespann_process_connections_total").unwrap().series.len(), 3);
+        assert_eq!(s.family("gespann_process_bytes_total").unwrap().series.len(), 6);
+        assert!(p.destinations.map.len() <= p.destinations.cap);
+    }
+
+    #[test]
+    fn reset_reasons_beyond_the_cap_are_other() {
+        let mut p = Processor::new(ProcessorOptions::default());
+        for i in 0..(MAX_RESET_REASONS as u64 + 10) {
+            let mut e = ev(i as f64, Reset, i + 1);
+            e.reset_reason = Some(Arc::from(format!("REASON_{i}").as_str()));
+            p.process(&e);
+        }
+        let s = p.snapshot();
+        let reasons: std::collections::BTreeSet<&str> =
+            s.family("gespann_connection_events_total").unwrap().series.iter().map(|s| s.labels[2].as_str()).collect();
+        assert_eq!(reasons.len(), MAX_RESET_REASONS + 1 + 1, "cap + none + other");
+        assert_eq!(s.value("gespann_connection_events_total", &["reset", "tcp", "other"]), Some(10.0));
+    }
+
+    #[test]
+    fn server_connections_use_the_local_service_port() {
+        let mut p = Processor::new(ProcessorOptions::default());
+        let mut e = ev(0.0, Open, 1);
+        e.role = Role::Server;
+        e.local_port = 5432;
+        e.remote_port = 51234;
+        p.process(&e);
+        assert_eq!(
+            p.snapshot().value("gespann_destination_connections_total", &["10.0.0.2", "5432", "tcp"]),
+            Some(1.0)
+        );
+    }
 }

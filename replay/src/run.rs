@@ -70,6 +70,11 @@ fn adapter_ended(r: Option<Result<AdapterEnd, tokio::task::JoinError>>) -> Repla
     }
 }
 
+/// The next adapter task to end; never completes when there are none.
+async fn adapter_end(tasks: &mut AdapterSet) -> Option<Result<AdapterEnd, tokio::task::JoinError>> {
+    if tasks.is_empty() { std::future::pending().await } else { tasks.join_next().await }
+}
+
 /// Runs until the recording ends (with `exit_on_end`) or `stop` completes (Ctrl-C, SIGTERM),
 /// then stops the adapters, which publish their last values.
 pub async fn run(
@@ -109,13 +114,12 @@ pub async fn run(
                 let flag = Arc::new(AtomicBool::new(false));
                 let (m, f) = (metrics.clone(), flag.clone());
                 let speed = *speed;
-                let mut h =
-                    tokio::task::spawn_blocking(move || replay_recording(reader, &m, speed, &f));
+                let mut h = tokio::task::spawn_blocking(move || replay_recording(reader, &m, speed, &f));
                 let mut early: Option<ReplayError> = None;
                 let joined = tokio::select! {
                     r = &mut h => r,
                     _ = &mut stop => { flag.store(true, Ordering::Relaxed); h.await }
-                    r = tasks.join_next() => {
+                    r = adapter_end(&mut tasks) => {
                         flag.store(true, Ordering::Relaxed);
                         early = Some(adapter_ended(r));
                         h.await
@@ -146,7 +150,7 @@ pub async fn run(
                 tracing::info!("end of the recording: serving the final values until Ctrl-C");
                 tokio::select! {
                     _ = &mut stop => Ok(()),
-                    r = tasks.join_next() => Err(adapter_ended(r)),
+                    r = adapter_end(&mut tasks) => Err(adapter_ended(r)),
                 }
             }
             (Input::Live(live_opts), _) => {
@@ -156,7 +160,7 @@ pub async fn run(
                     tokio::select! {
                         r = live.step(&metrics) => if let Err(e) = r { break Err(e.into()) },
                         _ = &mut stop => break Ok(()),
-                        r = tasks.join_next() => break Err(adapter_ended(r)),
+                        r = adapter_end(&mut tasks) => break Err(adapter_ended(r)),
                     }
                 };
                 let finished = live.finish(&metrics).map_err(ReplayError::from);

@@ -30,9 +30,7 @@ impl std::str::FromStr for Speed {
         }
         match s.trim_end_matches(['x', 'X']).parse::<f64>() {
             Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
-            _ => Err(format!(
-                "`{s}` is not a speed: give a factor above 0 (1, 20, 0.5) or `max`"
-            )),
+            _ => Err(format!("`{s}` is not a speed: give a factor above 0 (1, 20, 0.5) or `max`")),
         }
     }
 }
@@ -110,9 +108,7 @@ pub struct Live {
 /// A problem of the live source, naming the part that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error(
-        "cannot start the live recorder (it needs root, or CAP_BPF + CAP_PERFMON, like `gespann record`): {0}"
-    )]
+    #[error("cannot start the live recorder (it needs root, or CAP_BPF + CAP_PERFMON, like `gespann record`): {0}")]
     Start(#[source] Box<RecorderError>),
     #[error("live recorder failed: {0}")]
     Recorder(#[source] Box<RecorderError>),
@@ -125,9 +121,7 @@ fn rfc3339_now() -> String {
 }
 
 fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 impl Live {
@@ -167,20 +161,12 @@ impl Live {
     /// Waits (at most about 200 ms) for the next events, records them if asked, and feeds them
     /// to `metrics`.
     pub async fn step(&mut self, metrics: &MetricsHandle) -> Result<usize, LiveError> {
-        let events = self
-            .recorder
-            .next_events()
-            .await
-            .map_err(|e| LiveError::Recorder(Box::new(e)))?;
+        let events = self.recorder.next_events().await.map_err(|e| LiveError::Recorder(Box::new(e)))?;
         self.consume(metrics, &events)?;
         Ok(events.len())
     }
 
-    fn consume(
-        &mut self,
-        metrics: &MetricsHandle,
-        events: &[gespann_common::Event],
-    ) -> Result<(), LiveError> {
+    fn consume(&mut self, metrics: &MetricsHandle, events: &[gespann_common::Event]) -> Result<(), LiveError> {
         if let Some((_, w)) = &mut self.writer {
             for e in events {
                 w.push(e).map_err(LiveError::Record)?;
@@ -190,10 +176,7 @@ impl Live {
         let mut p = metrics.lock();
         p.process_all(events);
         p.set_events_lost(lost);
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
         p.advance_clock(now);
         Ok(())
     }
@@ -201,10 +184,7 @@ impl Live {
     /// Stops the recorder, feeds its last events (final samples of open connections) and
     /// closes the recording.
     pub fn finish(self, metrics: &MetricsHandle) -> Result<(), LiveError> {
-        let Live {
-            recorder,
-            mut writer,
-        } = self;
+        let Live { recorder, mut writer } = self;
         let lost = recorder.stats().events_lost;
         let last = recorder.finish().map_err(|e| LiveError::Recorder(Box::new(e)))?;
         if let Some((_, w)) = &mut writer {

@@ -72,22 +72,13 @@ pub trait Adapter: Send {
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
     #[error("prometheus adapter: cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("prometheus adapter: accepting on {addr} failed: {source}")]
-    Accept {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Accept { addr: SocketAddr, source: std::io::Error },
     #[error("datadog adapter: cannot resolve `{host}`: {reason}")]
     Resolve { host: String, reason: String },
     #[error("datadog adapter: cannot open a UDP socket towards {addr}: {source}")]
-    Udp {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Udp { addr: SocketAddr, source: std::io::Error },
 }
 
 /// Builds the adapters of a configuration.
@@ -96,12 +87,8 @@ pub fn from_config(adapters: &[crate::config::AdapterConfig]) -> Vec<Box<dyn Ada
         .iter()
         .map(|a| -> Box<dyn Adapter> {
             match a {
-                crate::config::AdapterConfig::Prometheus(c) => {
-                    Box::new(prometheus::PrometheusAdapter::new(c.clone()))
-                }
-                crate::config::AdapterConfig::Datadog(c) => {
-                    Box::new(datadog::DatadogAdapter::new(c.clone()))
-                }
+                crate::config::AdapterConfig::Prometheus(c) => Box::new(prometheus::PrometheusAdapter::new(c.clone())),
+                crate::config::AdapterConfig::Datadog(c) => Box::new(datadog::DatadogAdapter::new(c.clone())),
             }
         })
         .collect()

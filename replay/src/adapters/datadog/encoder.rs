@@ -18,13 +18,7 @@ pub struct DeltaEncoder {
 /// control characters are not kept.
 pub fn tag_value(v: &str) -> String {
     v.chars()
-        .map(|c| {
-            if matches!(c, ',' | '|' | '#') || c.is_whitespace() || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
+        .map(|c| if matches!(c, ',' | '|' | '#') || c.is_whitespace() || c.is_control() { '_' } else { c })
         .collect()
 }
 
@@ -36,20 +30,13 @@ fn format_tags(global: &[String], names: &[&str], values: &[String], extra: Opti
     if let Some((k, v)) = extra {
         tags.push(format!("{k}:{v}"));
     }
-    if tags.is_empty() {
-        String::new()
-    } else {
-        format!("|#{}", tags.join(","))
-    }
+    if tags.is_empty() { String::new() } else { format!("|#{}", tags.join(",")) }
 }
 
 impl DeltaEncoder {
     /// `tags` are added to every line.
     pub fn new(tags: Vec<String>) -> Self {
-        DeltaEncoder {
-            global_tags: tags,
-            ..DeltaEncoder::default()
-        }
+        DeltaEncoder { global_tags: tags, ..DeltaEncoder::default() }
     }
 
     fn counter(&mut self, out: &mut Vec<String>, name: &str, tags: &str, now: u64) {
@@ -92,12 +79,8 @@ impl DeltaEncoder {
                         let bucket = format!("{name}.bucket");
                         for (ub, c) in h.bounds.iter().zip(&h.cumulative) {
                             let ub = ub.to_string();
-                            let tags = format_tags(
-                                &self.global_tags,
-                                f.def.labels,
-                                &s.labels,
-                                Some(("upper_bound", &ub)),
-                            );
+                            let tags =
+                                format_tags(&self.global_tags, f.def.labels, &s.labels, Some(("upper_bound", &ub)));
                             self.counter(&mut out, &bucket, &tags, *c);
                         }
                         let tags = format_tags(&self.global_tags, f.def.labels, &s.labels, None);

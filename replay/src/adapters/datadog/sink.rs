@@ -36,10 +36,7 @@ pub struct DatadogAdapter {
 
 impl DatadogAdapter {
     pub fn new(config: DatadogConfig) -> Self {
-        DatadogAdapter {
-            config,
-            stats: Arc::default(),
-        }
+        DatadogAdapter { config, stats: Arc::default() }
     }
 
     /// Counters that stay readable after the adapter has been started.
@@ -50,20 +47,10 @@ impl DatadogAdapter {
 
 /// Resolves `host:port`, preferring IPv4 (as `localhost` usually means 127.0.0.1 to an agent).
 fn resolve(host: &str) -> Result<SocketAddr, AdapterError> {
-    let err = |reason: String| AdapterError::Resolve {
-        host: host.to_string(),
-        reason,
-    };
-    let addrs: Vec<SocketAddr> = host
-        .to_socket_addrs()
-        .map_err(|e| err(format!("{e} (expected host:port, e.g. localhost:8125)")))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| err("no address found".into()))
+    let err = |reason: String| AdapterError::Resolve { host: host.to_string(), reason };
+    let addrs: Vec<SocketAddr> =
+        host.to_socket_addrs().map_err(|e| err(format!("{e} (expected host:port, e.g. localhost:8125)")))?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| err("no address found".into()))
 }
 
 struct Flusher {
@@ -86,9 +73,7 @@ impl Flusher {
             }
         }
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .lines
-            .fetch_add(lines.len() as u64 - dropped, Ordering::Relaxed);
+        self.stats.lines.fetch_add(lines.len() as u64 - dropped, Ordering::Relaxed);
         if dropped > 0 {
             self.stats.lines_dropped.fetch_add(dropped, Ordering::Relaxed);
             tracing::warn!(dropped, addr = %self.addr, "DogStatsD queue full: lines dropped");
@@ -105,9 +90,7 @@ impl Flusher {
         }
         let s = self.sink.stats();
         self.stats.datagrams_sent.store(s.packets_sent, Ordering::Relaxed);
-        self.stats
-            .datagrams_dropped
-            .store(s.packets_dropped, Ordering::Relaxed);
+        self.stats.datagrams_dropped.store(s.packets_dropped, Ordering::Relaxed);
         self.stats.bytes_sent.store(s.bytes_sent, Ordering::Relaxed);
     }
 }
@@ -123,16 +106,12 @@ impl Adapter for DatadogAdapter {
         mut phase: watch::Receiver<Phase>,
     ) -> Result<AdapterTask, AdapterError> {
         let addr = resolve(&self.config.host)?;
-        let bind: SocketAddr = if addr.is_ipv4() {
-            "0.0.0.0:0".parse().expect("literal")
-        } else {
-            "[::]:0".parse().expect("literal")
-        };
+        let bind: SocketAddr =
+            if addr.is_ipv4() { "0.0.0.0:0".parse().expect("literal") } else { "[::]:0".parse().expect("literal") };
         let udp_err = |source| AdapterError::Udp { addr, source };
         let socket = UdpSocket::bind(bind).map_err(udp_err)?;
-        let buffered =
-            BufferedUdpMetricSink::with_capacity(addr, socket, self.config.max_packet_size)
-                .map_err(|e| udp_err(std::io::Error::other(e.to_string())))?;
+        let buffered = BufferedUdpMetricSink::with_capacity(addr, socket, self.config.max_packet_size)
+            .map_err(|e| udp_err(std::io::Error::other(e.to_string())))?;
         let sink = QueuingMetricSink::with_capacity(buffered, QUEUE_CAPACITY);
         tracing::info!(%addr, every = ?self.config.flush_interval, "sending DogStatsD");
         let mut f = Flusher {

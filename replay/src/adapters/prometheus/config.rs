@@ -18,10 +18,7 @@ pub struct PrometheusConfig {
 
 impl Default for PrometheusConfig {
     fn default() -> Self {
-        PrometheusConfig {
-            port: Port(8080),
-            listen: None,
-        }
+        PrometheusConfig { port: Port(8080), listen: None }
     }
 }
 
@@ -80,16 +77,14 @@ pub enum Listen {
 
 impl<'de> Deserialize<'de> for Listen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let t = s.trim();
-        if let Ok(ip) = t.trim_matches(['[', ']']).parse::<IpAddr>() {
-            return Ok(Listen::Ip(ip));
-        }
-        t.parse::<SocketAddr>().map(Listen::Socket).map_err(|_| {
-            de::Error::custom(format!(
-                "bad listen address `{s}`: expected an IP address (0.0.0.0, ::1) or address:port"
-            ))
+        crate::config::checked_scalar(d, "an IP address or address:port", |s| {
+            let t = s.trim();
+            if let Ok(ip) = t.trim_matches(['[', ']']).parse::<IpAddr>() {
+                return Ok(Listen::Ip(ip));
+            }
+            t.parse::<SocketAddr>()
+                .map(Listen::Socket)
+                .map_err(|_| format!("bad listen address `{s}`: expected an IP address (0.0.0.0, ::1) or address:port"))
         })
     }
 }
-

@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
-};
+use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::model::{CATALOG, Family, Kind, Snapshot, Value};
@@ -125,8 +123,6 @@ pub fn encode_registry(registry: &Registry) -> Vec<u8> {
 pub fn encode(snapshot: &Snapshot) -> String {
     let registry = Registry::new();
     let s = snapshot.clone();
-    registry
-        .register(Box::new(SnapshotCollector::new(move || s.clone())))
-        .expect("the catalog registers once");
+    registry.register(Box::new(SnapshotCollector::new(move || s.clone()))).expect("the catalog registers once");
     String::from_utf8(encode_registry(&registry)).expect("the text format is UTF-8")
 }

@@ -123,13 +123,8 @@ fn respond(req: &Request<Incoming>, registry: &Registry) -> Response<Full<Bytes>
         );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            Bytes::from_static(b"method not allowed\n"),
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", Bytes::from_static(b"method not allowed\n"));
+        r.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     if path == "/healthz" {

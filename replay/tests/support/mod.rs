@@ -1,0 +1,441 @@
+//! Shared by the integration tests: small deterministic recordings, the recording's own
+//! aggregates (computed independently of the processor), and loopback helpers.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gespann_common::{Event, EventKind, Protocol, RecordingMeta, RecordingWriter, ResetBy, Role};
+
+/// A small PRNG (xorshift), so recordings are the same on every run.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn base_event(ts_ns: i64, kind: EventKind, conn_id: u64) -> Event {
+    Event {
+        ts_ns,
+        kind,
+        conn_id,
+        protocol: Protocol::Tcp,
+        role: Role::Client,
+        local_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        remote_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
+        local_port: 40000,
+        remote_port: 443,
+        pid: 100,
+        comm: Arc::from("curl"),
+        cgroup_id: 1,
+        state: None,
+        bytes_sent: 0,
+        bytes_received: 0,
+        packets_sent: 0,
+        packets_received: 0,
+        retransmits: 0,
+        rtt_us: None,
+        handshake_us: None,
+        duration_ns: None,
+        error: None,
+        reset_by: None,
+        reset_reason: None,
+        preexisting: false,
+    }
+}
+
+/// `conns` connections spread over `span`: TCP and UDP, clients and servers, IPv4 and IPv6,
+/// preexisting ones (whose `open` carries counters so far), samples with cumulative counters,
+/// retransmits, closes, resets (with kernel reasons) and failed attempts; a few stay open.
+/// Rows are in time order.
+pub fn synthetic(conns: u64, span: Duration, seed: u64) -> Vec<Event> {
+    let mut rng = Rng::new(seed);
+    let start: i64 = 1_764_000_000_000_000_000;
+    let span_ns = span.as_nanos() as i64;
+    let comms: Vec<Arc<str>> =
+        ["curl", "nginx", "postgres", "Web Content", "dns,resolver"].iter().map(|s| Arc::from(*s)).collect();
+    let reasons: Vec<Arc<str>> =
+        ["NOT_SPECIFIED", "TCP_ABORT_ON_DATA", "NO_SOCKET"].iter().map(|s| Arc::from(*s)).collect();
+    let mut rows = Vec::new();
+    for c in 0..conns {
+        let id = c + 1;
+        let t0 = start + (rng.below(span_ns as u64 * 7 / 10)) as i64;
+        let life = (rng.below(span_ns as u64 / 4) + 1_000) as i64;
+        let mut e = base_event(t0, EventKind::Open, id);
+        e.protocol = if rng.below(5) == 0 { Protocol::Udp } else { Protocol::Tcp };
+        e.role = if rng.below(3) == 0 { Role::Server } else { Role::Client };
+        let dst = rng.below(12) as u8;
+        if rng.below(6) == 0 {
+            e.local_addr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
+            e.remote_addr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, u16::from(dst)));
+        } else {
+            e.remote_addr = IpAddr::V4(Ipv4Addr::new(10, 0, 1, dst));
+        }
+        e.remote_port = [443, 80, 5432, 53, 8080][rng.below(5) as usize];
+        e.local_port = 30000 + rng.below(30000) as u16;
+        e.pid = 100 + rng.below(5) as u32;
+        e.comm = comms[rng.below(comms.len() as u64) as usize].clone();
+        let tcp = e.protocol == Protocol::Tcp;
+        if tcp {
+            e.rtt_us = Some(50 + rng.below(20_000) as u32);
+        }
+
+        // A failed attempt: a single `failed` row.
+        if tcp && e.role == Role::Client && rng.below(10) == 0 {
+            e.kind = EventKind::Failed;
+            e.error = Some(["ECONNREFUSED", "ETIMEDOUT", "EHOSTUNREACH"][rng.below(3) as usize]);
+            e.duration_ns = Some(rng.below(3_000_000_000));
+            e.rtt_us = None;
+            rows.push(e);
+            continue;
+        }
+        let preexisting = rng.below(8) == 0;
+        let (mut sent, mut recv, mut pk_s, mut pk_r, mut retr) = (0u64, 0u64, 0u64, 0u64, 0u32);
+        if preexisting {
+            e.preexisting = true;
+            sent = rng.below(1 << 20);
+            recv = rng.below(1 << 22);
+            pk_s = sent / 1000 + 1;
+            pk_r = recv / 1000 + 1;
+            e.bytes_sent = sent;
+            e.bytes_received = recv;
+            e.packets_sent = pk_s;
+            e.packets_received = pk_r;
+        } else if tcp && e.role == Role::Client {
+            e.handshake_us = Some(20 + rng.below(50_000) as u32);
+        }
+        rows.push(e.clone());
+        let samples = rng.below(5);
+        for s in 0..samples {
+            let mut x = e.clone();
+            x.kind = if tcp && rng.below(4) == 0 {
+                retr += 1;
+                EventKind::Retransmit
+            } else {
+                EventKind::Sample
+            };
+            x.ts_ns = t0 + life * (s as i64 + 1) / (samples as i64 + 2);
+            // Sometimes nothing moved (an idle sample).
+            if rng.below(3) != 0 {
+                sent += rng.below(100_000);
+                recv += rng.below(1_000_000);
+                pk_s += 1;
+                pk_r += 2;
+            }
+            x.bytes_sent = sent;
+            x.bytes_received = recv;
+            x.packets_sent = pk_s;
+            x.packets_received = pk_r;
+            x.retransmits = retr;
+            x.handshake_us = None;
+            x.preexisting = false;
+            rows.push(x);
+        }
+        // A few stay open to the end.
+        if rng.below(10) == 0 {
+            continue;
+        }
+        let mut x = e.clone();
+        x.ts_ns = t0 + life;
+        x.handshake_us = None;
+        x.preexisting = false;
+        sent += rng.below(10_000);
+        recv += rng.below(10_000);
+        x.bytes_sent = sent;
+        x.bytes_received = recv;
+        x.packets_sent = pk_s + 1;
+        x.packets_received = pk_r + 1;
+        x.retransmits = retr;
+        x.duration_ns = Some(life as u64);
+        if tcp && rng.below(4) == 0 {
+            x.kind = EventKind::Reset;
+            x.reset_by = Some(if rng.below(2) == 0 { ResetBy::Local } else { ResetBy::Remote });
+            if x.reset_by == Some(ResetBy::Local) {
+                x.reset_reason = Some(reasons[rng.below(3) as usize].clone());
+            }
+            x.error = Some("ECONNRESET");
+        } else {
+            x.kind = EventKind::Close;
+        }
+        rows.push(x);
+    }
+    rows.sort_by_key(|e| (e.ts_ns, e.conn_id));
+    rows
+}
+
+pub fn meta() -> RecordingMeta {
+    RecordingMeta {
+        schema_version: 1,
+        version: "test".into(),
+        hostname: "test".into(),
+        kernel: "test".into(),
+        started_at: "2025-11-24T16:00:00Z".into(),
+        command_line: "test".into(),
+        sample_interval_ms: Some(1000),
+        ..RecordingMeta::default()
+    }
+}
+
+pub fn write_recording(path: &Path, rows: &[Event]) {
+    let mut w = RecordingWriter::create(path, true, &meta()).expect("create recording");
+    for e in rows {
+        w.push(e).expect("push");
+    }
+    w.finish("2025-11-24T16:10:00Z", 0).expect("finish");
+}
+
+/// The recording's own aggregates, computed from its rows without the processor.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Aggregates {
+    pub rows: u64,
+    pub connections: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub closes: u64,
+    pub resets: u64,
+    pub failures: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Connections whose last row is not a close, reset or failure.
+    pub open_at_end: u64,
+}
+
+pub fn aggregates(rows: &[Event]) -> Aggregates {
+    let mut a = Aggregates::default();
+    // conn_id -> (protocol, last bytes sent, last bytes received, last kind)
+    let mut last: HashMap<u64, (Protocol, u64, u64, EventKind)> = HashMap::new();
+    for e in rows {
+        a.rows += 1;
+        match e.kind {
+            EventKind::Close => a.closes += 1,
+            EventKind::Reset => a.resets += 1,
+            EventKind::Failed => a.failures += 1,
+            _ => {}
+        }
+        last.insert(e.conn_id, (e.protocol, e.bytes_sent, e.bytes_received, e.kind));
+    }
+    a.connections = last.len() as u64;
+    for (p, s, r, k) in last.values() {
+        match p {
+            Protocol::Tcp => a.tcp += 1,
+            Protocol::Udp => a.udp += 1,
+        }
+        a.bytes_sent += s;
+        a.bytes_received += r;
+        if !k.is_terminal() {
+            a.open_at_end += 1;
+        }
+    }
+    a
+}
+
+/// Every `samples/*.parquet` of the repository (real recordings made by the recorder).
+pub fn sample_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A loopback TCP port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind an ephemeral port").port()
+}
+
+/// A minimal HTTP/1.1 request over loopback: (status, body).
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// `series -> value` of a text exposition (`name{labels}` exactly as printed).
+pub fn parse_exposition(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Polls `/metrics` until `done` accepts it, or fails after `timeout`.
+pub fn wait_metrics(
+    addr: SocketAddr,
+    timeout: Duration,
+    done: impl Fn(&HashMap<String, f64>) -> bool,
+) -> HashMap<String, f64> {
+    let deadline = Instant::now() + timeout;
+    let mut last = HashMap::new();
+    while Instant::now() < deadline {
+        if let Ok((200, body)) = http(addr, "GET", "/metrics") {
+            last = parse_exposition(&body);
+            if done(&last) {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("/metrics at {addr} did not reach the expected state in {timeout:?}; last: {last:#?}");
+}
+
+/// A DogStatsD stand-in: collects every datagram sent to it.
+pub struct UdpReceiver {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl UdpReceiver {
+    pub fn start() -> UdpReceiver {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                match sock.recv(&mut buf) {
+                    Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).to_string()),
+                    Err(_) if s2.load(Ordering::Relaxed) => break,
+                    Err(_) => {}
+                }
+            }
+            out
+        });
+        UdpReceiver { addr, stop, thread: Some(thread) }
+    }
+
+    /// Stops after the socket has been quiet for a moment; returns the datagrams.
+    pub fn finish(mut self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(200));
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// One DogStatsD line, checked against the datagram format
+/// `name:value|type[|@rate][|#tag,...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatsdLine {
+    pub name: String,
+    pub value: f64,
+    pub kind: String,
+    pub tags: Vec<String>,
+}
+
+pub fn parse_statsd_line(line: &str) -> Result<StatsdLine, String> {
+    let (name, rest) = line.split_once(':').ok_or("no `:`")?;
+    if name.is_empty()
+        || !name.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        return Err(format!("bad metric name `{name}`"));
+    }
+    let mut parts = rest.split('|');
+    let value: f64 = parts.next().ok_or("no value")?.parse().map_err(|_| "value is not a number".to_string())?;
+    let kind = parts.next().ok_or("no type")?.to_string();
+    if !["c", "g", "h", "d", "ms", "s"].contains(&kind.as_str()) {
+        return Err(format!("bad type `{kind}`"));
+    }
+    let mut tags = vec![];
+    for p in parts {
+        if let Some(t) = p.strip_prefix('#') {
+            for tag in t.split(',') {
+                if tag.is_empty() || tag.contains(['|', '#', ' ']) {
+                    return Err(format!("bad tag `{tag}`"));
+                }
+                tags.push(tag.to_string());
+            }
+        } else if let Some(r) = p.strip_prefix('@') {
+            r.parse::<f64>().map_err(|_| format!("bad rate `{r}`"))?;
+        } else {
+            return Err(format!("unknown section `{p}`"));
+        }
+    }
+    Ok(StatsdLine { name: name.to_string(), value, kind, tags })
+}
+
+/// Splits datagrams into lines and checks each; panics naming the first bad line.
+pub fn statsd_lines(datagrams: &[String]) -> Vec<StatsdLine> {
+    datagrams
+        .iter()
+        .flat_map(|d| d.split('\n').filter(|l| !l.is_empty()))
+        .map(|l| parse_statsd_line(l).unwrap_or_else(|e| panic!("bad DogStatsD line `{l}`: {e}")))
+        .collect()
+}
+
+/// Sum of the counter deltas and last gauge value per `name` (+ sorted tags).
+pub fn statsd_totals(lines: &[StatsdLine]) -> HashMap<String, f64> {
+    let mut m = HashMap::new();
+    for l in lines {
+        let mut tags = l.tags.clone();
+        tags.sort();
+        let key = if tags.is_empty() { l.name.clone() } else { format!("{}#{}", l.name, tags.join(",")) };
+        match l.kind.as_str() {
+            "c" => *m.entry(key).or_insert(0.0) += l.value,
+            _ => {
+                m.insert(key, l.value);
+            }
+        }
+    }
+    m
+}
+
+/// The workspace's `target/debug/gespann`, built by `cargo build -p gespann` (or by `cargo test
+/// --workspace`, which builds it before running tests).
+pub fn gespann_binary() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let bin = target.join("debug/gespann");
+    let meta = std::fs::metadata(&bin)
+        .unwrap_or_else(|e| panic!("{}: {e}: build it first with `cargo build -p gespann`", bin.display()));
+    // Fail rather than test an old build of this crate.
+    let built = meta.modified().unwrap();
+    let newest = newest_source(&root.join("replay/src"));
+    assert!(built >= newest, "{} is older than replay/src: rebuild it with `cargo build -p gespann`", bin.display());
+    bin
+}
+
+fn newest_source(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let t = if p.is_dir() { newest_source(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(newest) };
+        newest = newest.max(t);
+    }
+    newest
+}
