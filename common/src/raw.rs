@@ -68,7 +68,8 @@ pub struct RawEvent {
     pub family: u8,
     pub state: u8,
     pub flags: u8,
-    pub _pad: [u8; 2],
+    pub prev_state: u8,
+    pub fin_rcvd: u8,
     pub comm: [u8; COMM_LEN],
 }
 
@@ -149,7 +150,8 @@ pub const RAW_EVENT_FIELDS: &[(&str, usize)] = &[
     ("family", std::mem::offset_of!(RawEvent, family)),
     ("state", std::mem::offset_of!(RawEvent, state)),
     ("flags", std::mem::offset_of!(RawEvent, flags)),
-    ("_pad", std::mem::offset_of!(RawEvent, _pad)),
+    ("prev_state", std::mem::offset_of!(RawEvent, prev_state)),
+    ("fin_rcvd", std::mem::offset_of!(RawEvent, fin_rcvd)),
     ("comm", std::mem::offset_of!(RawEvent, comm)),
 ];
 
@@ -191,7 +193,7 @@ mod tests {
     #[test]
     fn raw_event_has_no_padding() {
         let sum: usize =
-            [8usize; 9].iter().sum::<usize>() + 16 + 16 + 4 * 4 + 2 * 4 + 6 + 2 + COMM_LEN;
+            [8usize; 9].iter().sum::<usize>() + 16 + 16 + 4 * 4 + 2 * 4 + 6 + 1 + 1 + COMM_LEN;
         assert_eq!(sum, RawEvent::SIZE);
         assert_eq!(RawEvent::SIZE % 8, 0);
     }

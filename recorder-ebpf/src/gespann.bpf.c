@@ -37,6 +37,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
 
+#define SOCK_DONE 1	/* enum sock_flags: set by tcp_fin() when the peer's FIN arrives */
+
 /* Filters, set by user space before load. Zero counts mean "no filter". */
 const volatile __u32 filter_pids[GSP_MAX_PIDS] = {};
 const volatile __u32 filter_npids = 0;
@@ -249,7 +251,8 @@ static __always_inline void set_owner(struct gsp_event *e, const struct owner *o
 }
 
 /* An event about a tracked TCP connection, with endpoints and counters read from the socket. */
-static __always_inline void emit_tcp(struct sock *sk, struct tcp_conn *c, __u8 kind, __u8 state)
+static __always_inline void emit_tcp(struct sock *sk, struct tcp_conn *c, __u8 kind, __u8 state,
+				     __u8 prev_state)
 {
 	struct gsp_event *e = reserve();
 
@@ -260,6 +263,8 @@ static __always_inline void emit_tcp(struct sock *sk, struct tcp_conn *c, __u8 k
 	e->kind = kind;
 	e->protocol = GSP_PROTO_TCP;
 	e->state = state;
+	e->prev_state = prev_state;
+	e->fin_rcvd = (BPF_CORE_READ(sk, __sk_common.skc_flags) >> SOCK_DONE) & 1;
 	if (c) {
 		e->conn_id = c->conn_id;
 		e->start_ns = c->start_ns;
@@ -302,7 +307,7 @@ static __always_inline void tcp_to_established(struct sock *sk, int oldstate)
 			bpf_map_delete_elem(&tcp_conns, &key);
 			return;
 		}
-		emit_tcp(sk, c, GSP_OPEN, TCP_ESTABLISHED);
+		emit_tcp(sk, c, GSP_OPEN, TCP_ESTABLISHED, oldstate);
 		return;
 	}
 	if (oldstate != TCP_SYN_RECV)
@@ -325,7 +330,7 @@ static __always_inline void tcp_to_established(struct sock *sk, int oldstate)
 		count_lost(GSP_LOST_TABLE);
 		return;
 	}
-	emit_tcp(sk, &nc, GSP_OPEN, TCP_ESTABLISHED);
+	emit_tcp(sk, &nc, GSP_OPEN, TCP_ESTABLISHED, oldstate);
 }
 
 static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
@@ -342,7 +347,7 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 		__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		if (!ports_wanted(sport, dport))
 			return;
-		emit_tcp(sk, NULL, GSP_CLOSE, TCP_CLOSE);
+		emit_tcp(sk, NULL, GSP_CLOSE, TCP_CLOSE, oldstate);
 		return;
 	}
 
@@ -353,7 +358,7 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 		kind = GSP_RESET;
 	else
 		kind = GSP_CLOSE;
-	emit_tcp(sk, c, kind, TCP_CLOSE);
+	emit_tcp(sk, c, kind, TCP_CLOSE, oldstate);
 
 	if (kind == GSP_CLOSE) {
 		__u64 id = c->conn_id;
@@ -475,7 +480,7 @@ int handle_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
 		if (state == TCP_SYN_SENT || state == TCP_SYN_RECV || !ports_wanted(sport, dport))
 			return 0;
 	}
-	emit_tcp(sk, c, GSP_RETRANSMIT, BPF_CORE_READ(ctx, state));
+	emit_tcp(sk, c, GSP_RETRANSMIT, BPF_CORE_READ(ctx, state), 0);
 	return 0;
 }
 

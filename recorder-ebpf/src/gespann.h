@@ -71,7 +71,8 @@ struct gsp_event {
 	__u8 family;		/* 4 or 6 */
 	__u8 state;		/* TCP state after the event (TCP_ESTABLISHED = 1, ...) */
 	__u8 flags;		/* GSP_F_* */
-	__u8 _pad[2];
+	__u8 prev_state;	/* TCP state before a CLOSE (to know whether our FIN was acked) */
+	__u8 fin_rcvd;		/* TCP: the peer's FIN was received (SOCK_DONE) */
 	char comm[GSP_COMM_LEN];
 };
 

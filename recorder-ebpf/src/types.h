@@ -43,6 +43,9 @@ struct sock_common {
 	unsigned short skc_family;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
+	union {
+		unsigned long skc_flags;
+	};
 };
 
 struct sock {

@@ -79,6 +79,22 @@ fn addr_of(family: u8, bytes: &[u8; 16]) -> IpAddr {
 
 type Tuple = (IpAddr, u16, IpAddr, u16);
 
+const TCP_FIN_WAIT2: u8 = 5;
+const TCP_CLOSE_WAIT: u8 = 8;
+const TCP_LAST_ACK: u8 = 9;
+const TCP_CLOSING: u8 = 11;
+
+/// Payload bytes from the kernel's counters. `bytes_acked` and `bytes_received` (in `tcp_sock`
+/// and `tcp_info` alike) count sequence space: the SYN the client sent is acknowledged once
+/// (the server's SYN-ACK is not counted: its connection is born after it), and each FIN
+/// counts one. Recordings hold payload, so those are taken out here, in this one place.
+pub fn tcp_payload(role: Role, bytes_acked: u64, bytes_received: u64, our_fin_acked: bool, their_fin_received: bool) -> (u64, u64) {
+    let syn = u64::from(role == Role::Client && bytes_acked > 0);
+    let sent = bytes_acked.saturating_sub(syn + u64::from(our_fin_acked));
+    let received = bytes_received.saturating_sub(u64::from(their_fin_received));
+    (sent, received)
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Counters {
     bytes_sent: u64,
@@ -155,6 +171,13 @@ impl ResetReasons {
             .cloned()
             .unwrap_or_else(|| Arc::from(format!("REASON_{reason}")))
     }
+}
+
+/// Payload counters of a live socket from sock_diag, where the state tells the FINs apart.
+fn snapshot_payload(role: Role, state: u8, info: &crate::sockdiag::TcpInfo) -> (u64, u64) {
+    let our_fin_acked = state == TCP_FIN_WAIT2;
+    let their_fin = matches!(state, TCP_CLOSE_WAIT | TCP_LAST_ACK | TCP_CLOSING);
+    tcp_payload(role, info.bytes_acked, info.bytes_received, our_fin_acked, their_fin)
 }
 
 /// What the caller must do after a raw event.
@@ -274,10 +297,24 @@ impl Tracker {
         }
     }
 
-    fn counters_of(r: &RawEvent) -> Counters {
+    fn counters_of(r: &RawEvent, role: Role) -> Counters {
+        let (bytes_sent, bytes_received) = if r.protocol == raw::PROTO_TCP {
+            // An orderly close (CLOSE) after FIN_WAIT2, CLOSING or LAST_ACK means our FIN was
+            // acknowledged; an RST or a timeout (sk_err set) in CLOSING/LAST_ACK means it was not.
+            let fin_acked = match r.kind {
+                kind::CLOSE | kind::RESET => {
+                    r.prev_state == TCP_FIN_WAIT2
+                        || (r.kind == kind::CLOSE && r.error == 0 && matches!(r.prev_state, TCP_CLOSING | TCP_LAST_ACK))
+                }
+                _ => r.state == TCP_FIN_WAIT2,
+            };
+            tcp_payload(role, r.bytes_sent, r.bytes_received, fin_acked, r.fin_rcvd != 0)
+        } else {
+            (r.bytes_sent, r.bytes_received)
+        };
         Counters {
-            bytes_sent: r.bytes_sent,
-            bytes_received: r.bytes_received,
+            bytes_sent,
+            bytes_received,
             packets_sent: r.packets_sent,
             packets_received: r.packets_received,
             retransmits: r.retransmits,
@@ -301,7 +338,7 @@ impl Tracker {
 
     fn on_open(&mut self, r: &RawEvent) {
         let mut conn = self.conn_from_raw(r);
-        conn.last = Self::counters_of(r);
+        conn.last = Self::counters_of(r, conn.role);
         let mut e = self.row(&conn, r.conn_id, EventKind::Open, r.ts_ns);
         if conn.protocol == Protocol::Tcp {
             e.state = tcp_state_name(r.state);
@@ -364,7 +401,7 @@ impl Tracker {
             None => self.conn_from_raw(r),
         };
         let mut conn = conn;
-        conn.last = Self::counters_of(r);
+        conn.last = Self::counters_of(r, conn.role);
         let mut e = self.row(&conn, conn_id, ev_kind, r.ts_ns);
         if !is_udp {
             e.state = tcp_state_name(r.state);
@@ -481,13 +518,11 @@ impl Tracker {
             self.next_preexisting_id += 1;
             let owner = owners.get(&s.inode);
             let info = s.info.unwrap_or_default();
+            let role = if listening.contains(&s.local_port) { Role::Server } else { Role::Client };
+            let (bytes_sent, bytes_received) = snapshot_payload(role, s.state, &info);
             let conn = Conn {
                 protocol: Protocol::Tcp,
-                role: if listening.contains(&s.local_port) {
-                    Role::Server
-                } else {
-                    Role::Client
-                },
+                role,
                 local: s.local,
                 local_port: s.local_port,
                 remote: s.remote,
@@ -497,8 +532,8 @@ impl Tracker {
                 cgroup_id: owner.map_or(0, |o| o.cgroup_id),
                 start_mono: 0,
                 last: Counters {
-                    bytes_sent: info.bytes_acked,
-                    bytes_received: info.bytes_received,
+                    bytes_sent,
+                    bytes_received,
                     packets_sent: u64::from(info.data_segs_out),
                     packets_received: u64::from(info.data_segs_in),
                     retransmits: info.total_retrans,
@@ -532,9 +567,10 @@ impl Tracker {
             if c.ended_mono.is_some() {
                 continue;
             }
+            let (bytes_sent, bytes_received) = snapshot_payload(c.role, s.state, &info);
             let now = Counters {
-                bytes_sent: info.bytes_acked,
-                bytes_received: info.bytes_received,
+                bytes_sent,
+                bytes_received,
                 packets_sent: u64::from(info.data_segs_out),
                 packets_received: u64::from(info.data_segs_in),
                 retransmits: info.total_retrans,
@@ -636,7 +672,7 @@ mod tests {
         let mut t = tracker();
         t.on_raw(&raw_tcp(kind::OPEN, 1, 200));
         let mut close = raw_tcp(kind::CLOSE, 1, 1_100);
-        close.bytes_sent = 10;
+        close.bytes_sent = 11; // the SYN counts in bytes_acked
         close.state = 7;
         t.on_raw(&close);
         let rows = t.drain_all();
@@ -760,10 +796,10 @@ mod tests {
         let rows = t.drain_all();
         assert_eq!(rows.len(), 2);
         assert!(rows[0].preexisting);
-        assert_eq!(rows[0].bytes_sent, 7);
+        assert_eq!(rows[0].bytes_sent, 6, "SYN taken out");
         assert_eq!(rows[1].conn_id, rows[0].conn_id);
         assert_eq!(rows[1].pid, 9);
-        assert_eq!(rows[1].bytes_sent, 9);
+        assert_eq!(rows[1].bytes_sent, 8);
         assert_eq!(t.stats.untracked_dropped, 1);
     }
 
@@ -793,7 +829,36 @@ mod tests {
             rows.iter().filter(|r| r.kind == EventKind::Sample).count(),
             2
         );
-        assert_eq!(rows[1].bytes_sent, 100);
+        assert_eq!(rows[1].bytes_sent, 99, "SYN taken out");
+    }
+
+    #[test]
+    fn syn_and_fins_are_not_payload() {
+        // Client that sent 1000 and received 500, orderly close: SYN and FIN acked, FIN received.
+        assert_eq!(tcp_payload(Role::Client, 1002, 501, true, true), (1000, 500));
+        // Server side of the same connection: no SYN in its bytes_acked.
+        assert_eq!(tcp_payload(Role::Server, 501, 1001, true, true), (500, 1000));
+        // Reset before any FIN.
+        assert_eq!(tcp_payload(Role::Client, 301, 0, false, false), (300, 0));
+        // A refused connect acknowledged nothing.
+        assert_eq!(tcp_payload(Role::Client, 0, 0, false, false), (0, 0));
+    }
+
+    #[test]
+    fn orderly_close_after_last_ack_takes_out_both_fins() {
+        let mut t = tracker();
+        let mut open = raw_tcp(kind::OPEN, 1, 10);
+        open.role = raw::ROLE_SERVER;
+        t.on_raw(&open);
+        let mut close = raw_tcp(kind::CLOSE, 1, 20);
+        close.role = raw::ROLE_SERVER;
+        close.prev_state = TCP_LAST_ACK;
+        close.fin_rcvd = 1;
+        close.bytes_sent = 501;
+        close.bytes_received = 1001;
+        t.on_raw(&close);
+        let rows = t.drain_all();
+        assert_eq!((rows[1].bytes_sent, rows[1].bytes_received), (500, 1000));
     }
 
     #[test]
