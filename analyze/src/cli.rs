@@ -74,13 +74,9 @@ pub struct AnalyzeArgs {
 /// Parses `2GiB`, `512MiB`, `1.5G`, `100000000`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: f64 = n
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (e.g. 512MiB, 2GiB)"))?;
+    let n: f64 = n.parse().map_err(|_| format!("`{s}` is not a size (e.g. 512MiB, 2GiB)"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -91,9 +87,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     let v = (n * mult as f64) as u64;
     if v < (16 << 20) {
-        return Err(format!(
-            "`{s}` is too small: the engine needs at least 16MiB"
-        ));
+        return Err(format!("`{s}` is too small: the engine needs at least 16MiB"));
     }
     Ok(v)
 }
@@ -108,11 +102,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), AnalyzeError> {
 
 /// Runs `gespann analyze`, writing the results to `out`. `progress`: show a progress indicator
 /// on stderr when work takes longer than a moment.
-pub fn run_with(
-    args: AnalyzeArgs,
-    out: &mut dyn Write,
-    progress: bool,
-) -> Result<(), AnalyzeError> {
+pub fn run_with(args: AnalyzeArgs, out: &mut dyn Write, progress: bool) -> Result<(), AnalyzeError> {
     let mut catalog = Catalog::builtin();
     for dir in &args.queries {
         catalog.add_dir(dir)?;
@@ -125,9 +115,7 @@ pub fn run_with(
     if let Some(n) = args.threads {
         builder.worker_threads(n.max(1));
     }
-    let rt = builder
-        .build()
-        .map_err(|e| AnalyzeError::Engine(e.to_string()))?;
+    let rt = builder.build().map_err(|e| AnalyzeError::Engine(e.to_string()))?;
     rt.block_on(run_async(&args, &catalog, out, progress))
 }
 
@@ -140,11 +128,7 @@ fn ok_if_pipe_closed(r: std::io::Result<()>) -> Result<(), AnalyzeError> {
 }
 
 fn list_reports(out: &mut dyn Write, catalog: &Catalog) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{DEFAULT_NAME}: the incident overview, all of: {}",
-        DEFAULT.join(", ")
-    )?;
+    writeln!(out, "{DEFAULT_NAME}: the incident overview, all of: {}", DEFAULT.join(", "))?;
     for r in catalog.all() {
         let origin = match &r.file {
             Some(p) => format!(" [{}]", p.display()),
@@ -200,27 +184,32 @@ impl Drop for Progress {
 
 pub(crate) fn describe(recs: &[Recording]) -> String {
     let rows: u64 = recs.iter().map(|r| r.rows).sum();
-    format!(
-        "{rows} events in {} recording{}",
-        recs.len(),
-        if recs.len() == 1 { "" } else { "s" }
-    )
+    format!("{rows} events in {} recording{}", recs.len(), if recs.len() == 1 { "" } else { "s" })
 }
 
-pub(crate) fn warn_lost(recs: &[Recording]) -> Vec<String> {
-    let mut lines = Vec::new();
+/// The loud lines about lost events for people-facing output (empty when nothing was lost).
+pub(crate) fn lost_banner(recs: &[Recording]) -> Vec<String> {
+    recs.iter()
+        .filter(|r| r.meta.events_lost > 0)
+        .map(|r| {
+            format!(
+                "!!! WARNING: {} events were LOST while recording `{}` (the kernel ring buffer was full): every count below is a lower bound !!!",
+                r.meta.events_lost, r.source
+            )
+        })
+        .collect()
+}
+
+/// Logs lost events on stderr; called once results are in, so that a failing run prints only its
+/// error.
+pub(crate) fn log_lost(recs: &[Recording]) {
     for r in recs.iter().filter(|r| r.meta.events_lost > 0) {
         tracing::warn!(
             file = %r.source,
             events_lost = r.meta.events_lost,
             "events were lost while recording; counts are lower bounds"
         );
-        lines.push(format!(
-            "!!! WARNING: {} events were LOST while recording `{}` (the kernel ring buffer was full): every count below is a lower bound !!!",
-            r.meta.events_lost, r.source
-        ));
     }
-    lines
 }
 
 async fn run_async(
@@ -229,10 +218,8 @@ async fn run_async(
     out: &mut dyn Write,
     progress: bool,
 ) -> Result<(), AnalyzeError> {
-    let opts = Options {
-        memory_limit: usize::try_from(args.memory_limit).unwrap_or(usize::MAX),
-        threads: args.threads,
-    };
+    let opts =
+        Options { memory_limit: usize::try_from(args.memory_limit).unwrap_or(usize::MAX), threads: args.threads };
     if let Some(sides) = &args.diff {
         if !args.inputs.is_empty() {
             return Err(AnalyzeError::Diff(format!(
@@ -244,23 +231,21 @@ async fn run_async(
     }
     let recordings = inputs::open_all(&args.inputs)?;
     let what = describe(&recordings);
-    let banner = warn_lost(&recordings);
+    let banner = lost_banner(&recordings);
+    let reports = if args.sql.is_some() { Vec::new() } else { catalog.resolve(&args.reports)? };
     let analyzer = Analyzer::new(recordings, &opts).await?;
 
     if let Some(sql) = &args.sql {
         let p = Progress::start(progress, 1, format!("--sql over {what}"));
         let df = analyzer.sql("--sql", sql).await?;
+        log_lost(&analyzer.recordings);
         let r = stream_sql(df, args.format, out).await;
         drop(p);
         return r;
     }
 
-    let reports = catalog.resolve(&args.reports)?;
     let p = Progress::start(progress, reports.len() as u64 + 1, what.clone());
-    let uses_connections = reports
-        .iter()
-        .filter(|r| r.sql.contains("connections"))
-        .count();
+    let uses_connections = reports.iter().filter(|r| r.sql.contains("connections")).count();
     if uses_connections >= 2 {
         p.step(format!("computing connections ({what})"));
         analyzer.materialize_connections().await?;
@@ -273,6 +258,7 @@ async fn run_async(
         p.inc();
     }
     drop(p);
+    log_lost(&analyzer.recordings);
     ok_if_pipe_closed(write_report_output(out, args.format, &banner, &sections))
 }
 
@@ -296,11 +282,7 @@ pub(crate) fn write_report_output(
 }
 
 /// Runs one report, keeping at most `top` rows (0: all).
-pub async fn run_report(
-    analyzer: &Analyzer,
-    report: &Report,
-    top: usize,
-) -> Result<Section, AnalyzeError> {
+pub async fn run_report(analyzer: &Analyzer, report: &Report, top: usize) -> Result<Section, AnalyzeError> {
     let query = match &report.file {
         Some(p) => format!("report `{}` ({})", report.name, p.display()),
         None => format!("report `{}`", report.name),
@@ -318,16 +300,8 @@ pub async fn section_from(
     query: &str,
 ) -> Result<Section, AnalyzeError> {
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-    let df = if top > 0 {
-        df.limit(0, Some(top + 1))
-            .map_err(|e| AnalyzeError::query(query, e))?
-    } else {
-        df
-    };
-    let mut batches = df
-        .collect()
-        .await
-        .map_err(|e| AnalyzeError::query(query, e))?;
+    let df = if top > 0 { df.limit(0, Some(top + 1)).map_err(|e| AnalyzeError::query(query, e))? } else { df };
+    let mut batches = df.collect().await.map_err(|e| AnalyzeError::query(query, e))?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let truncated = top > 0 && rows > top;
     if truncated {
@@ -343,36 +317,20 @@ pub async fn section_from(
         }
         batches = cut;
     }
-    Ok(Section {
-        name: name.to_string(),
-        answers: answers.to_string(),
-        schema,
-        batches,
-        truncated,
-    })
+    Ok(Section { name: name.to_string(), answers: answers.to_string(), schema, batches, truncated })
 }
 
 /// Runs `--sql`, streaming rows to `out` for JSON and CSV so large results need no memory.
-async fn stream_sql(
-    df: DataFrame,
-    format: Format,
-    out: &mut dyn Write,
-) -> Result<(), AnalyzeError> {
+async fn stream_sql(df: DataFrame, format: Format, out: &mut dyn Write) -> Result<(), AnalyzeError> {
     let q = "--sql";
     match format {
         Format::Table | Format::Markdown => {
             let section = section_from(df, "sql", "", 0, q).await?;
-            ok_if_pipe_closed(
-                render::write_sections(out, format, &[section], true, None)
-                    .and_then(|_| out.flush()),
-            )
+            ok_if_pipe_closed(render::write_sections(out, format, &[section], true, None).and_then(|_| out.flush()))
         }
         Format::Csv | Format::Json => {
             let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-            let mut stream = df
-                .execute_stream()
-                .await
-                .map_err(|e| AnalyzeError::query(q, e))?;
+            let mut stream = df.execute_stream().await.map_err(|e| AnalyzeError::query(q, e))?;
             let io = |r: std::io::Result<()>| -> Result<Option<()>, AnalyzeError> {
                 match r {
                     Ok(()) => Ok(Some(())),
@@ -381,11 +339,8 @@ async fn stream_sql(
                 }
             };
             let mut first = true;
-            let head = if format == Format::Csv {
-                render::write_csv_header(out, &schema)
-            } else {
-                out.write_all(b"[\n")
-            };
+            let head =
+                if format == Format::Csv { render::write_csv_header(out, &schema) } else { out.write_all(b"[\n") };
             if io(head)?.is_none() {
                 return Ok(());
             }

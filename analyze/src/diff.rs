@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
 use crate::AnalyzeError;
-use crate::cli::{AnalyzeArgs, Progress, describe, section_from, warn_lost, write_report_output};
+use crate::cli::{AnalyzeArgs, Progress, describe, log_lost, lost_banner, section_from, write_report_output};
 use crate::inputs;
 use crate::reports::{DIFF_DESTINATIONS, DIFF_SUMMARY, parse_header};
 use crate::session::{Analyzer, Options};
@@ -26,21 +26,13 @@ pub async fn run(
     progress: bool,
 ) -> Result<(), AnalyzeError> {
     let [before, after] = sides else {
-        return Err(AnalyzeError::Diff(
-            "takes exactly two recordings (BEFORE AFTER)".into(),
-        ));
+        return Err(AnalyzeError::Diff("takes exactly two recordings (BEFORE AFTER)".into()));
     };
     let before = inputs::open_all(std::slice::from_ref(before))?;
     let after = inputs::open_all(std::slice::from_ref(after))?;
-    let b_paths: BTreeSet<_> = before
-        .iter()
-        .filter_map(|r| std::fs::canonicalize(&r.path).ok())
-        .collect();
-    if let Some(both) = after.iter().find(|r| {
-        std::fs::canonicalize(&r.path)
-            .ok()
-            .is_some_and(|p| b_paths.contains(&p))
-    }) {
+    let b_paths: BTreeSet<_> = before.iter().filter_map(|r| std::fs::canonicalize(&r.path).ok()).collect();
+    if let Some(both) = after.iter().find(|r| std::fs::canonicalize(&r.path).ok().is_some_and(|p| b_paths.contains(&p)))
+    {
         return Err(AnalyzeError::Diff(format!(
             "`{}` is on both sides; compare two different recordings",
             both.source
@@ -52,7 +44,7 @@ pub async fn run(
     let mut all = before;
     all.extend(after);
     let what = describe(&all);
-    let banner = warn_lost(&all);
+    let banner = lost_banner(&all);
     let analyzer = Analyzer::new(all, opts).await?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
@@ -61,12 +53,8 @@ pub async fn run(
     let batch = RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(StringArray::from_iter_values(
-                side_of.iter().map(|(s, _)| s.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                side_of.iter().map(|(_, s)| *s),
-            )),
+            Arc::new(StringArray::from_iter_values(side_of.iter().map(|(s, _)| s.as_str()))),
+            Arc::new(StringArray::from_iter_values(side_of.iter().map(|(_, s)| *s))),
         ],
     )
     .map_err(|e| AnalyzeError::query("the `sides` table", e.into()))?;
@@ -76,10 +64,7 @@ pub async fn run(
     analyzer.materialize_connections().await?;
     p.inc();
     let mut sections = Vec::new();
-    for (name, sql, top) in [
-        ("summary", DIFF_SUMMARY, 0),
-        ("destinations", DIFF_DESTINATIONS, args.top),
-    ] {
+    for (name, sql, top) in [("summary", DIFF_SUMMARY, 0), ("destinations", DIFF_DESTINATIONS, args.top)] {
         p.step(format!("diff: {name}"));
         let (_, answers) = parse_header(sql);
         let query = format!("diff query `{name}`");
@@ -88,6 +73,7 @@ pub async fn run(
         p.inc();
     }
     drop(p);
+    log_lost(&analyzer.recordings);
     match write_report_output(out, args.format, &banner, &sections) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(AnalyzeError::Output(e)),

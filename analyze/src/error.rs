@@ -11,35 +11,23 @@ pub enum AnalyzeError {
     NoInputs,
     #[error("`{pattern}` matches no file")]
     NoMatch { pattern: String },
-    #[error("`{pattern}` is not a valid glob: {source}")]
-    BadGlob {
-        pattern: String,
-        source: glob::PatternError,
-    },
+    #[error("`{pattern}` is not a valid glob: {cause}")]
+    BadGlob { pattern: String, cause: glob::PatternError },
     #[error("directory `{}` holds no `.parquet` file", path.display())]
     EmptyDir { path: PathBuf },
-    #[error("cannot read `{}`: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read `{}`: {cause}", path.display())]
+    Read { path: PathBuf, cause: std::io::Error },
     /// The file is not a recording this version can read; the message names the file.
-    #[error(transparent)]
-    Format(#[from] FormatError),
+    #[error("{0}")]
+    Format(FormatError),
     #[error("unknown report `{name}`; known reports: {known}")]
     UnknownReport { name: String, known: String },
     #[error("report file `{}`: {what}", path.display())]
     BadReportFile { path: PathBuf, what: String },
-    #[error("cannot register `{}` with the query engine: {source}", path.display())]
-    Register {
-        path: PathBuf,
-        source: DataFusionError,
-    },
-    #[error("{query} failed: {source}")]
-    Query {
-        query: String,
-        source: DataFusionError,
-    },
+    #[error("cannot register `{}` with the query engine: {cause}", path.display())]
+    Register { path: PathBuf, cause: DataFusionError },
+    #[error("{query} failed: {}", one_line(cause))]
+    Query { query: String, cause: DataFusionError },
     #[error("--diff: {0}")]
     Diff(String),
     #[error("cannot start the query engine: {0}")]
@@ -48,12 +36,22 @@ pub enum AnalyzeError {
     Output(std::io::Error),
 }
 
+// The causes are part of each message rather than `source()`s: the binary prints the whole
+// chain, and each failure should read as one line that says everything once.
+impl From<FormatError> for AnalyzeError {
+    fn from(e: FormatError) -> Self {
+        AnalyzeError::Format(e)
+    }
+}
+
 impl AnalyzeError {
     /// A failure of query `query` (a report name, `--sql`, a view).
-    pub fn query(query: impl Into<String>, source: DataFusionError) -> Self {
-        AnalyzeError::Query {
-            query: query.into(),
-            source,
-        }
+    pub fn query(query: impl Into<String>, cause: DataFusionError) -> Self {
+        AnalyzeError::Query { query: query.into(), cause }
     }
+}
+
+/// DataFusion's message on one line (some span several).
+fn one_line(e: &DataFusionError) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }

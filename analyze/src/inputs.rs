@@ -35,40 +35,25 @@ pub fn expand(args: &[String]) -> Result<Vec<PathBuf>, AnalyzeError> {
     for arg in args {
         let path = Path::new(arg);
         let mut found: Vec<PathBuf> = if path.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|source| AnalyzeError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+            let entries =
+                std::fs::read_dir(path).map_err(|cause| AnalyzeError::Read { path: path.to_owned(), cause })?;
             let mut v = Vec::new();
             for entry in entries {
-                let entry = entry.map_err(|source| AnalyzeError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
+                let entry = entry.map_err(|cause| AnalyzeError::Read { path: path.to_owned(), cause })?;
                 let p = entry.path();
                 if p.extension().is_some_and(|e| e == "parquet") && p.is_file() {
                     v.push(p);
                 }
             }
             if v.is_empty() {
-                return Err(AnalyzeError::EmptyDir {
-                    path: path.to_owned(),
-                });
+                return Err(AnalyzeError::EmptyDir { path: path.to_owned() });
             }
             v
         } else if is_glob(arg) && !path.exists() {
-            let paths = glob::glob(arg).map_err(|source| AnalyzeError::BadGlob {
-                pattern: arg.clone(),
-                source,
-            })?;
-            let v: Vec<PathBuf> = paths
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect();
+            let paths = glob::glob(arg).map_err(|cause| AnalyzeError::BadGlob { pattern: arg.clone(), cause })?;
+            let v: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
             if v.is_empty() {
-                return Err(AnalyzeError::NoMatch {
-                    pattern: arg.clone(),
-                });
+                return Err(AnalyzeError::NoMatch { pattern: arg.clone() });
             }
             v
         } else {
@@ -93,11 +78,5 @@ pub fn open_all(args: &[String]) -> Result<Vec<Recording>, AnalyzeError> {
 pub fn open(path: &Path) -> Result<Recording, AnalyzeError> {
     let (meta, rows, _schema) = inspect(path)?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    Ok(Recording {
-        source: path.display().to_string(),
-        path: path.to_owned(),
-        meta,
-        rows,
-        bytes,
-    })
+    Ok(Recording { source: path.display().to_string(), path: path.to_owned(), meta, rows, bytes })
 }

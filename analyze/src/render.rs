@@ -8,10 +8,9 @@
 use std::io::Write;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
-    Int64Array, LargeStringArray, StringArray, StringViewArray, TimestampMicrosecondArray,
-    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray, UInt8Array,
-    UInt16Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
+    LargeStringArray, StringArray, StringViewArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+    TimestampNanosecondArray, TimestampSecondArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
 };
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -138,13 +137,7 @@ pub fn rfc3339_ns(ns: i64) -> String {
 /// `YYYY-MM-DD HH:MM:SS.mmm` UTC (for people).
 pub fn human_time(ns: i64) -> String {
     let (date, s) = civil(ns);
-    format!(
-        "{date} {:02}:{:02}:{:02}.{:03}",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60,
-        ns.rem_euclid(1_000_000_000) / 1_000_000
-    )
+    format!("{date} {:02}:{:02}:{:02}.{:03}", s / 3600, s % 3600 / 60, s % 60, ns.rem_euclid(1_000_000_000) / 1_000_000)
 }
 
 fn civil(ns: i64) -> (String, i64) {
@@ -171,11 +164,7 @@ pub fn human_bytes(b: f64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{} B", b.round() as i64)
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    if u == 0 { format!("{} B", b.round() as i64) } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
 /// A duration in nanoseconds: `850 µs`, `12.3 ms`, `4.20 s`, `3m 12s`, `2h 03m`, `1d 04h`.
@@ -246,11 +235,7 @@ fn unit_of(column: &str) -> Unit {
         Unit::Nanos
     } else if c.ends_with("_pct") {
         Unit::Percent
-    } else if c.ends_with("port")
-        || c.ends_with("pid")
-        || c.ends_with("_id")
-        || c == "family"
-        || c.contains("version")
+    } else if c.ends_with("port") || c.ends_with("pid") || c.ends_with("_id") || c == "family" || c.contains("version")
     {
         Unit::Plain
     } else {
@@ -311,20 +296,12 @@ fn json_value(c: &Cell) -> serde_json::Value {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 /// Writes the header row of a CSV table.
 pub fn write_csv_header(out: &mut dyn Write, schema: &SchemaRef) -> std::io::Result<()> {
-    let names: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| csv_field(f.name()))
-        .collect();
+    let names: Vec<String> = schema.fields().iter().map(|f| csv_field(f.name())).collect();
     writeln!(out, "{}", names.join(","))
 }
 
@@ -346,11 +323,7 @@ pub fn write_csv_rows(out: &mut dyn Write, batch: &RecordBatch) -> std::io::Resu
 }
 
 /// Writes the rows of `batch` as JSON objects, each preceded by `,` unless `*first`.
-pub fn write_json_rows(
-    out: &mut dyn Write,
-    batch: &RecordBatch,
-    first: &mut bool,
-) -> std::io::Result<()> {
+pub fn write_json_rows(out: &mut dyn Write, batch: &RecordBatch, first: &mut bool) -> std::io::Result<()> {
     let schema = batch.schema();
     for i in 0..batch.num_rows() {
         let mut obj = String::from("{");

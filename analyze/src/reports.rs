@@ -37,18 +37,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 /// The pseudo-report `default`: what an SRE in the middle of an incident wants first.
 pub const DEFAULT_NAME: &str = "default";
-pub const DEFAULT: &[&str] = &[
-    "summary",
-    "outcomes",
-    "failures",
-    "resets",
-    "talkers",
-    "latency",
-    "durations",
-    "idle",
-    "timeline",
-    "udp",
-];
+pub const DEFAULT: &[&str] =
+    &["summary", "outcomes", "failures", "resets", "talkers", "latency", "durations", "idle", "timeline", "udp"];
 
 /// One report.
 #[derive(Clone, Debug)]
@@ -107,10 +97,7 @@ impl Default for Catalog {
 
 impl Catalog {
     pub fn builtin() -> Self {
-        let mut c = Catalog {
-            reports: BTreeMap::new(),
-            order: Vec::new(),
-        };
+        let mut c = Catalog { reports: BTreeMap::new(), order: Vec::new() };
         for (name, sql) in BUILTIN {
             let (_, answers) = parse_header(sql);
             c.insert(Report {
@@ -132,10 +119,7 @@ impl Catalog {
 
     /// Adds every `*.sql` file of `dir`; a report named like a built-in one replaces it.
     pub fn add_dir(&mut self, dir: &Path) -> Result<(), AnalyzeError> {
-        let read_err = |source| AnalyzeError::Read {
-            path: dir.to_owned(),
-            source,
-        };
+        let read_err = |cause| AnalyzeError::Read { path: dir.to_owned(), cause };
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(read_err)? {
             let p = entry.map_err(read_err)?.path();
@@ -151,37 +135,20 @@ impl Catalog {
             });
         }
         for p in files {
-            let sql = std::fs::read_to_string(&p).map_err(|source| AnalyzeError::Read {
-                path: p.clone(),
-                source,
-            })?;
+            let sql = std::fs::read_to_string(&p).map_err(|cause| AnalyzeError::Read { path: p.clone(), cause })?;
             let (name, answers) = parse_header(&sql);
             let name = match name {
                 Some(n) => n,
-                None => p
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                None => p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
             };
             if name.is_empty() || name == DEFAULT_NAME || name.contains(char::is_whitespace) {
-                return Err(AnalyzeError::BadReportFile {
-                    path: p,
-                    what: format!("`{name}` cannot be a report name"),
-                });
+                return Err(AnalyzeError::BadReportFile { path: p, what: format!("`{name}` cannot be a report name") });
             }
             if sql_body(&sql).is_empty() {
-                return Err(AnalyzeError::BadReportFile {
-                    path: p,
-                    what: "no SQL after the header".into(),
-                });
+                return Err(AnalyzeError::BadReportFile { path: p, what: "no SQL after the header".into() });
             }
             tracing::debug!(report = %name, file = %p.display(), "added report");
-            self.insert(Report {
-                name,
-                answers: answers.unwrap_or_default(),
-                sql,
-                file: Some(p),
-            });
+            self.insert(Report { name, answers: answers.unwrap_or_default(), sql, file: Some(p) });
         }
         Ok(())
     }
@@ -201,25 +168,14 @@ impl Catalog {
     pub fn resolve(&self, names: &[String]) -> Result<Vec<&Report>, AnalyzeError> {
         let mut out: Vec<&Report> = Vec::new();
         let default = [DEFAULT_NAME.to_string()];
-        let names = if names.is_empty() {
-            &default[..]
-        } else {
-            names
-        };
+        let names = if names.is_empty() { &default[..] } else { names };
         for name in names {
-            let expanded: Vec<&str> = if name == DEFAULT_NAME {
-                DEFAULT.to_vec()
-            } else {
-                vec![name.as_str()]
-            };
+            let expanded: Vec<&str> = if name == DEFAULT_NAME { DEFAULT.to_vec() } else { vec![name.as_str()] };
             for n in expanded {
                 let r = self
                     .reports
                     .get(n)
-                    .ok_or_else(|| AnalyzeError::UnknownReport {
-                        name: n.to_string(),
-                        known: self.known(),
-                    })?;
+                    .ok_or_else(|| AnalyzeError::UnknownReport { name: n.to_string(), known: self.known() })?;
                 if !out.iter().any(|o| o.name == r.name) {
                     out.push(r);
                 }
@@ -289,10 +245,7 @@ mod tests {
         for (name, sql) in BUILTIN {
             let (n, answers) = parse_header(sql);
             assert_eq!(n.as_deref(), Some(*name), "header name of {name}");
-            assert!(
-                answers.is_some_and(|a| a.len() > 20),
-                "{name} needs an `-- answers:` header"
-            );
+            assert!(answers.is_some_and(|a| a.len() > 20), "{name} needs an `-- answers:` header");
             assert!(ends_in_order_by(sql), "{name} must end in ORDER BY");
         }
         for sql in [DIFF_SUMMARY, DIFF_DESTINATIONS] {
@@ -307,11 +260,7 @@ mod tests {
             let p = entry.unwrap().path();
             if p.extension().is_some_and(|e| e == "sql") {
                 let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-                assert!(
-                    BUILTIN.iter().any(|(n, _)| *n == stem),
-                    "{} is not embedded in reports::BUILTIN",
-                    p.display()
-                );
+                assert!(BUILTIN.iter().any(|(n, _)| *n == stem), "{} is not embedded in reports::BUILTIN", p.display());
             }
         }
         for n in DEFAULT {
@@ -321,25 +270,16 @@ mod tests {
 
     #[test]
     fn order_by_check_rejects_order_by_only_in_a_subquery() {
-        assert!(!ends_in_order_by(
-            "SELECT * FROM (SELECT a FROM t ORDER BY a) x"
-        ));
-        assert!(!ends_in_order_by(
-            "SELECT a FROM t ORDER BY a UNION ALL SELECT b FROM u"
-        ));
-        assert!(ends_in_order_by(
-            "-- c\nSELECT a FROM t ORDER BY a LIMIT 3;"
-        ));
+        assert!(!ends_in_order_by("SELECT * FROM (SELECT a FROM t ORDER BY a) x"));
+        assert!(!ends_in_order_by("SELECT a FROM t ORDER BY a UNION ALL SELECT b FROM u"));
+        assert!(ends_in_order_by("-- c\nSELECT a FROM t ORDER BY a LIMIT 3;"));
     }
 
     #[test]
     fn unknown_report_lists_the_known_ones() {
         let c = Catalog::builtin();
         let e = c.resolve(&["nope".into()]).unwrap_err().to_string();
-        assert!(
-            e.contains("`nope`") && e.contains("failures") && e.contains("default"),
-            "{e}"
-        );
+        assert!(e.contains("`nope`") && e.contains("failures") && e.contains("default"), "{e}");
     }
 
     #[test]

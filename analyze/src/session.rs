@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, Int64Array, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
-};
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
@@ -33,10 +31,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            memory_limit: 2 << 30,
-            threads: None,
-        }
+        Options { memory_limit: 2 << 30, threads: None }
     }
 }
 
@@ -55,9 +50,8 @@ pub fn sql_literal(s: &str) -> String {
 impl Analyzer {
     /// Registers `recordings` (already checked by [`crate::inputs`]) in a new session.
     pub async fn new(recordings: Vec<Recording>, opts: &Options) -> Result<Self, AnalyzeError> {
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("gespann", "public");
+        let mut config =
+            SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("gespann", "public");
         if let Some(n) = opts.threads {
             config = config.with_target_partitions(n.max(1));
         }
@@ -69,19 +63,13 @@ impl Analyzer {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_udf(epoch_ns_udf());
 
-        let columns: Vec<String> = schema::schema()
-            .fields()
-            .iter()
-            .map(|f| format!("\"{}\"", f.name()))
-            .collect();
+        let columns: Vec<String> = schema::schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
         let columns = columns.join(", ");
         let mut union = Vec::with_capacity(recordings.len());
         for (i, rec) in recordings.iter().enumerate() {
             let table = format!("recording_{i}");
-            let abs = std::path::absolute(&rec.path).map_err(|source| AnalyzeError::Read {
-                path: rec.path.clone(),
-                source,
-            })?;
+            let abs =
+                std::path::absolute(&rec.path).map_err(|cause| AnalyzeError::Read { path: rec.path.clone(), cause })?;
             let options = ParquetReadOptions {
                 // Any file name: the inputs were already checked to be recordings.
                 file_extension: "",
@@ -89,14 +77,8 @@ impl Analyzer {
             };
             ctx.register_parquet(&table, abs.to_string_lossy().as_ref(), options)
                 .await
-                .map_err(|source| AnalyzeError::Register {
-                    path: rec.path.clone(),
-                    source,
-                })?;
-            union.push(format!(
-                "SELECT {columns}, {} AS source FROM {table}",
-                sql_literal(&rec.source)
-            ));
+                .map_err(|cause| AnalyzeError::Register { path: rec.path.clone(), cause })?;
+            union.push(format!("SELECT {columns}, {} AS source FROM {table}", sql_literal(&rec.source)));
         }
         let events = format!("CREATE VIEW events AS {}", union.join("\nUNION ALL\n"));
         run_ddl(&ctx, "the `events` view", &events).await?;
@@ -104,11 +86,7 @@ impl Analyzer {
             .map_err(|e| AnalyzeError::query("the `recordings` table", e))?;
         let view = format!("CREATE VIEW connections AS {CONNECTIONS_VIEW}");
         run_ddl(&ctx, "the `connections` view", &view).await?;
-        Ok(Analyzer {
-            ctx,
-            recordings,
-            memory_limit: opts.memory_limit,
-        })
+        Ok(Analyzer { ctx, recordings, memory_limit: opts.memory_limit })
     }
 
     /// Total rows over all inputs.
@@ -118,10 +96,7 @@ impl Analyzer {
 
     /// Plans `sql`; errors name `query`.
     pub async fn sql(&self, query: &str, sql: &str) -> Result<DataFrame, AnalyzeError> {
-        self.ctx
-            .sql(sql)
-            .await
-            .map_err(|e| AnalyzeError::query(query, e))
+        self.ctx.sql(sql).await.map_err(|e| AnalyzeError::query(query, e))
     }
 
     /// Computes the `connections` view once and keeps it in memory, when that fits comfortably
@@ -141,12 +116,8 @@ impl Analyzer {
         let what = "the `connections` view";
         let df = self.sql(what, "SELECT * FROM connections").await?;
         let cached = df.cache().await.map_err(|e| AnalyzeError::query(what, e))?;
-        self.ctx
-            .deregister_table("connections")
-            .map_err(|e| AnalyzeError::query(what, e))?;
-        self.ctx
-            .register_table("connections", cached.into_view())
-            .map_err(|e| AnalyzeError::query(what, e))?;
+        self.ctx.deregister_table("connections").map_err(|e| AnalyzeError::query(what, e))?;
+        self.ctx.register_table("connections", cached.into_view()).map_err(|e| AnalyzeError::query(what, e))?;
         Ok(true)
     }
 
@@ -188,15 +159,12 @@ fn recordings_table(recs: &[Recording]) -> Result<MemTable, AnalyzeError> {
         Field::new("sample_interval_ms", DataType::UInt64, true),
         Field::new("command_line", DataType::Utf8, false),
     ]));
-    let strs = |f: &dyn Fn(&Recording) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(recs.iter().map(f)))
-    };
+    let strs =
+        |f: &dyn Fn(&Recording) -> &str| -> ArrayRef { Arc::new(StringArray::from_iter_values(recs.iter().map(f))) };
     let times = |f: &dyn Fn(&Recording) -> &str| -> ArrayRef {
         Arc::new(
-            TimestampNanosecondArray::from(
-                recs.iter().map(|r| parse_rfc3339(f(r))).collect::<Vec<_>>(),
-            )
-            .with_timezone("UTC"),
+            TimestampNanosecondArray::from(recs.iter().map(|r| parse_rfc3339(f(r))).collect::<Vec<_>>())
+                .with_timezone("UTC"),
         )
     };
     let columns: Vec<ArrayRef> = vec![
@@ -204,27 +172,18 @@ fn recordings_table(recs: &[Recording]) -> Result<MemTable, AnalyzeError> {
         strs(&|r| &r.meta.hostname),
         strs(&|r| &r.meta.kernel),
         strs(&|r| &r.meta.version),
-        Arc::new(UInt32Array::from_iter_values(
-            recs.iter().map(|r| r.meta.schema_version),
-        )),
+        Arc::new(UInt32Array::from_iter_values(recs.iter().map(|r| r.meta.schema_version))),
         times(&|r| &r.meta.started_at),
         times(&|r| &r.meta.ended_at),
-        Arc::new(UInt64Array::from_iter_values(
-            recs.iter().map(|r| r.meta.events_lost),
-        )),
+        Arc::new(UInt64Array::from_iter_values(recs.iter().map(|r| r.meta.events_lost))),
         Arc::new(UInt64Array::from_iter_values(recs.iter().map(|r| r.rows))),
         Arc::new(UInt64Array::from_iter_values(recs.iter().map(|r| r.bytes))),
-        Arc::new(UInt64Array::from(
-            recs.iter()
-                .map(|r| r.meta.sample_interval_ms)
-                .collect::<Vec<_>>(),
-        )),
+        Arc::new(UInt64Array::from(recs.iter().map(|r| r.meta.sample_interval_ms).collect::<Vec<_>>())),
         strs(&|r| &r.meta.command_line),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| AnalyzeError::query("the `recordings` table", e.into()))?;
-    MemTable::try_new(schema, vec![vec![batch]])
-        .map_err(|e| AnalyzeError::query("the `recordings` table", e))
+    MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| AnalyzeError::query("the `recordings` table", e))
 }
 
 /// Parses an RFC 3339 time (as the recorder writes `gespann.started_at`) to Unix nanoseconds;
@@ -235,18 +194,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let out = arrow::compute::cast_with_options(
         &arr,
         &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-        &arrow::compute::CastOptions {
-            safe: true,
-            ..Default::default()
-        },
+        &arrow::compute::CastOptions { safe: true, ..Default::default() },
     )
     .ok()?;
     let out = out.as_any().downcast_ref::<TimestampNanosecondArray>()?;
-    if s.trim().is_empty() || out.is_null(0) {
-        None
-    } else {
-        Some(out.value(0))
-    }
+    if s.trim().is_empty() || out.is_null(0) { None } else { Some(out.value(0)) }
 }
 
 /// `epoch_ns(timestamp) -> BIGINT`: nanoseconds since the Unix epoch, as DuckDB's function of
@@ -254,16 +206,12 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 pub fn epoch_ns_udf() -> datafusion::logical_expr::ScalarUDF {
     create_udf(
         "epoch_ns",
-        vec![DataType::Timestamp(
-            TimeUnit::Nanosecond,
-            Some("UTC".into()),
-        )],
+        vec![DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))],
         DataType::Int64,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            let arg = args.first().ok_or_else(|| {
-                DataFusionError::Plan("epoch_ns takes one timestamp argument".into())
-            })?;
+            let arg =
+                args.first().ok_or_else(|| DataFusionError::Plan("epoch_ns takes one timestamp argument".into()))?;
             match arg {
                 ColumnarValue::Scalar(s) => {
                     let v = match s {
@@ -282,16 +230,11 @@ pub fn epoch_ns_udf() -> datafusion::logical_expr::ScalarUDF {
                     Ok(ColumnarValue::Scalar(ScalarValue::Int64(v)))
                 }
                 ColumnarValue::Array(a) => {
-                    let ns = arrow::compute::cast(
-                        a,
-                        &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-                    )?;
+                    let ns = arrow::compute::cast(a, &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())))?;
                     let out: Int64Array = ns
                         .as_any()
                         .downcast_ref::<TimestampNanosecondArray>()
-                        .ok_or_else(|| {
-                            DataFusionError::Internal("epoch_ns: cast to timestamp failed".into())
-                        })?
+                        .ok_or_else(|| DataFusionError::Internal("epoch_ns: cast to timestamp failed".into()))?
                         .reinterpret_cast::<arrow::datatypes::Int64Type>();
                     Ok(ColumnarValue::Array(Arc::new(out)))
                 }

@@ -37,11 +37,7 @@ fn fixture() -> Fixture {
         a.push(r);
     }
     let doc = analyze_json(&a);
-    Fixture {
-        _dir: dir,
-        path,
-        doc,
-    }
+    Fixture { _dir: dir, path, doc }
 }
 
 fn rows<'a>(doc: &'a Value, name: &str) -> &'a Vec<Value> {
@@ -49,11 +45,7 @@ fn rows<'a>(doc: &'a Value, name: &str) -> &'a Vec<Value> {
 }
 
 /// Asserts two maps are equal, showing only the keys that differ.
-fn same<V: PartialEq + std::fmt::Debug>(
-    what: &str,
-    got: &BTreeMap<String, V>,
-    want: &BTreeMap<String, V>,
-) {
+fn same<V: PartialEq + std::fmt::Debug>(what: &str, got: &BTreeMap<String, V>, want: &BTreeMap<String, V>) {
     let mut diffs = Vec::new();
     for k in got.keys().chain(want.keys()) {
         if got.get(k) != want.get(k) && !diffs.iter().any(|(d, _, _): &(String, _, _)| d == k) {
@@ -84,9 +76,7 @@ fn u(v: &Value) -> u64 {
 }
 
 fn f(v: &Value) -> f64 {
-    v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("not a number: {v}"))
+    v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
 #[test]
@@ -121,28 +111,14 @@ fn reports_agree_with_duckdb() {
            WHERE conn_id NOT IN (SELECT conn_id FROM ended) GROUP BY ALL) \
          SELECT * FROM term UNION ALL SELECT * FROM open_end",
     );
-    let want: BTreeMap<String, u64> = d
-        .iter()
-        .map(|r| (format!("{}/{}/{}", s(&r[0]), s(&r[1]), s(&r[2])), u(&r[3])))
-        .collect();
+    let want: BTreeMap<String, u64> =
+        d.iter().map(|r| (format!("{}/{}/{}", s(&r[0]), s(&r[1]), s(&r[2])), u(&r[3]))).collect();
     let got: BTreeMap<String, u64> = rows(doc, "outcomes")
         .iter()
-        .map(|r| {
-            (
-                format!(
-                    "{}/{}/{}",
-                    s(&r["protocol"]),
-                    s(&r["role"]),
-                    s(&r["outcome"])
-                ),
-                u(&r["connections"]),
-            )
-        })
+        .map(|r| (format!("{}/{}/{}", s(&r["protocol"]), s(&r["role"]), s(&r["outcome"])), u(&r["connections"])))
         .collect();
     same("outcomes", &got, &want);
-    assert!(
-        want.keys().any(|k| k.ends_with("failed")) && want.keys().any(|k| k.ends_with("reset"))
-    );
+    assert!(want.keys().any(|k| k.ends_with("failed")) && want.keys().any(|k| k.ends_with("reset")));
 
     // failures: failed rows per destination and errno, attempts per destination.
     let d = duckdb(
@@ -152,25 +128,13 @@ fn reports_agree_with_duckdb() {
          SELECT f.remote_addr, f.remote_port, f.error, count(*), any_value(att.a) FROM events f \
          JOIN att USING (remote_addr, remote_port) WHERE f.kind='failed' GROUP BY ALL",
     );
-    let want: BTreeMap<String, (u64, u64)> = d
-        .iter()
-        .map(|r| {
-            (
-                format!("{}:{} {}", s(&r[0]), s(&r[1]), s(&r[2])),
-                (u(&r[3]), u(&r[4])),
-            )
-        })
-        .collect();
+    let want: BTreeMap<String, (u64, u64)> =
+        d.iter().map(|r| (format!("{}:{} {}", s(&r[0]), s(&r[1]), s(&r[2])), (u(&r[3]), u(&r[4])))).collect();
     let got: BTreeMap<String, (u64, u64)> = rows(doc, "failures")
         .iter()
         .map(|r| {
             (
-                format!(
-                    "{}:{} {}",
-                    s(&r["remote_addr"]),
-                    s(&r["remote_port"]),
-                    s(&r["error"])
-                ),
+                format!("{}:{} {}", s(&r["remote_addr"]), s(&r["remote_port"]), s(&r["error"])),
                 (u(&r["failures"]), u(&r["attempts"])),
             )
         })
@@ -179,10 +143,7 @@ fn reports_agree_with_duckdb() {
     same("failures", &got, &want);
 
     // resets: reset rows per direction.
-    let d = duckdb(
-        file,
-        "SELECT reset_by, count(*) FROM events WHERE kind='reset' GROUP BY ALL",
-    );
+    let d = duckdb(file, "SELECT reset_by, count(*) FROM events WHERE kind='reset' GROUP BY ALL");
     let want: BTreeMap<String, u64> = d.iter().map(|r| (s(&r[0]), u(&r[1]))).collect();
     let mut got: BTreeMap<String, u64> = BTreeMap::new();
     for r in rows(doc, "resets") {
@@ -200,29 +161,14 @@ fn reports_agree_with_duckdb() {
     );
     let want: BTreeMap<String, (u64, u64, u64)> = d
         .iter()
-        .map(|r| {
-            (
-                format!("{}:{} {} {}", s(&r[0]), s(&r[1]), s(&r[2]), s(&r[3])),
-                (u(&r[4]), u(&r[5]), u(&r[6])),
-            )
-        })
+        .map(|r| (format!("{}:{} {} {}", s(&r[0]), s(&r[1]), s(&r[2]), s(&r[3])), (u(&r[4]), u(&r[5]), u(&r[6]))))
         .collect();
     let got: BTreeMap<String, (u64, u64, u64)> = rows(doc, "talkers")
         .iter()
         .map(|r| {
             (
-                format!(
-                    "{}:{} {} {}",
-                    s(&r["remote_addr"]),
-                    s(&r["remote_port"]),
-                    s(&r["comm"]),
-                    s(&r["protocol"])
-                ),
-                (
-                    u(&r["connections"]),
-                    u(&r["bytes_sent"]),
-                    u(&r["bytes_received"]),
-                ),
+                format!("{}:{} {} {}", s(&r["remote_addr"]), s(&r["remote_port"]), s(&r["comm"]), s(&r["protocol"])),
+                (u(&r["connections"]), u(&r["bytes_sent"]), u(&r["bytes_received"])),
             )
         })
         .collect();
@@ -238,32 +184,20 @@ fn reports_agree_with_duckdb() {
     );
     let got: BTreeMap<String, &Value> = rows(doc, "latency")
         .iter()
-        .map(|r| {
-            (
-                format!("{}:{}", s(&r["remote_addr"]), s(&r["remote_port"])),
-                r,
-            )
-        })
+        .map(|r| (format!("{}:{}", s(&r["remote_addr"]), s(&r["remote_port"])), r))
         .collect();
     assert_eq!(got.len(), d.len(), "latency destinations");
     for r in &d {
         let k = format!("{}:{}", s(&r[0]), s(&r[1]));
         let g = got.get(&k).unwrap_or_else(|| panic!("latency: no {k}"));
         assert_eq!(u(&g["connections"]), u(&r[2]), "{k}");
-        for (col, want) in [
-            ("rtt_p50_us", &r[3]),
-            ("rtt_p99_us", &r[4]),
-            ("handshake_p50_us", &r[5]),
-        ] {
+        for (col, want) in [("rtt_p50_us", &r[3]), ("rtt_p99_us", &r[4]), ("handshake_p50_us", &r[5])] {
             if want.is_null() {
                 assert!(g[col].is_null(), "{k} {col}");
                 continue;
             }
             let (a, b) = (f(&g[col]), f(want));
-            assert!(
-                (a - b).abs() <= 1e-6 * b.abs().max(1.0),
-                "{k} {col}: {a} vs {b}"
-            );
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{k} {col}: {a} vs {b}");
         }
     }
 
@@ -274,33 +208,18 @@ fn reports_agree_with_duckdb() {
            max(packets_received) pr FROM events WHERE protocol='udp' GROUP BY conn_id) \
          SELECT ra, rp, cm, count(*), count(*) FILTER (WHERE pr = 0) FROM c GROUP BY ALL",
     );
-    let want: BTreeMap<String, (u64, u64)> = d
-        .iter()
-        .map(|r| {
-            (
-                format!("{}:{} {}", s(&r[0]), s(&r[1]), s(&r[2])),
-                (u(&r[3]), u(&r[4])),
-            )
-        })
-        .collect();
+    let want: BTreeMap<String, (u64, u64)> =
+        d.iter().map(|r| (format!("{}:{} {}", s(&r[0]), s(&r[1]), s(&r[2])), (u(&r[3]), u(&r[4])))).collect();
     let got: BTreeMap<String, (u64, u64)> = rows(doc, "udp")
         .iter()
         .map(|r| {
             (
-                format!(
-                    "{}:{} {}",
-                    s(&r["remote_addr"]),
-                    s(&r["remote_port"]),
-                    s(&r["comm"])
-                ),
+                format!("{}:{} {}", s(&r["remote_addr"]), s(&r["remote_port"]), s(&r["comm"])),
                 (u(&r["flows"]), u(&r["unanswered"])),
             )
         })
         .collect();
-    assert!(
-        want.values().any(|(_, n)| *n > 0),
-        "the fixture has unanswered flows"
-    );
+    assert!(want.values().any(|(_, n)| *n > 0), "the fixture has unanswered flows");
     same("udp", &got, &want);
 
     // timeline: totals of opens and ends inside the window.
@@ -310,23 +229,10 @@ fn reports_agree_with_duckdb() {
     );
     let want: BTreeMap<String, u64> = d.iter().map(|r| (s(&r[0]), u(&r[1]))).collect();
     let t = rows(doc, "timeline");
-    assert!(
-        t.len() <= 60 && t.len() > 1,
-        "timeline buckets: {}",
-        t.len()
-    );
-    for (kind, col) in [
-        ("open", "opened"),
-        ("close", "closed"),
-        ("reset", "reset"),
-        ("failed", "failed"),
-    ] {
+    assert!(t.len() <= 60 && t.len() > 1, "timeline buckets: {}", t.len());
+    for (kind, col) in [("open", "opened"), ("close", "closed"), ("reset", "reset"), ("failed", "failed")] {
         let total: u64 = t.iter().map(|r| u(&r[col])).sum();
-        assert_eq!(
-            total,
-            want.get(kind).copied().unwrap_or(0),
-            "timeline {col}"
-        );
+        assert_eq!(total, want.get(kind).copied().unwrap_or(0), "timeline {col}");
     }
 
     // retransmits: final retransmit counters per TCP peer.
@@ -336,33 +242,19 @@ fn reports_agree_with_duckdb() {
            arg_max(retransmits, ts) r FROM events WHERE protocol='tcp' GROUP BY conn_id) \
          SELECT ra, rp, sum(r) FROM c GROUP BY ALL HAVING sum(r) > 0",
     );
-    let want: BTreeMap<String, u64> = d
-        .iter()
-        .map(|r| (format!("{}:{}", s(&r[0]), s(&r[1])), u(&r[2])))
-        .collect();
+    let want: BTreeMap<String, u64> = d.iter().map(|r| (format!("{}:{}", s(&r[0]), s(&r[1])), u(&r[2]))).collect();
     let got: BTreeMap<String, u64> = rows(doc, "retransmits")
         .iter()
-        .map(|r| {
-            (
-                format!("{}:{}", s(&r["remote_addr"]), s(&r["remote_port"])),
-                u(&r["retransmits"]),
-            )
-        })
+        .map(|r| (format!("{}:{}", s(&r["remote_addr"]), s(&r["remote_port"])), u(&r["retransmits"])))
         .collect();
     assert!(!want.is_empty());
     same("retransmits", &got, &want);
 
     // processes: distinct pids and connections per command.
-    let d = duckdb(
-        file,
-        "SELECT comm, count(DISTINCT pid), count(DISTINCT conn_id) FROM events GROUP BY ALL",
-    );
-    let want: BTreeMap<String, (u64, u64)> =
-        d.iter().map(|r| (s(&r[0]), (u(&r[1]), u(&r[2])))).collect();
-    let got: BTreeMap<String, (u64, u64)> = rows(doc, "processes")
-        .iter()
-        .map(|r| (s(&r["comm"]), (u(&r["pids"]), u(&r["connections"]))))
-        .collect();
+    let d = duckdb(file, "SELECT comm, count(DISTINCT pid), count(DISTINCT conn_id) FROM events GROUP BY ALL");
+    let want: BTreeMap<String, (u64, u64)> = d.iter().map(|r| (s(&r[0]), (u(&r[1]), u(&r[2])))).collect();
+    let got: BTreeMap<String, (u64, u64)> =
+        rows(doc, "processes").iter().map(|r| (s(&r["comm"]), (u(&r["pids"]), u(&r["connections"])))).collect();
     same("processes", &got, &want);
 
     // idle: the idlest connection's silence, from the last row whose counters changed.
@@ -378,8 +270,5 @@ fn reports_agree_with_duckdb() {
     // DuckDB reads the UTC timestamps at microsecond precision.
     let want = f(&d[0][0]);
     let got = f(&top["idle_ns"]);
-    assert!(
-        (got - want).abs() < 2_000.0,
-        "idle of conn {conn}: {got} vs {want}"
-    );
+    assert!((got - want).abs() < 2_000.0, "idle of conn {conn}: {got} vs {want}");
 }

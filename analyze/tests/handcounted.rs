@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 use support::*;
 
 fn rows<'a>(doc: &'a Value, report: &str) -> &'a Vec<Value> {
-    doc[report]
-        .as_array()
-        .unwrap_or_else(|| panic!("no report `{report}` in {doc}"))
+    doc[report].as_array().unwrap_or_else(|| panic!("no report `{report}` in {doc}"))
 }
 
 fn reports(names: &[&str]) -> Value {
@@ -59,10 +57,8 @@ fn outcomes_count_connections_by_protocol_role_and_outcome() {
         ("tcp", "server", "closed", 1),
         ("udp", "client", "closed", 2),
     ];
-    let want: Vec<(String, String, String, u64)> = want
-        .iter()
-        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), *d))
-        .collect();
+    let want: Vec<(String, String, String, u64)> =
+        want.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), *d)).collect();
     assert_eq!(got, want);
 }
 
@@ -115,10 +111,7 @@ fn talkers_rank_by_total_bytes() {
 fn latency_takes_percentiles_over_connections() {
     let doc = reports(&["latency"]);
     let l = rows(&doc, "latency");
-    let web = l
-        .iter()
-        .find(|r| r["remote_addr"] == json!("192.0.2.10"))
-        .expect("web destination");
+    let web = l.iter().find(|r| r["remote_addr"] == json!("192.0.2.10")).expect("web destination");
     // Per-connection mean RTTs 2000 (1000, 3000, 2000), 2000 (2000, 2000), 4000.
     assert_eq!(web["connections"], json!(3));
     assert_eq!(web["rtt_p50_us"].as_f64().unwrap(), 2000.0);
@@ -163,10 +156,7 @@ fn timeline_counts_opens_and_ends_per_bucket() {
     assert_eq!(sum("failed"), 3);
     // 1 s buckets from the first mark (t=1): [1 s, 2 s) holds the opens of conns 1, 8 and 2.
     assert_eq!(t[0]["bucket_ns"], json!(1_000_000_000i64));
-    assert_eq!(
-        t[0]["bucket_start"],
-        json!("2026-01-01T00:00:01.000000000Z")
-    );
+    assert_eq!(t[0]["bucket_start"], json!("2026-01-01T00:00:01.000000000Z"));
     assert_eq!(t[0]["opened"], json!(3));
     assert_eq!(t[0]["closed"], json!(1));
 }
@@ -176,17 +166,11 @@ fn udp_shows_unanswered_flows() {
     let doc = reports(&["udp"]);
     let u = rows(&doc, "udp");
     assert_eq!(u.len(), 2);
-    let cf = u
-        .iter()
-        .find(|r| r["remote_addr"] == json!("1.1.1.1"))
-        .unwrap();
+    let cf = u.iter().find(|r| r["remote_addr"] == json!("1.1.1.1")).unwrap();
     assert_eq!(cf["unanswered"], json!(1));
     assert_eq!(cf["unanswered_pct"], json!(100.0));
     assert_eq!(cf["packets_sent"], json!(2));
-    let ok = u
-        .iter()
-        .find(|r| r["remote_addr"] == json!("10.0.0.2"))
-        .unwrap();
+    let ok = u.iter().find(|r| r["remote_addr"] == json!("10.0.0.2")).unwrap();
     assert_eq!(ok["unanswered"], json!(0));
     assert_eq!(ok["bytes_received"], json!(120));
 }
@@ -244,24 +228,12 @@ fn several_inputs_keep_connections_apart_by_source() {
     let a = handcounted_file(dir.path());
     let b = dir.path().join("copy.parquet");
     std::fs::copy(&a, &b).unwrap();
-    let doc = analyze_json(&[
-        dir.path().to_str().unwrap(),
-        "--report",
-        "summary",
-        "--report",
-        "outcomes",
-    ]);
+    let doc = analyze_json(&[dir.path().to_str().unwrap(), "--report", "summary", "--report", "outcomes"]);
     let s = rows(&doc, "summary");
     assert_eq!(s.len(), 2);
     assert!(s.iter().all(|r| r["connections"] == json!(10)));
-    let total: u64 = rows(&doc, "outcomes")
-        .iter()
-        .map(|r| r["connections"].as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        total, 20,
-        "same conn_ids in two files are different connections"
-    );
+    let total: u64 = rows(&doc, "outcomes").iter().map(|r| r["connections"].as_u64().unwrap()).sum();
+    assert_eq!(total, 20, "same conn_ids in two files are different connections");
 }
 
 #[test]

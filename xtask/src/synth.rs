@@ -40,13 +40,7 @@ pub struct SynthConfig {
 
 impl SynthConfig {
     pub fn new(events: u64, seed: u64) -> Self {
-        SynthConfig {
-            events,
-            seed,
-            start_ns: DEFAULT_START_NS,
-            events_lost: 0,
-            connections_per_sec: None,
-        }
+        SynthConfig { events, seed, start_ns: DEFAULT_START_NS, events_lost: 0, connections_per_sec: None }
     }
 }
 
@@ -142,16 +136,7 @@ fn build_world(rng: &mut Rng) -> World {
     // 240 web destinations: most healthy, a few broken or flaky.
     for i in 0..240u32 {
         let addr = if i % 8 == 7 {
-            IpAddr::V6(Ipv6Addr::new(
-                0x2001,
-                0xdb8,
-                0,
-                (i / 256) as u16,
-                0,
-                0,
-                0,
-                i as u16 + 1,
-            ))
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, (i / 256) as u16, 0, 0, 0, i as u16 + 1))
         } else {
             v4((i % 3) as u8, (i / 3 + 1) as u8)
         };
@@ -178,12 +163,7 @@ fn build_world(rng: &mut Rng) -> World {
             unanswered: 0.0,
         });
     }
-    for (i, port) in [5432u16, 5432, 5432, 6379, 6379, 6379, 9042, 27017]
-        .into_iter()
-        .cycle()
-        .take(24)
-        .enumerate()
-    {
+    for (i, port) in [5432u16, 5432, 5432, 6379, 6379, 6379, 9042, 27017].into_iter().cycle().take(24).enumerate() {
         db.push(dests.len());
         dests.push(Dest {
             addr: IpAddr::V4(Ipv4Addr::new(10, 20, (i / 8) as u8, 10 + i as u8)),
@@ -211,10 +191,7 @@ fn build_world(rng: &mut Rng) -> World {
             unanswered: 0.0,
         });
     }
-    for (i, a) in ["10.0.0.2", "10.0.0.3", "1.1.1.1", "2001:db8:53::53"]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, a) in ["10.0.0.2", "10.0.0.3", "1.1.1.1", "2001:db8:53::53"].into_iter().enumerate() {
         dns.push(dests.len());
         dests.push(Dest {
             addr: a.parse().expect("literal address"),
@@ -260,11 +237,7 @@ fn build_world(rng: &mut Rng) -> World {
         let v: Vec<Proc> = (0..n)
             .map(|k| {
                 pid += 7 + rng.below(50) as u32;
-                Proc {
-                    comm: Arc::from(comm),
-                    pid,
-                    cgroup_id: 4000 + (pid as u64 % 5) + k,
-                }
+                Proc { comm: Arc::from(comm), pid, cgroup_id: 4000 + (pid as u64 % 5) + k }
             })
             .collect();
         procs.insert(comm, v);
@@ -306,15 +279,10 @@ impl Ord for Pending {
 }
 
 /// Generates the rows in time order and hands each to `sink`. Returns the number of rows.
-pub fn generate(
-    cfg: &SynthConfig,
-    sink: &mut dyn FnMut(&Event) -> anyhow::Result<()>,
-) -> anyhow::Result<u64> {
+pub fn generate(cfg: &SynthConfig, sink: &mut dyn FnMut(&Event) -> anyhow::Result<()>) -> anyhow::Result<u64> {
     let mut rng = Rng::new(cfg.seed);
     let world = build_world(&mut rng);
-    let rate = cfg
-        .connections_per_sec
-        .unwrap_or_else(|| (cfg.events as f64 / 2_000.0).clamp(20.0, 20_000.0));
+    let rate = cfg.connections_per_sec.unwrap_or_else(|| (cfg.events as f64 / 2_000.0).clamp(20.0, 20_000.0));
     let mut heap: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut next_conn_id = 1u64;
@@ -324,11 +292,7 @@ pub fn generate(
     let mut push_all = |heap: &mut BinaryHeap<Reverse<Pending>>, evs: Vec<Event>| {
         for event in evs {
             seq += 1;
-            heap.push(Reverse(Pending {
-                ts: event.ts_ns,
-                seq,
-                event,
-            }));
+            heap.push(Reverse(Pending { ts: event.ts_ns, seq, event }));
         }
     };
 
@@ -381,11 +345,7 @@ pub fn generate(
 fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool) -> Vec<Event> {
     let roll = rng.f64();
     let (class, role) = if preexisting {
-        if roll < 0.85 {
-            (Class::Db, Role::Client)
-        } else {
-            (Class::Bulk, Role::Client)
-        }
+        if roll < 0.85 { (Class::Db, Role::Client) } else { (Class::Bulk, Role::Client) }
     } else if roll < 0.50 {
         (Class::Web, Role::Client)
     } else if roll < 0.65 {
@@ -422,11 +382,7 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
     };
     let procs = &world.procs[comm_name];
     let p = &procs[rng.below(procs.len() as u64) as usize];
-    let protocol = if matches!(class, Class::Dns | Class::Statsd) {
-        Protocol::Udp
-    } else {
-        Protocol::Tcp
-    };
+    let protocol = if matches!(class, Class::Dns | Class::Statsd) { Protocol::Udp } else { Protocol::Tcp };
     let (remote_addr, remote_port, local_port) = if role == Role::Server {
         let host = 1 + rng.below(250) as u8;
         let net = rng.below(3) as u8;
@@ -440,16 +396,8 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
     } else {
         (d.addr, d.port, 32768 + rng.below(28000) as u16)
     };
-    let local_addr = if remote_addr.is_ipv6() {
-        world.local6
-    } else {
-        world.local4
-    };
-    let rtt_base = if role == Role::Server {
-        rng.log_uniform(5_000.0, 120_000.0)
-    } else {
-        d.rtt_us
-    };
+    let local_addr = if remote_addr.is_ipv6() { world.local6 } else { world.local4 };
+    let rtt_base = if role == Role::Server { rng.log_uniform(5_000.0, 120_000.0) } else { d.rtt_us };
     let rtt = |rng: &mut Rng| (rtt_base * (0.8 + 0.7 * rng.f64())).max(1.0) as u32;
     let base = Event {
         ts_ns: t0,
@@ -482,11 +430,7 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
 
     if protocol == Protocol::Udp {
         let answered = !rng.chance(d.unanswered);
-        let queries = if class == Class::Statsd {
-            1 + rng.below(40)
-        } else {
-            1 + rng.below(3)
-        };
+        let queries = if class == Class::Statsd { 1 + rng.below(40) } else { 1 + rng.below(3) };
         let q_bytes = 40 + rng.below(60);
         let dur = if class == Class::Statsd {
             (rng.log_uniform(0.05, 20.0) * SEC as f64) as i64
@@ -592,7 +536,8 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
     let samples = (dur - 1).max(0) / SEC; // strictly before the end
     for s in 1..=samples {
         let frac = if idle {
-            (s as f64 / samples as f64).min(0.05 * s as f64).min(1.0) * 0.01
+            // A little traffic in the first two seconds, then nothing.
+            0.005 * s.min(2) as f64
         } else {
             s as f64 / (samples + 1) as f64
         };
@@ -601,10 +546,8 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
         e.ts_ns = t0 + s * SEC;
         e.handshake_us = None;
         e.preexisting = false;
-        e.bytes_sent =
-            start_sent + ((total_sent - start_sent.min(total_sent)) as f64 * frac) as u64;
-        e.bytes_received =
-            start_recv + ((total_recv - start_recv.min(total_recv)) as f64 * frac) as u64;
+        e.bytes_sent = start_sent + ((total_sent - start_sent.min(total_sent)) as f64 * frac) as u64;
+        e.bytes_received = start_recv + ((total_recv - start_recv.min(total_recv)) as f64 * frac) as u64;
         e.packets_sent = e.bytes_sent / 1448 + 1;
         e.packets_received = e.bytes_received / 1448 + 1;
         e.rtt_us = Some(rtt(rng));
@@ -646,11 +589,8 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
             end.reset_reason = Some(Arc::from("NOT_SPECIFIED"));
         } else {
             end.reset_by = Some(ResetBy::Local);
-            end.reset_reason = Some(Arc::from(if rng.chance(0.5) {
-                "TCP_ABORT_ON_CLOSE"
-            } else {
-                "TCP_ABORT_ON_DATA"
-            }));
+            end.reset_reason =
+                Some(Arc::from(if rng.chance(0.5) { "TCP_ABORT_ON_CLOSE" } else { "TCP_ABORT_ON_DATA" }));
         }
     } else {
         end.kind = EventKind::Close;
@@ -669,22 +609,18 @@ pub fn write(cfg: &SynthConfig, path: &Path, force: bool) -> anyhow::Result<u64>
         started_at: rfc3339(cfg.start_ns),
         ended_at: String::new(),
         events_lost: 0,
-        command_line: format!(
-            "cargo xtask synth --events {} --seed {}",
-            cfg.events, cfg.seed
-        ),
+        command_line: format!("cargo xtask synth --events {} --seed {}", cfg.events, cfg.seed),
         sample_interval_ms: Some(1000),
     };
-    let mut w = RecordingWriter::create(path, force, &meta)
-        .with_context(|| format!("creating `{}`", path.display()))?;
+    let mut w =
+        RecordingWriter::create(path, force, &meta).with_context(|| format!("creating `{}`", path.display()))?;
     let mut last = cfg.start_ns;
     let rows = generate(cfg, &mut |e| {
         last = e.ts_ns;
         w.push(e)?;
         Ok(())
     })?;
-    w.finish(&rfc3339(last), cfg.events_lost)
-        .with_context(|| format!("finishing `{}`", path.display()))?;
+    w.finish(&rfc3339(last), cfg.events_lost).with_context(|| format!("finishing `{}`", path.display()))?;
     Ok(rows)
 }
 
@@ -705,12 +641,7 @@ pub fn rfc3339(ns: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Parses `10M`, `500k`, `2G` or a plain number.
@@ -722,17 +653,14 @@ pub fn parse_count(s: &str) -> anyhow::Result<u64> {
         Some('g' | 'G') => (&s[..s.len() - 1], 1_000_000_000),
         _ => (&s[..], 1),
     };
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("`{s}` is not a count (e.g. 10M, 500k, 20000)"))?;
+    let n: f64 = num.parse().with_context(|| format!("`{s}` is not a count (e.g. 10M, 500k, 20000)"))?;
     if !(n.is_finite() && n >= 0.0) {
         bail!("`{s}` is not a count");
     }
     Ok((n * mult as f64) as u64)
 }
 
-const USAGE: &str =
-    "usage: cargo xtask synth --events N[k|M] -o FILE [--seed N] [--events-lost N] [--force]";
+const USAGE: &str = "usage: cargo xtask synth --events N[k|M] -o FILE [--seed N] [--events-lost N] [--force]";
 
 /// `cargo xtask synth --events 10M -o FILE [--seed N] [--events-lost N] [--force]`
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -743,11 +671,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut force = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
-        };
+        let mut val = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value\n{USAGE}"));
         match a.as_str() {
             "--events" | "-n" => events = Some(parse_count(&val("--events")?)?),
             "-o" | "--output" => out = Some(PathBuf::from(val("-o")?)),
@@ -785,10 +709,7 @@ mod tests {
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339(DEFAULT_START_NS), "2026-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            rfc3339(951_782_400 * SEC + 5),
-            "2000-02-29T00:00:00.000000005Z"
-        );
+        assert_eq!(rfc3339(951_782_400 * SEC + 5), "2000-02-29T00:00:00.000000005Z");
     }
 
     #[test]

@@ -20,10 +20,7 @@ pub const T0: i64 = 1_767_225_600_000_000_000;
 pub const SEC: i64 = 1_000_000_000;
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("analyze/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("analyze/ has a parent").to_path_buf()
 }
 
 #[derive(Parser)]
@@ -106,15 +103,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn tcp(remote: &'static str, rport: u16, comm: &'static str, pid: u32) -> Conn {
-        Conn {
-            proto: Protocol::Tcp,
-            role: Role::Client,
-            remote,
-            rport,
-            lport: 0,
-            comm,
-            pid,
-        }
+        Conn { proto: Protocol::Tcp, role: Role::Client, remote, rport, lport: 0, comm, pid }
     }
     pub fn at(&self, kind: EventKind, ts_s: f64, id: u64) -> Event {
         let mut e = ev(kind, ts_s, id);
@@ -316,9 +305,8 @@ pub fn handcounted_file(dir: &Path) -> PathBuf {
 /// The Python with DuckDB: `GESPANN_PYTHON`, else `<workspace>/.venv/bin/python`. A missing
 /// interpreter fails the test: the cross-checks are not optional.
 pub fn python() -> PathBuf {
-    let p = std::env::var_os("GESPANN_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+    let p =
+        std::env::var_os("GESPANN_PYTHON").map(PathBuf::from).unwrap_or_else(|| workspace().join(".venv/bin/python"));
     assert!(
         p.exists(),
         "no Python at `{}`: create it with `python3 -m venv .venv && .venv/bin/pip install duckdb pyarrow` \
@@ -338,18 +326,8 @@ con.execute("CREATE VIEW events AS SELECT * FROM read_parquet('%s')" % sys.argv[
 rows = con.execute(sys.argv[2]).fetchall()
 print(json.dumps([list(r) for r in rows], default=str))
 "#;
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .arg(file)
-        .arg(sql)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "duckdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python()).arg("-c").arg(script).arg(file).arg(sql).output().expect("run python");
+    assert!(out.status.success(), "duckdb failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("duckdb JSON")
 }
 
@@ -365,9 +343,7 @@ pub fn gespann_bin() -> PathBuf {
             .expect("run cargo build");
         assert!(st.success(), "cargo build -p gespann failed");
     });
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
     let bin = target.join("debug/gespann");
     assert!(bin.exists(), "no binary at {}", bin.display());
     bin

@@ -1,0 +1,121 @@
+//! Snapshot tests: every report (and the diff) over every recording in `samples/`, a synthetic
+//! recording and the hand-counted one, as CSV, against the files in `tests/snapshots/`.
+//! `UPDATE_SNAPSHOTS=1 cargo test -p gespann-analyze --test snapshots` rewrites them; review the
+//! diff before committing.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use gespann_analyze::reports::BUILTIN;
+use support::*;
+
+fn snapshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots")
+}
+
+/// Cells equal as text, or as numbers within a relative 1e-9 (parallel float sums).
+fn same_cell(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+        _ => false,
+    }
+}
+
+fn same_csv(got: &str, want: &str) -> bool {
+    let g: Vec<&str> = got.lines().collect();
+    let w: Vec<&str> = want.lines().collect();
+    g.len() == w.len()
+        && g.iter().zip(&w).all(|(a, b)| {
+            let (ca, cb): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
+            ca.len() == cb.len() && ca.iter().zip(&cb).all(|(x, y)| same_cell(x, y))
+        })
+}
+
+/// Compares (or, with UPDATE_SNAPSHOTS=1, writes) one snapshot; returns a failure message.
+fn check(name: &str, report: &str, got: &str) -> Option<String> {
+    let path = snapshot_dir().join(name).join(format!("{report}.csv"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return None;
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(want) if same_csv(got, &want) => None,
+        Ok(want) => Some(format!("{} differs:\n--- want\n{want}\n--- got\n{got}", path.display())),
+        Err(_) => Some(format!(
+            "no snapshot {} (run UPDATE_SNAPSHOTS=1 cargo test -p gespann-analyze --test snapshots)",
+            path.display()
+        )),
+    }
+}
+
+/// Source names are paths; snapshots must not depend on where the file sits.
+fn relative(csv: &str, dir: &Path) -> String {
+    csv.replace(&format!("{}/", dir.display()), "")
+}
+
+fn snapshot_reports(name: &str, file: &Path, failures: &mut Vec<String>) {
+    let dir = file.parent().unwrap();
+    for (report, _) in BUILTIN {
+        let out = analyze(&[file.to_str().unwrap(), "--report", report, "--format", "csv"])
+            .unwrap_or_else(|e| panic!("{name} {report}: {e}"));
+        failures.extend(check(name, report, &relative(&out, dir)));
+    }
+}
+
+fn samples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(workspace().join("samples"))
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_report_matches_its_snapshot_over_every_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for s in samples() {
+        let stem = s.file_stem().unwrap().to_string_lossy().into_owned();
+        snapshot_reports(&format!("sample-{stem}"), &s, &mut failures);
+    }
+    let synth = synth_file(dir.path(), "synth.parquet", 8_000, 7, 0);
+    snapshot_reports("synth-8k-seed7", &synth, &mut failures);
+    let hand = handcounted_file(dir.path());
+    snapshot_reports("handcounted", &hand, &mut failures);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn diff_matches_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = synth_file(dir.path(), "before.parquet", 8_000, 7, 0);
+    let after = synth_file(dir.path(), "after.parquet", 8_000, 8, 25);
+    let out = analyze(&["--diff", before.to_str().unwrap(), after.to_str().unwrap(), "--format", "csv"]).unwrap();
+    let failures: Vec<String> =
+        check("diff-synth-seed7-seed8", "diff", &relative(&out, dir.path())).into_iter().collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn snapshots_have_no_stale_files() {
+    // Every snapshot directory belongs to an input this test suite still produces.
+    let mut expected: Vec<String> =
+        samples().iter().map(|s| format!("sample-{}", s.file_stem().unwrap().to_string_lossy())).collect();
+    expected.extend(["synth-8k-seed7", "handcounted", "diff-synth-seed7-seed8"].map(String::from));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        return;
+    }
+    for e in std::fs::read_dir(snapshot_dir()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(expected.contains(&name), "stale snapshot directory tests/snapshots/{name}");
+    }
+}
