@@ -18,10 +18,7 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
             .iter()
             .map(|c| serde_json::json!({"check": c.name, "status": c.status.as_str(), "detail": c.detail}))
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({"can_record": can_record, "checks": rows})
-        );
+        println!("{}", serde_json::json!({"can_record": can_record, "checks": rows}));
     } else {
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED);

@@ -47,34 +47,20 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let cli = Cli::parse();
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    };
+    let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result: anyhow::Result<bool> = match cli.command {
-        Command::Record(args) => runtime()
-            .map_err(Into::into)
-            .and_then(|rt| rt.block_on(record::run(args, command_line)))
-            .map(|()| true),
-        Command::Analyze(args) => gespann_analyze::cli::run(args)
-            .map_err(Into::into)
-            .map(|()| true),
+        Command::Record(args) => {
+            runtime().map_err(Into::into).and_then(|rt| rt.block_on(record::run(args, command_line))).map(|()| true)
+        }
+        Command::Analyze(args) => gespann_analyze::cli::run(args).map_err(Into::into).map(|()| true),
         Command::Replay(args) => runtime()
             .map_err(anyhow::Error::from)
-            .and_then(|rt| {
-                rt.block_on(gespann_replay::cli::run(args))
-                    .map_err(Into::into)
-            })
+            .and_then(|rt| rt.block_on(gespann_replay::cli::run(args)).map_err(Into::into))
             .map(|()| true),
         Command::Doctor(args) => runtime().map_err(Into::into).and_then(|rt| {
             let _guard = rt.enter();
@@ -94,8 +80,5 @@ fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }

@@ -80,8 +80,7 @@ impl Totals {
             _ => {}
         }
         if e.kind != EventKind::Failed {
-            self.conns
-                .insert(e.conn_id, (e.protocol, e.bytes_sent, e.bytes_received));
+            self.conns.insert(e.conn_id, (e.protocol, e.bytes_sent, e.bytes_received));
         }
     }
 }
@@ -91,15 +90,11 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
 pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
 /// Both the recording and its crash journal; every row goes to both.
@@ -114,12 +109,7 @@ impl RecordingSink {
     pub fn create(path: &Path, force: bool, meta: &RecordingMeta) -> Result<Self> {
         let writer = RecordingWriter::create(path, force, meta)?;
         let journal = JournalWriter::create(&journal_path(path), meta)?;
-        Ok(RecordingSink {
-            path: path.to_owned(),
-            writer,
-            journal,
-            last_checkpoint: Instant::now(),
-        })
+        Ok(RecordingSink { path: path.to_owned(), writer, journal, last_checkpoint: Instant::now() })
     }
 
     pub fn write(&mut self, events: &[Event], events_lost: u64) -> Result<()> {
@@ -128,8 +118,7 @@ impl RecordingSink {
             self.journal.push(e)?;
         }
         if self.last_checkpoint.elapsed() >= Duration::from_secs(1) {
-            self.journal
-                .checkpoint(&rfc3339(SystemTime::now()), events_lost)?;
+            self.journal.checkpoint(&rfc3339(SystemTime::now()), events_lost)?;
             self.last_checkpoint = Instant::now();
         }
         Ok(())
@@ -141,10 +130,7 @@ impl RecordingSink {
         // Keep the journal until the recording itself is safely on disk.
         self.journal.checkpoint(&ended, events_lost)?;
         let summary = self.writer.finish(&ended, events_lost)?;
-        self.writer
-            .sink()
-            .sync_all()
-            .with_context(|| format!("cannot sync `{}`", self.path.display()))?;
+        self.writer.sink().sync_all().with_context(|| format!("cannot sync `{}`", self.path.display()))?;
         self.journal.remove()?;
         Ok(summary.bytes)
     }
@@ -152,10 +138,7 @@ impl RecordingSink {
 
 pub async fn run(args: RecordArgs, command_line: String) -> Result<()> {
     if args.output.exists() && !args.force {
-        bail!(
-            "`{}` already exists (use --force to overwrite it)",
-            args.output.display()
-        );
+        bail!("`{}` already exists (use --force to overwrite it)", args.output.display());
     }
     if !gespann_recorder::doctor::privileged() {
         bail!(
@@ -198,11 +181,9 @@ pub async fn run(args: RecordArgs, command_line: String) -> Result<()> {
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(args.duration.as_secs().max(1));
         b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} recording {elapsed_precise} [{bar:30}] {eta} left · {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{spinner} recording {elapsed_precise} [{bar:30}] {eta} left · {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         b.enable_steady_tick(Duration::from_millis(200));
         b
@@ -255,13 +236,7 @@ pub async fn run(args: RecordArgs, command_line: String) -> Result<()> {
     }
     sink.write(&rest, stats.events_lost)?;
     let size = sink.finish(stats.events_lost)?;
-    print_summary(
-        &args.output,
-        &totals,
-        stats.events_lost,
-        size,
-        start.elapsed(),
-    );
+    print_summary(&args.output, &totals, stats.events_lost, size, start.elapsed());
     Ok(())
 }
 
@@ -273,19 +248,12 @@ fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
 fn print_summary(path: &Path, t: &Totals, lost: u64, size: u64, took: Duration) {
     let count = |p: Protocol| t.conns.values().filter(|c| c.0 == p).count();
-    let (sent, recv) = t
-        .conns
-        .values()
-        .fold((0u64, 0u64), |(s, r), c| (s + c.1, r + c.2));
+    let (sent, recv) = t.conns.values().fold((0u64, 0u64), |(s, r), c| (s + c.1, r + c.2));
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec!["recorded", "value"]);
@@ -293,23 +261,11 @@ fn print_summary(path: &Path, t: &Totals, lost: u64, size: u64, took: Duration) 
         "window".to_string(),
         humantime::format_duration(Duration::from_secs(took.as_secs())).to_string(),
     ]);
-    table.add_row(vec![
-        "TCP connections".to_string(),
-        count(Protocol::Tcp).to_string(),
-    ]);
-    table.add_row(vec![
-        "UDP flows".to_string(),
-        count(Protocol::Udp).to_string(),
-    ]);
+    table.add_row(vec!["TCP connections".to_string(), count(Protocol::Tcp).to_string()]);
+    table.add_row(vec!["UDP flows".to_string(), count(Protocol::Udp).to_string()]);
     table.add_row(vec!["failed attempts".to_string(), t.failed.to_string()]);
-    table.add_row(vec![
-        "resets (sent / received)".to_string(),
-        format!("{} / {}", t.reset_local, t.reset_remote),
-    ]);
-    table.add_row(vec![
-        "bytes sent / received".to_string(),
-        format!("{} / {}", human_bytes(sent), human_bytes(recv)),
-    ]);
+    table.add_row(vec!["resets (sent / received)".to_string(), format!("{} / {}", t.reset_local, t.reset_remote)]);
+    table.add_row(vec!["bytes sent / received".to_string(), format!("{} / {}", human_bytes(sent), human_bytes(recv))]);
     table.add_row(vec!["events".to_string(), t.rows.to_string()]);
     table.add_row(vec![
         "events lost".to_string(),
@@ -319,10 +275,7 @@ fn print_summary(path: &Path, t: &Totals, lost: u64, size: u64, took: Duration) 
             format!("{lost}  (!) the ring buffer overflowed: try --buffer-mib 64 or filters")
         },
     ]);
-    table.add_row(vec![
-        "file".to_string(),
-        format!("{} ({})", path.display(), human_bytes(size)),
-    ]);
+    table.add_row(vec!["file".to_string(), format!("{} ({})", path.display(), human_bytes(size))]);
     println!("{table}");
     println!("next: gespann analyze {}", path.display());
 }

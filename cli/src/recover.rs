@@ -18,10 +18,7 @@ pub struct RecoverArgs {
 pub fn run(args: RecoverArgs) -> Result<()> {
     let (journal, default_out) = match args.journal.extension() {
         Some(e) if e == "journal" => (args.journal.clone(), args.journal.with_extension("")),
-        _ => (
-            gespann_common::journal::journal_path(&args.journal),
-            args.journal.clone(),
-        ),
+        _ => (gespann_common::journal::journal_path(&args.journal), args.journal.clone()),
     };
     let output = args.output.unwrap_or(default_out);
     // The footer-less file the killed recorder left is exactly what recovery replaces.
@@ -33,13 +30,8 @@ pub fn run(args: RecoverArgs) -> Result<()> {
         r.checkpoints,
         output.display(),
         r.events_lost,
-        if r.torn_tail {
-            "; the last, partly written checkpoint was skipped"
-        } else {
-            ""
-        }
+        if r.torn_tail { "; the last, partly written checkpoint was skipped" } else { "" }
     );
-    std::fs::remove_file(&journal)
-        .with_context(|| format!("cannot remove `{}`", journal.display()))?;
+    std::fs::remove_file(&journal).with_context(|| format!("cannot remove `{}`", journal.display()))?;
     Ok(())
 }

@@ -42,10 +42,7 @@ impl EventKind {
 
     /// `close`, `reset` and `failed` end a connection.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            EventKind::Close | EventKind::Reset | EventKind::Failed
-        )
+        matches!(self, EventKind::Close | EventKind::Reset | EventKind::Failed)
     }
 }
 

@@ -22,15 +22,9 @@ const MAGIC: &[u8; 8] = b"GSPJRNL1";
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot write journal `{path}`: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("cannot read journal `{path}`: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("`{path}` is not a Gespann journal")]
     NotAJournal { path: PathBuf },
     #[error("journal `{path}` holds no complete checkpoint: nothing to recover")]
@@ -56,17 +50,8 @@ pub struct JournalWriter {
 impl JournalWriter {
     pub fn create(path: &Path, meta: &RecordingMeta) -> Result<Self, JournalError> {
         let mut file = crate::recording::create_private(path, true)?;
-        file.write_all(MAGIC)
-            .map_err(|source| JournalError::Write {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(JournalWriter {
-            path: path.to_owned(),
-            file,
-            meta: meta.clone(),
-            chunk: None,
-        })
+        file.write_all(MAGIC).map_err(|source| JournalError::Write { path: path.to_owned(), source })?;
+        Ok(JournalWriter { path: path.to_owned(), file, meta: meta.clone(), chunk: None })
     }
 
     pub fn push(&mut self, e: &Event) -> Result<(), JournalError> {
@@ -84,13 +69,8 @@ impl JournalWriter {
         };
         chunk.finish(ended_at, events_lost)?;
         let bytes = chunk.sink();
-        let werr = |source| JournalError::Write {
-            path: self.path.clone(),
-            source,
-        };
-        self.file
-            .write_all(&(bytes.len() as u64).to_le_bytes())
-            .map_err(werr)?;
+        let werr = |source| JournalError::Write { path: self.path.clone(), source };
+        self.file.write_all(&(bytes.len() as u64).to_le_bytes()).map_err(werr)?;
         self.file.write_all(bytes).map_err(werr)?;
         self.file.sync_data().map_err(werr)?;
         Ok(())
@@ -99,10 +79,7 @@ impl JournalWriter {
     /// Removes the journal (the recording it protected was completed).
     pub fn remove(self) -> Result<(), JournalError> {
         drop(self.file);
-        std::fs::remove_file(&self.path).map_err(|source| JournalError::Write {
-            path: self.path,
-            source,
-        })
+        std::fs::remove_file(&self.path).map_err(|source| JournalError::Write { path: self.path, source })
     }
 }
 
@@ -118,16 +95,11 @@ pub struct Recovered {
 /// Rebuilds a recording at `output` from a journal. A torn last checkpoint (the kill came while
 /// it was written) is skipped and reported.
 pub fn recover(journal: &Path, output: &Path, force: bool) -> Result<Recovered, JournalError> {
-    let rerr = |source| JournalError::Read {
-        path: journal.to_owned(),
-        source,
-    };
+    let rerr = |source| JournalError::Read { path: journal.to_owned(), source };
     let mut r = BufReader::new(File::open(journal).map_err(rerr)?);
     let mut magic = [0u8; 8];
     if r.read_exact(&mut magic).is_err() || &magic != MAGIC {
-        return Err(JournalError::NotAJournal {
-            path: journal.to_owned(),
-        });
+        return Err(JournalError::NotAJournal { path: journal.to_owned() });
     }
     let mut chunks = Vec::new();
     let mut torn_tail = false;
@@ -153,38 +125,24 @@ pub fn recover(journal: &Path, output: &Path, force: bool) -> Result<Recovered, 
         }
     }
     if chunks.is_empty() {
-        return Err(JournalError::Empty {
-            path: journal.to_owned(),
-        });
+        return Err(JournalError::Empty { path: journal.to_owned() });
     }
-    let kv =
-        |b: &ParquetRecordBatchReaderBuilder<Bytes>| -> std::collections::HashMap<String, String> {
-            b.metadata()
-                .file_metadata()
-                .key_value_metadata()
-                .map(|kvs| {
-                    kvs.iter()
-                        .filter_map(|k| Some((k.key.clone(), k.value.clone()?)))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+    let kv = |b: &ParquetRecordBatchReaderBuilder<Bytes>| -> std::collections::HashMap<String, String> {
+        b.metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .map(|kvs| kvs.iter().filter_map(|k| Some((k.key.clone(), k.value.clone()?))).collect())
+            .unwrap_or_default()
+    };
     let first = RecordingMeta::from_key_values(journal, &kv(&chunks[0]))?;
     let last_kv = kv(chunks.last().expect("non-empty"));
     let last = RecordingMeta::from_key_values(journal, &last_kv)?;
     let mut meta = first;
-    meta.command_line = format!(
-        "{} (recovered from {})",
-        meta.command_line,
-        journal.display()
-    );
+    meta.command_line = format!("{} (recovered from {})", meta.command_line, journal.display());
     let checkpoints = chunks.len();
     let mut w = RecordingWriter::create(output, force, &meta)?;
     for b in chunks {
-        let reader = b.build().map_err(|source| FormatError::Corrupt {
-            path: journal.to_owned(),
-            source,
-        })?;
+        let reader = b.build().map_err(|source| FormatError::Corrupt { path: journal.to_owned(), source })?;
         for batch in reader {
             let batch = batch.map_err(|e| FormatError::Corrupt {
                 path: journal.to_owned(),
@@ -197,16 +155,8 @@ pub fn recover(journal: &Path, output: &Path, force: bool) -> Result<Recovered, 
     }
     let ended = last_kv.get(meta::ENDED_AT).cloned().unwrap_or_default();
     let summary = w.finish(&ended, last.events_lost)?;
-    w.sink().sync_all().map_err(|source| JournalError::Write {
-        path: output.to_owned(),
-        source,
-    })?;
-    Ok(Recovered {
-        rows: summary.rows,
-        checkpoints,
-        events_lost: last.events_lost,
-        torn_tail,
-    })
+    w.sink().sync_all().map_err(|source| JournalError::Write { path: output.to_owned(), source })?;
+    Ok(Recovered { rows: summary.rows, checkpoints, events_lost: last.events_lost, torn_tail })
 }
 
 #[cfg(test)]
@@ -219,11 +169,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("cap.parquet");
         let jpath = journal_path(&out);
-        let meta = RecordingMeta {
-            hostname: "h".into(),
-            started_at: "s".into(),
-            ..Default::default()
-        };
+        let meta = RecordingMeta { hostname: "h".into(), started_at: "s".into(), ..Default::default() };
         let mut j = JournalWriter::create(&jpath, &meta).unwrap();
         let events: Vec<Event> = (0..10).map(crate::recording::tests::sample_event).collect();
         for e in &events[..6] {
@@ -236,10 +182,7 @@ mod tests {
         j.checkpoint("t2", 4).unwrap();
         drop(j);
         // A torn third checkpoint: a length with half its bytes.
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&jpath)
-            .unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&jpath).unwrap();
         f.write_all(&1000u64.to_le_bytes()).unwrap();
         f.write_all(&[1, 2, 3]).unwrap();
         drop(f);
@@ -260,9 +203,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.journal");
         std::fs::write(&p, b"hello").unwrap();
-        assert!(matches!(
-            recover(&p, &dir.path().join("o.parquet"), false),
-            Err(JournalError::NotAJournal { .. })
-        ));
+        assert!(matches!(recover(&p, &dir.path().join("o.parquet"), false), Err(JournalError::NotAJournal { .. })));
     }
 }

@@ -125,15 +125,9 @@ pub const RAW_EVENT_FIELDS: &[(&str, usize)] = &[
     ("sk", std::mem::offset_of!(RawEvent, sk)),
     ("cgroup_id", std::mem::offset_of!(RawEvent, cgroup_id)),
     ("bytes_sent", std::mem::offset_of!(RawEvent, bytes_sent)),
-    (
-        "bytes_received",
-        std::mem::offset_of!(RawEvent, bytes_received),
-    ),
+    ("bytes_received", std::mem::offset_of!(RawEvent, bytes_received)),
     ("packets_sent", std::mem::offset_of!(RawEvent, packets_sent)),
-    (
-        "packets_received",
-        std::mem::offset_of!(RawEvent, packets_received),
-    ),
+    ("packets_received", std::mem::offset_of!(RawEvent, packets_received)),
     ("saddr", std::mem::offset_of!(RawEvent, saddr)),
     ("daddr", std::mem::offset_of!(RawEvent, daddr)),
     ("pid", std::mem::offset_of!(RawEvent, pid)),
@@ -192,20 +186,14 @@ mod tests {
 
     #[test]
     fn raw_event_has_no_padding() {
-        let sum: usize =
-            [8usize; 9].iter().sum::<usize>() + 16 + 16 + 4 * 4 + 2 * 4 + 6 + 1 + 1 + COMM_LEN;
+        let sum: usize = [8usize; 9].iter().sum::<usize>() + 16 + 16 + 4 * 4 + 2 * 4 + 6 + 1 + 1 + COMM_LEN;
         assert_eq!(sum, RawEvent::SIZE);
         assert_eq!(RawEvent::SIZE % 8, 0);
     }
 
     #[test]
     fn round_trips_through_bytes() {
-        let e = RawEvent {
-            ts_ns: 42,
-            conn_id: 7,
-            comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
-            ..Default::default()
-        };
+        let e = RawEvent { ts_ns: 42, conn_id: 7, comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0", ..Default::default() };
         let back = RawEvent::from_bytes(e.as_bytes()).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.comm_str(), "curl");

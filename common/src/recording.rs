@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, StringArray, StringBuilder,
-    TimestampNanosecondArray, TimestampNanosecondBuilder, UInt8Array, UInt8Builder, UInt16Array,
-    UInt16Builder, UInt32Array, UInt32Builder, UInt64Array, UInt64Builder,
+    Array, ArrayRef, BooleanArray, BooleanBuilder, StringArray, StringBuilder, TimestampNanosecondArray,
+    TimestampNanosecondBuilder, UInt8Array, UInt8Builder, UInt16Array, UInt16Builder, UInt32Array, UInt32Builder,
+    UInt64Array, UInt64Builder,
 };
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -28,26 +28,17 @@ use crate::schema::{self, SCHEMA_VERSION, col, meta};
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     #[error("cannot open `{path}`: {source}")]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Open { path: PathBuf, source: std::io::Error },
     #[error("cannot create `{path}`: {source}")]
-    Create {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Create { path: PathBuf, source: std::io::Error },
     #[error("`{path}` already exists (use --force to overwrite it)")]
     Exists { path: PathBuf },
-    #[error("`{path}` is empty")]
-    Empty { path: PathBuf },
+    #[error("`{path}` is empty{hint}")]
+    Empty { path: PathBuf, hint: &'static str },
     #[error("`{path}` is not a Parquet file{hint}")]
     NotParquet { path: PathBuf, hint: &'static str },
     #[error("`{path}` is not a readable Parquet file (truncated or damaged?): {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: parquet::errors::ParquetError,
-    },
+    Corrupt { path: PathBuf, source: parquet::errors::ParquetError },
     #[error("`{path}` is not a Gespann recording: {missing}")]
     NotARecording { path: PathBuf, missing: String },
     #[error(
@@ -55,16 +46,9 @@ pub enum FormatError {
     )]
     NewerSchema { path: PathBuf, found: u32 },
     #[error("cannot write `{path}`: {source}")]
-    Write {
-        path: PathBuf,
-        source: parquet::errors::ParquetError,
-    },
+    Write { path: PathBuf, source: parquet::errors::ParquetError },
     #[error("bad value in `{path}`: column `{column}`: {what}")]
-    BadValue {
-        path: PathBuf,
-        column: &'static str,
-        what: String,
-    },
+    BadValue { path: PathBuf, column: &'static str, what: String },
 }
 
 /// File-level facts stored as Parquet key-value metadata.
@@ -94,10 +78,7 @@ impl RecordingMeta {
             KeyValue::new(meta::COMMAND_LINE.into(), self.command_line.clone()),
         ];
         if let Some(ms) = self.sample_interval_ms {
-            kv.push(KeyValue::new(
-                meta::SAMPLE_INTERVAL_MS.into(),
-                ms.to_string(),
-            ));
+            kv.push(KeyValue::new(meta::SAMPLE_INTERVAL_MS.into(), ms.to_string()));
         }
         kv
     }
@@ -105,30 +86,18 @@ impl RecordingMeta {
     /// Reads the metadata of a recording's footer; errors name what is missing.
     pub fn from_key_values(path: &Path, kv: &HashMap<String, String>) -> Result<Self, FormatError> {
         let need = |key: &str| {
-            kv.get(key)
-                .cloned()
-                .ok_or_else(|| FormatError::NotARecording {
-                    path: path.to_owned(),
-                    missing: format!("no `{key}` in the file metadata"),
-                })
+            kv.get(key).cloned().ok_or_else(|| FormatError::NotARecording {
+                path: path.to_owned(),
+                missing: format!("no `{key}` in the file metadata"),
+            })
         };
         let version_text = need(meta::SCHEMA_VERSION)?;
-        let schema_version: u32 =
-            version_text
-                .trim()
-                .parse()
-                .map_err(|_| FormatError::NotARecording {
-                    path: path.to_owned(),
-                    missing: format!(
-                        "`{}` is `{version_text}`, not a number",
-                        meta::SCHEMA_VERSION
-                    ),
-                })?;
+        let schema_version: u32 = version_text.trim().parse().map_err(|_| FormatError::NotARecording {
+            path: path.to_owned(),
+            missing: format!("`{}` is `{version_text}`, not a number", meta::SCHEMA_VERSION),
+        })?;
         if schema_version > SCHEMA_VERSION {
-            return Err(FormatError::NewerSchema {
-                path: path.to_owned(),
-                found: schema_version,
-            });
+            return Err(FormatError::NewerSchema { path: path.to_owned(), found: schema_version });
         }
         let events_lost = match kv.get(meta::EVENTS_LOST) {
             Some(v) => v.trim().parse().map_err(|_| FormatError::BadValue {
@@ -147,9 +116,7 @@ impl RecordingMeta {
             ended_at: kv.get(meta::ENDED_AT).cloned().unwrap_or_default(),
             events_lost,
             command_line: kv.get(meta::COMMAND_LINE).cloned().unwrap_or_default(),
-            sample_interval_ms: kv
-                .get(meta::SAMPLE_INTERVAL_MS)
-                .and_then(|v| v.parse().ok()),
+            sample_interval_ms: kv.get(meta::SAMPLE_INTERVAL_MS).and_then(|v| v.parse().ok()),
         })
     }
 }
@@ -301,17 +268,14 @@ impl BatchBuilder {
             Arc::new(self.preexisting.finish()),
         ];
         self.len = 0;
-        RecordBatch::try_new(schema::schema(), columns)
-            .expect("builder columns match the v1 schema")
+        RecordBatch::try_new(schema::schema(), columns).expect("builder columns match the v1 schema")
     }
 }
 
 /// Writer properties for recordings: zstd, dictionary-encoded strings, delta-encoded time and ids.
 pub fn writer_properties() -> WriterProperties {
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid zstd level"),
-        ))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
         .set_max_row_group_row_count(Some(1 << 20))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_created_by(format!("gespann {}", env!("CARGO_PKG_VERSION")));
@@ -360,14 +324,9 @@ pub fn create_private(path: &Path, force: bool) -> Result<File, FormatError> {
     }
     o.open(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {
-            FormatError::Exists {
-                path: path.to_owned(),
-            }
+            FormatError::Exists { path: path.to_owned() }
         } else {
-            FormatError::Create {
-                path: path.to_owned(),
-                source,
-            }
+            FormatError::Create { path: path.to_owned(), source }
         }
     })
 }
@@ -375,23 +334,10 @@ pub fn create_private(path: &Path, force: bool) -> Result<File, FormatError> {
 impl<W: Write + Send> RecordingWriter<W> {
     pub fn new(path: &Path, sink: W, meta: &RecordingMeta) -> Result<Self, FormatError> {
         let mut props = writer_properties();
-        props = props
-            .into_builder()
-            .set_key_value_metadata(Some(meta.start_pairs()))
-            .build();
-        let writer =
-            ArrowWriter::try_new(sink, schema::schema(), Some(props)).map_err(|source| {
-                FormatError::Write {
-                    path: path.to_owned(),
-                    source,
-                }
-            })?;
-        Ok(RecordingWriter {
-            path: path.to_owned(),
-            writer,
-            batch: BatchBuilder::default(),
-            rows: 0,
-        })
+        props = props.into_builder().set_key_value_metadata(Some(meta.start_pairs())).build();
+        let writer = ArrowWriter::try_new(sink, schema::schema(), Some(props))
+            .map_err(|source| FormatError::Write { path: path.to_owned(), source })?;
+        Ok(RecordingWriter { path: path.to_owned(), writer, batch: BatchBuilder::default(), rows: 0 })
     }
 
     pub fn push(&mut self, e: &Event) -> Result<(), FormatError> {
@@ -408,21 +354,13 @@ impl<W: Write + Send> RecordingWriter<W> {
             return Ok(());
         }
         let batch = self.batch.finish();
-        self.writer
-            .write(&batch)
-            .map_err(|source| FormatError::Write {
-                path: self.path.clone(),
-                source,
-            })
+        self.writer.write(&batch).map_err(|source| FormatError::Write { path: self.path.clone(), source })
     }
 
     /// Ends the current row group so everything pushed so far is encoded and handed to the sink.
     pub fn flush_row_group(&mut self) -> Result<(), FormatError> {
         self.write_batch()?;
-        self.writer.flush().map_err(|source| FormatError::Write {
-            path: self.path.clone(),
-            source,
-        })
+        self.writer.flush().map_err(|source| FormatError::Write { path: self.path.clone(), source })
     }
 
     pub fn rows(&self) -> u64 {
@@ -435,34 +373,17 @@ impl<W: Write + Send> RecordingWriter<W> {
     }
 
     /// Writes the footer, with the metadata only known at the end. Nothing may be pushed after.
-    pub fn finish(
-        &mut self,
-        ended_at: &str,
-        events_lost: u64,
-    ) -> Result<WriteSummary, FormatError> {
+    pub fn finish(&mut self, ended_at: &str, events_lost: u64) -> Result<WriteSummary, FormatError> {
         self.write_batch()?;
-        self.writer
-            .append_key_value_metadata(KeyValue::new(meta::ENDED_AT.into(), ended_at.to_string()));
-        self.writer.append_key_value_metadata(KeyValue::new(
-            meta::EVENTS_LOST.into(),
-            events_lost.to_string(),
-        ));
-        let err = |source| FormatError::Write {
-            path: self.path.clone(),
-            source,
-        };
+        self.writer.append_key_value_metadata(KeyValue::new(meta::ENDED_AT.into(), ended_at.to_string()));
+        self.writer.append_key_value_metadata(KeyValue::new(meta::EVENTS_LOST.into(), events_lost.to_string()));
+        let err = |source| FormatError::Write { path: self.path.clone(), source };
         self.writer.finish().map_err(err)?;
         self.writer
             .inner_mut()
             .flush()
-            .map_err(|e| FormatError::Write {
-                path: self.path.clone(),
-                source: e.into(),
-            })?;
-        Ok(WriteSummary {
-            rows: self.rows,
-            bytes: self.writer.bytes_written() as u64,
-        })
+            .map_err(|e| FormatError::Write { path: self.path.clone(), source: e.into() })?;
+        Ok(WriteSummary { rows: self.rows, bytes: self.writer.bytes_written() as u64 })
     }
 
     /// The sink, e.g. to `sync_all` a file after `finish`.
@@ -488,21 +409,15 @@ pub fn inspect(path: &Path) -> Result<(RecordingMeta, u64, SchemaRef), FormatErr
 }
 
 fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, FormatError> {
-    let mut file = File::open(path).map_err(|source| FormatError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
-    let len = file
-        .metadata()
-        .map_err(|source| FormatError::Open {
-            path: path.to_owned(),
-            source,
-        })?
-        .len();
+    let mut file = File::open(path).map_err(|source| FormatError::Open { path: path.to_owned(), source })?;
+    let len = file.metadata().map_err(|source| FormatError::Open { path: path.to_owned(), source })?.len();
+    let journal_hint = if crate::journal::journal_path(path).exists() {
+        " (the recorder was killed before finishing it: `gespann recover` rebuilds it from its `.journal`)"
+    } else {
+        ""
+    };
     if len == 0 {
-        return Err(FormatError::Empty {
-            path: path.to_owned(),
-        });
+        return Err(FormatError::Empty { path: path.to_owned(), hint: journal_hint });
     }
     let mut head = [0u8; 4];
     let mut tail = [0u8; 4];
@@ -514,10 +429,7 @@ fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, Fo
         || read(&mut file, SeekFrom::Start(0), &mut head).is_err()
         || read(&mut file, SeekFrom::End(-4), &mut tail).is_err()
     {
-        return Err(FormatError::NotParquet {
-            path: path.to_owned(),
-            hint: " (too short)",
-        });
+        return Err(FormatError::NotParquet { path: path.to_owned(), hint: " (too short)" });
     }
     if &head != b"PAR1" {
         let hint = if path.extension().is_some_and(|e| e == "journal") {
@@ -525,26 +437,15 @@ fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, Fo
         } else {
             ""
         };
-        return Err(FormatError::NotParquet {
-            path: path.to_owned(),
-            hint,
-        });
+        return Err(FormatError::NotParquet { path: path.to_owned(), hint });
     }
     if &tail != b"PAR1" {
-        return Err(FormatError::NotParquet {
-            path: path.to_owned(),
-            hint: " (no footer: the file is truncated, or the recorder was killed; if a `.journal` file sits next to it, `gespann recover` rebuilds it)",
-        });
+        let hint = if journal_hint.is_empty() { " (no footer: the file is truncated)" } else { journal_hint };
+        return Err(FormatError::NotParquet { path: path.to_owned(), hint });
     }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|source| FormatError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| FormatError::Corrupt {
-        path: path.to_owned(),
-        source,
-    })
+    file.seek(SeekFrom::Start(0)).map_err(|source| FormatError::Open { path: path.to_owned(), source })?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|source| FormatError::Corrupt { path: path.to_owned(), source })
 }
 
 fn check_builder(
@@ -554,11 +455,7 @@ fn check_builder(
     let file_meta = builder.metadata().file_metadata();
     let kv: HashMap<String, String> = file_meta
         .key_value_metadata()
-        .map(|kvs| {
-            kvs.iter()
-                .filter_map(|k| Some((k.key.clone(), k.value.clone()?)))
-                .collect()
-        })
+        .map(|kvs| kvs.iter().filter_map(|k| Some((k.key.clone(), k.value.clone()?))).collect())
         .unwrap_or_default();
     let meta = RecordingMeta::from_key_values(path, &kv)?;
     let want = schema::schema();
@@ -569,12 +466,7 @@ fn check_builder(
             Ok(f) => {
                 return Err(FormatError::NotARecording {
                     path: path.to_owned(),
-                    missing: format!(
-                        "column `{}` is {} instead of {}",
-                        field.name(),
-                        f.data_type(),
-                        field.data_type()
-                    ),
+                    missing: format!("column `{}` is {} instead of {}", field.name(), f.data_type(), field.data_type()),
                 });
             }
             Err(_) => {
@@ -592,20 +484,11 @@ impl RecordingReader {
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let builder = open_builder(path)?;
         let (meta, rows) = check_builder(path, &builder)?;
-        let reader =
-            builder
-                .with_batch_size(8192)
-                .build()
-                .map_err(|source| FormatError::Corrupt {
-                    path: path.to_owned(),
-                    source,
-                })?;
-        Ok(RecordingReader {
-            path: path.to_owned(),
-            meta,
-            rows,
-            reader,
-        })
+        let reader = builder
+            .with_batch_size(8192)
+            .build()
+            .map_err(|source| FormatError::Corrupt { path: path.to_owned(), source })?;
+        Ok(RecordingReader { path: path.to_owned(), meta, rows, reader })
     }
 
     /// The next batch of rows as events; `None` at the end.
@@ -636,19 +519,12 @@ fn opt_str(a: &StringArray, i: usize) -> Option<&str> {
     if a.is_null(i) { None } else { Some(a.value(i)) }
 }
 
-fn column<'a, T: 'static>(
-    path: &Path,
-    batch: &'a RecordBatch,
-    name: &'static str,
-) -> Result<&'a T, FormatError> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| FormatError::BadValue {
-            path: path.to_owned(),
-            column: name,
-            what: "missing or of the wrong type".into(),
-        })
+fn column<'a, T: 'static>(path: &Path, batch: &'a RecordBatch, name: &'static str) -> Result<&'a T, FormatError> {
+    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| FormatError::BadValue {
+        path: path.to_owned(),
+        column: name,
+        what: "missing or of the wrong type".into(),
+    })
 }
 
 /// Converts a batch of the v1 schema back into events.
@@ -680,11 +556,7 @@ pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>,
     let reset_reason = column::<StringArray>(path, batch, col::RESET_REASON)?;
     let preexisting = column::<BooleanArray>(path, batch, col::PREEXISTING)?;
 
-    let bad = |column: &'static str, what: String| FormatError::BadValue {
-        path: path.to_owned(),
-        column,
-        what,
-    };
+    let bad = |column: &'static str, what: String| FormatError::BadValue { path: path.to_owned(), column, what };
     let opt_u32 = |a: &UInt32Array, i: usize| if a.is_null(i) { None } else { Some(a.value(i)) };
     let mut comms: HashMap<String, Arc<str>> = HashMap::new();
     let mut reasons: HashMap<String, Arc<str>> = HashMap::new();
@@ -714,11 +586,9 @@ pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>,
         });
         out.push(Event {
             ts_ns: ts.value(i),
-            kind: EventKind::parse(k)
-                .ok_or_else(|| bad(col::KIND, format!("unknown kind `{k}`")))?,
+            kind: EventKind::parse(k).ok_or_else(|| bad(col::KIND, format!("unknown kind `{k}`")))?,
             conn_id: conn_id.value(i),
-            protocol: Protocol::parse(p)
-                .ok_or_else(|| bad(col::PROTOCOL, format!("unknown protocol `{p}`")))?,
+            protocol: Protocol::parse(p).ok_or_else(|| bad(col::PROTOCOL, format!("unknown protocol `{p}`")))?,
             role: Role::parse(r).ok_or_else(|| bad(col::ROLE, format!("unknown role `{r}`")))?,
             local_addr: la
                 .parse::<IpAddr>()
@@ -739,11 +609,7 @@ pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>,
             retransmits: retransmits.value(i),
             rtt_us: opt_u32(rtt_us, i),
             handshake_us: opt_u32(handshake_us, i),
-            duration_ns: if duration_ns.is_null(i) {
-                None
-            } else {
-                Some(duration_ns.value(i))
-            },
+            duration_ns: if duration_ns.is_null(i) { None } else { Some(duration_ns.value(i)) },
             error: opt_str(error, i).map(|e| errno_static(e).unwrap_or("EUNKNOWN")),
             reset_by: opt_str(reset_by, i).and_then(ResetBy::parse),
             reset_reason: reason,
@@ -761,11 +627,7 @@ pub(crate) mod tests {
     pub(crate) fn sample_event(i: u64) -> Event {
         Event {
             ts_ns: 1_700_000_000_000_000_000 + i as i64,
-            kind: if i % 2 == 0 {
-                EventKind::Open
-            } else {
-                EventKind::Reset
-            },
+            kind: if i % 2 == 0 { EventKind::Open } else { EventKind::Reset },
             conn_id: i,
             protocol: Protocol::Tcp,
             role: Role::Client,
@@ -786,16 +648,8 @@ pub(crate) mod tests {
             handshake_us: None,
             duration_ns: Some(5),
             error: if i % 2 == 1 { Some("ECONNRESET") } else { None },
-            reset_by: if i % 2 == 1 {
-                Some(ResetBy::Remote)
-            } else {
-                None
-            },
-            reset_reason: if i % 2 == 1 {
-                Some(Arc::from("TCP_ABORT_ON_CLOSE"))
-            } else {
-                None
-            },
+            reset_by: if i % 2 == 1 { Some(ResetBy::Remote) } else { None },
+            reset_reason: if i % 2 == 1 { Some(Arc::from("TCP_ABORT_ON_CLOSE")) } else { None },
             preexisting: false,
         }
     }
@@ -804,11 +658,7 @@ pub(crate) mod tests {
     fn written_recording_reads_back_identically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.parquet");
-        let meta = RecordingMeta {
-            version: "t".into(),
-            hostname: "h".into(),
-            ..Default::default()
-        };
+        let meta = RecordingMeta { version: "t".into(), hostname: "h".into(), ..Default::default() };
         let mut w = RecordingWriter::create(&path, false, &meta).unwrap();
         let events: Vec<Event> = (0..100).map(sample_event).collect();
         for e in &events {
@@ -830,9 +680,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.parquet");
         std::fs::write(&path, b"x").unwrap();
-        let err = RecordingWriter::create(&path, false, &RecordingMeta::default())
-            .err()
-            .unwrap();
+        let err = RecordingWriter::create(&path, false, &RecordingMeta::default()).err().unwrap();
         assert!(err.to_string().contains("already exists"), "{err}");
         assert!(RecordingWriter::create(&path, true, &RecordingMeta::default()).is_ok());
     }
@@ -842,16 +690,10 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.parquet");
         std::fs::write(&empty, b"").unwrap();
-        assert!(matches!(
-            RecordingReader::open(&empty),
-            Err(FormatError::Empty { .. })
-        ));
+        assert!(matches!(RecordingReader::open(&empty), Err(FormatError::Empty { .. })));
         let text = dir.path().join("text.parquet");
         std::fs::write(&text, b"hello, this is not parquet at all").unwrap();
-        assert!(matches!(
-            RecordingReader::open(&text),
-            Err(FormatError::NotParquet { .. })
-        ));
+        assert!(matches!(RecordingReader::open(&text), Err(FormatError::NotParquet { .. })));
         let missing = dir.path().join("missing.parquet");
         let e = RecordingReader::open(&missing).err().unwrap();
         assert!(e.to_string().contains("missing.parquet"), "{e}");
@@ -869,14 +711,13 @@ pub(crate) mod tests {
 
         // Parquet, but not a recording.
         let foreign = dir.path().join("foreign.parquet");
-        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-            arrow::datatypes::Field::new("x", arrow::datatypes::DataType::Int32, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(arrow::array::Int32Array::from(vec![1]))],
-        )
-        .unwrap();
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "x",
+            arrow::datatypes::DataType::Int32,
+            false,
+        )]));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(arrow::array::Int32Array::from(vec![1]))]).unwrap();
         let mut w = ArrowWriter::try_new(File::create(&foreign).unwrap(), schema, None).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();

@@ -150,11 +150,16 @@ static __always_inline __u64 new_conn_id(void)
 	return __sync_fetch_and_add(&next_conn_id, 1) + 1;
 }
 
+/* The owner is the process (thread group), named after its main thread: a server's worker
+ * threads often carry names of their own. */
 static __always_inline void current_owner(struct owner *o)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	if (BPF_CORE_READ_STR_INTO(&o->comm, task, group_leader, comm) <= 0)
+		bpf_get_current_comm(o->comm, sizeof(o->comm));
 }
 
 static __always_inline bool comm_eq(const volatile char *a, const char *b)
@@ -199,12 +204,19 @@ static __always_inline bool ports_wanted(__u16 sport, __u16 dport)
 	return false;
 }
 
+/* The local port. Not skc_num: tcp_set_state(TCP_CLOSE) releases the port (and zeroes
+ * skc_num) before the tracepoint fires, while inet_sport keeps it. */
+static __always_inline __u16 local_port(struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
 static __always_inline void fill_endpoints(struct gsp_event *e, struct sock *sk)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
 	e->sk = (__u64)sk;
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->sport = local_port(sk);
 	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET6) {
 		e->family = 6;
@@ -286,7 +298,7 @@ static __always_inline void emit_tcp(struct sock *sk, struct tcp_conn *c, __u8 k
 
 static __always_inline bool tcp_wanted(struct sock *sk, const struct owner *o)
 {
-	__u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 sport = local_port(sk);
 	__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 
 	return ports_wanted(sport, dport) && owner_wanted(o);
@@ -343,7 +355,7 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 		 * endpoints. Half-open children (SYN_RECV) and listeners are not connections. */
 		if (oldstate == TCP_SYN_RECV || oldstate == TCP_LISTEN || oldstate == TCP_SYN_SENT)
 			return;
-		__u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		__u16 sport = local_port(sk);
 		__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		if (!ports_wanted(sport, dport))
 			return;
@@ -545,7 +557,7 @@ static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes
 	if (!f) {
 		struct udp_flow nf = {};
 		current_owner(&nf.owner);
-		__u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		__u16 sport = local_port(sk);
 		nf.ignored = !(ports_wanted(sport, key.dport) && owner_wanted(&nf.owner));
 		nf.conn_id = nf.ignored ? 0 : new_conn_id();
 		nf.start_ns = bpf_ktime_get_ns();

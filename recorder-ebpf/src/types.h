@@ -54,6 +54,10 @@ struct sock {
 	__u16 sk_protocol;
 };
 
+struct inet_sock {
+	__be16 inet_sport;
+};
+
 struct tcp_sock {
 	__u32 data_segs_out;
 	__u32 srtt_us;
@@ -61,6 +65,11 @@ struct tcp_sock {
 	__u32 data_segs_in;
 	__u64 bytes_acked;
 	__u32 total_retrans;
+};
+
+struct task_struct {
+	struct task_struct *group_leader;
+	char comm[16];
 };
 
 struct trace_entry {

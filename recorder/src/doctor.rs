@@ -35,11 +35,7 @@ pub struct Check {
 }
 
 fn check(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Check {
-    Check {
-        name: name.into(),
-        status,
-        detail: detail.into(),
-    }
+    Check { name: name.into(), status, detail: detail.into() }
 }
 
 /// Capability numbers from `linux/capability.h`.
@@ -50,10 +46,7 @@ const CAP_BPF: u32 = 39;
 
 fn effective_caps() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))?
-        .trim();
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
     u64::from_str_radix(hex, 16).ok()
 }
 
@@ -68,10 +61,7 @@ pub fn privileged() -> bool {
 /// Runs every check. With `try_load` and privileges, also loads and attaches the probes.
 pub fn run(try_load: bool) -> (Vec<Check>, bool) {
     let mut out = Vec::new();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
     out.push(check("kernel", Status::Ok, kernel));
 
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
@@ -97,42 +87,24 @@ pub fn run(try_load: bool) -> (Vec<Check>, bool) {
             has(CAP_PERFMON),
             has(CAP_NET_ADMIN),
             has(CAP_SYS_ADMIN),
-            if priv_ok {
-                ""
-            } else {
-                " — run with sudo, or grant CAP_BPF and CAP_PERFMON (and CAP_NET_ADMIN)"
-            }
+            if priv_ok { "" } else { " — run with sudo, or grant CAP_BPF and CAP_PERFMON (and CAP_NET_ADMIN)" }
         ),
     ));
 
-    let tracefs = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .into_iter()
-        .find(|d| Path::new(d).join("events").exists());
+    let tracefs =
+        ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"].into_iter().find(|d| Path::new(d).join("events").exists());
     out.push(match tracefs {
         Some(d) => check("tracefs", Status::Ok, format!("mounted at {d}")),
-        None if priv_ok => check(
-            "tracefs",
-            Status::Warn,
-            "not mounted: `gespann record` mounts it at /sys/kernel/tracing",
-        ),
-        None => check(
-            "tracefs",
-            Status::Unknown,
-            "not mounted, and mounting it needs root",
-        ),
+        None if priv_ok => {
+            check("tracefs", Status::Warn, "not mounted: `gespann record` mounts it at /sys/kernel/tracing")
+        }
+        None => check("tracefs", Status::Unknown, "not mounted, and mounting it needs root"),
     });
     let mut essential_ok = true;
     for &(prog, cat, ev, effect) in TRACEPOINTS {
         let name = format!("tracepoint {cat}:{ev}");
         let st = match tracefs {
-            Some(d)
-                if Path::new(d)
-                    .join("events")
-                    .join(cat)
-                    .join(ev)
-                    .join("id")
-                    .exists() =>
-            {
+            Some(d) if Path::new(d).join("events").join(cat).join(ev).join("id").exists() => {
                 check(name, Status::Ok, "available")
             }
             Some(_) => {
@@ -141,11 +113,7 @@ pub fn run(try_load: bool) -> (Vec<Check>, bool) {
                 }
                 check(
                     name,
-                    if prog == "handle_set_state" {
-                        Status::Fail
-                    } else {
-                        Status::Warn
-                    },
+                    if prog == "handle_set_state" { Status::Fail } else { Status::Warn },
                     format!("missing: without it, no {effect}"),
                 )
             }
@@ -157,69 +125,40 @@ pub fn run(try_load: bool) -> (Vec<Check>, bool) {
         Some(root) => out.push(check(
             "cgroup v2",
             Status::Ok,
-            format!(
-                "mounted at {}: UDP peer and close hooks attach there",
-                root.display()
-            ),
+            format!("mounted at {}: UDP peer and close hooks attach there", root.display()),
         )),
         None => out.push(check(
             "cgroup v2",
             Status::Warn,
-            format!(
-                "not mounted: without it, no {}",
-                CGROUP_HOOKS
-                    .iter()
-                    .map(|h| h.1)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
+            format!("not mounted: without it, no {}", CGROUP_HOOKS.iter().map(|h| h.1).collect::<Vec<_>>().join("; ")),
         )),
     }
 
     let mut can_record = btf && priv_ok && essential_ok;
     if try_load && priv_ok {
-        match crate::Recorder::start(&crate::RecordOptions {
-            ring_buffer_bytes: 1 << 16,
-            ..Default::default()
-        }) {
+        match crate::Recorder::start(&crate::RecordOptions { ring_buffer_bytes: 1 << 16, ..Default::default() }) {
             Ok(rec) => {
                 let missing = rec.missing().len();
                 out.push(check(
                     "load and attach",
-                    if missing == 0 {
-                        Status::Ok
-                    } else {
-                        Status::Warn
-                    },
+                    if missing == 0 { Status::Ok } else { Status::Warn },
                     if missing == 0 {
                         "every program loaded and attached".to_owned()
                     } else {
                         format!(
                             "{missing} programs could not attach: {}",
-                            rec.missing()
-                                .iter()
-                                .map(|m| m.what.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            rec.missing().iter().map(|m| m.what.as_str()).collect::<Vec<_>>().join(", ")
                         )
                     },
                 ));
             }
             Err(e) => {
                 can_record = false;
-                out.push(check(
-                    "load and attach",
-                    Status::Fail,
-                    format!("{e}: {}", error_chain(&e)),
-                ));
+                out.push(check("load and attach", Status::Fail, format!("{e}: {}", error_chain(&e))));
             }
         }
     } else if !priv_ok {
-        out.push(check(
-            "load and attach",
-            Status::Unknown,
-            "not tried: needs privileges",
-        ));
+        out.push(check("load and attach", Status::Unknown, "not tried: needs privileges"));
     }
     (out, can_record)
 }

@@ -16,68 +16,21 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!("../../recorder-ebpf/gespann.
 
 /// Every tracepoint Gespann attaches: (program, category, event, what is missing without it).
 pub const TRACEPOINTS: &[(&str, &str, &str, &str)] = &[
-    (
-        "handle_set_state",
-        "sock",
-        "inet_sock_set_state",
-        "all TCP rows",
-    ),
-    (
-        "handle_receive_reset",
-        "tcp",
-        "tcp_receive_reset",
-        "`reset` rows for RSTs received (they become `close`)",
-    ),
-    (
-        "handle_send_reset",
-        "tcp",
-        "tcp_send_reset",
-        "`reset` rows for RSTs sent, `reset_reason`",
-    ),
-    (
-        "handle_retransmit",
-        "tcp",
-        "tcp_retransmit_skb",
-        "`retransmit` rows",
-    ),
-    (
-        "handle_destroy_sock",
-        "tcp",
-        "tcp_destroy_sock",
-        "nothing visible (socket table cleanup)",
-    ),
-    (
-        "handle_send_length",
-        "sock",
-        "sock_send_length",
-        "UDP rows; accepting process of server connections",
-    ),
-    (
-        "handle_recv_length",
-        "sock",
-        "sock_recv_length",
-        "UDP rows; accepting process of server connections",
-    ),
+    ("handle_set_state", "sock", "inet_sock_set_state", "all TCP rows"),
+    ("handle_receive_reset", "tcp", "tcp_receive_reset", "`reset` rows for RSTs received (they become `close`)"),
+    ("handle_send_reset", "tcp", "tcp_send_reset", "`reset` rows for RSTs sent, `reset_reason`"),
+    ("handle_retransmit", "tcp", "tcp_retransmit_skb", "`retransmit` rows"),
+    ("handle_destroy_sock", "tcp", "tcp_destroy_sock", "nothing visible (socket table cleanup)"),
+    ("handle_send_length", "sock", "sock_send_length", "UDP rows; accepting process of server connections"),
+    ("handle_recv_length", "sock", "sock_recv_length", "UDP rows; accepting process of server connections"),
 ];
 
 /// cgroup hooks: (program, what is missing without it).
 pub const CGROUP_HOOKS: &[(&str, &str)] = &[
-    (
-        "udp_sendmsg4",
-        "remote address of unconnected UDP sends (IPv4)",
-    ),
-    (
-        "udp_sendmsg6",
-        "remote address of unconnected UDP sends (IPv6)",
-    ),
-    (
-        "udp_recvmsg4",
-        "remote address of unconnected UDP receives (IPv4)",
-    ),
-    (
-        "udp_recvmsg6",
-        "remote address of unconnected UDP receives (IPv6)",
-    ),
+    ("udp_sendmsg4", "remote address of unconnected UDP sends (IPv4)"),
+    ("udp_sendmsg6", "remote address of unconnected UDP sends (IPv6)"),
+    ("udp_recvmsg4", "remote address of unconnected UDP receives (IPv4)"),
+    ("udp_recvmsg6", "remote address of unconnected UDP receives (IPv6)"),
     ("sock_release", "`close` rows of UDP flows"),
 ];
 
@@ -127,15 +80,7 @@ pub fn ensure_tracefs() -> Result<(), RecorderError> {
     let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
     let (src, target, fstype) = (c("tracefs"), c("/sys/kernel/tracing"), c("tracefs"));
     // SAFETY: valid NUL-terminated strings; a failed mount is reported, not assumed.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
+    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
     if rc != 0 {
         return Err(RecorderError::Tracefs(std::io::Error::last_os_error()));
     }
@@ -174,11 +119,8 @@ impl Probes {
         }
         let mut ports = [0u16; raw::MAX_PORTS];
         ports[..filters.ports.len()].copy_from_slice(&filters.ports);
-        let (npids, ncomms, nports) = (
-            filters.pids.len() as u32,
-            filters.comms.len() as u32,
-            filters.ports.len() as u32,
-        );
+        let (npids, ncomms, nports) =
+            (filters.pids.len() as u32, filters.comms.len() as u32, filters.ports.len() as u32);
 
         ensure_tracefs()?;
         let mut ebpf = EbpfLoader::new()
@@ -209,11 +151,7 @@ impl Probes {
             Some(root) => {
                 for &(prog, effect) in CGROUP_HOOKS {
                     if let Err(e) = attach_cgroup(&mut ebpf, prog, &root) {
-                        missing.push(Missing {
-                            what: format!("cgroup hook {prog}"),
-                            effect,
-                            error: error_chain(&e),
-                        });
+                        missing.push(Missing { what: format!("cgroup hook {prog}"), effect, error: error_chain(&e) });
                     }
                 }
             }
@@ -228,31 +166,16 @@ impl Probes {
             }
         }
 
-        let take = |ebpf: &mut Ebpf, name: &'static str| {
-            ebpf.take_map(name).ok_or(RecorderError::MissingMap(name))
-        };
-        let ring = RingBuf::try_from(take(&mut ebpf, "events")?)
-            .map_err(|e| RecorderError::Map("events", e))?;
-        let lost = PerCpuArray::try_from(take(&mut ebpf, "lost")?)
-            .map_err(|e| RecorderError::Map("lost", e))?;
-        let udp_flows = BpfHashMap::try_from(take(&mut ebpf, "udp_flows")?)
-            .map_err(|e| RecorderError::Map("udp_flows", e))?;
-        Ok(Probes {
-            ebpf,
-            ring,
-            lost,
-            udp_flows,
-            missing,
-        })
+        let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(RecorderError::MissingMap(name));
+        let ring = RingBuf::try_from(take(&mut ebpf, "events")?).map_err(|e| RecorderError::Map("events", e))?;
+        let lost = PerCpuArray::try_from(take(&mut ebpf, "lost")?).map_err(|e| RecorderError::Map("lost", e))?;
+        let udp_flows =
+            BpfHashMap::try_from(take(&mut ebpf, "udp_flows")?).map_err(|e| RecorderError::Map("udp_flows", e))?;
+        Ok(Probes { ebpf, ring, lost, udp_flows, missing })
     }
 }
 
-fn attach_tracepoint(
-    ebpf: &mut Ebpf,
-    prog: &str,
-    category: &str,
-    event: &str,
-) -> Result<(), RecorderError> {
+fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -> Result<(), RecorderError> {
     let err = |e: aya::programs::ProgramError| RecorderError::Attach {
         program: prog.to_owned(),
         target: format!("{category}:{event}"),
@@ -271,18 +194,13 @@ fn attach_tracepoint(
 /// Attached as bpf links, which the kernel always lets coexist with other programs (links
 /// take no attach flags; `Single` maps to none).
 fn attach_cgroup(ebpf: &mut Ebpf, prog: &str, root: &Path) -> Result<(), RecorderError> {
-    let cgroup = File::open(root).map_err(|e| RecorderError::Cgroup {
-        path: root.to_owned(),
-        source: e,
-    })?;
+    let cgroup = File::open(root).map_err(|e| RecorderError::Cgroup { path: root.to_owned(), source: e })?;
     let err = |e: aya::programs::ProgramError| RecorderError::Attach {
         program: prog.to_owned(),
         target: root.display().to_string(),
         source: e,
     };
-    let p = ebpf
-        .program_mut(prog)
-        .ok_or_else(|| RecorderError::MissingProgram(prog.to_owned()))?;
+    let p = ebpf.program_mut(prog).ok_or_else(|| RecorderError::MissingProgram(prog.to_owned()))?;
     if prog == "sock_release" {
         let p: &mut CgroupSock = p.try_into().map_err(err)?;
         p.load().map_err(err)?;

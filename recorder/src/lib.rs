@@ -102,11 +102,7 @@ pub enum RecorderError {
         source: std::io::Error,
     },
     #[error("too many filters: at most {pids} --pid, {comms} --comm and {ports} --port")]
-    TooManyFilters {
-        pids: usize,
-        comms: usize,
-        ports: usize,
-    },
+    TooManyFilters { pids: usize, comms: usize, ports: usize },
     #[error("ring buffer size {0} is not a power of two of at least 4096 bytes")]
     RingSize(u32),
     #[error("cannot poll the ring buffer")]
@@ -118,10 +114,7 @@ pub enum RecorderError {
 impl RecorderError {
     fn load(e: aya::EbpfError) -> RecorderError {
         let text = format!("{e:?}");
-        if text.contains("EPERM")
-            || text.contains("PermissionDenied")
-            || text.contains("Operation not permitted")
-        {
+        if text.contains("EPERM") || text.contains("PermissionDenied") || text.contains("Operation not permitted") {
             RecorderError::Permission(e)
         } else {
             RecorderError::Load(e)
@@ -133,8 +126,7 @@ impl RecorderError {
         match self {
             RecorderError::Permission(_) => true,
             RecorderError::Attach { source, .. } => {
-                format!("{source:?}").contains("EPERM")
-                    || format!("{source:?}").contains("PermissionDenied")
+                format!("{source:?}").contains("EPERM") || format!("{source:?}").contains("PermissionDenied")
             }
             _ => false,
         }
@@ -168,18 +160,8 @@ impl Recorder {
             return Err(RecorderError::RingSize(size));
         }
         let _ = raise_memlock();
-        let filters = Filters {
-            pids: opts.pids.clone(),
-            comms: opts.comms.clone(),
-            ports: opts.ports.clone(),
-        };
-        let Probes {
-            ebpf,
-            ring,
-            lost,
-            udp_flows,
-            missing,
-        } = Probes::load(&filters, size)?;
+        let filters = Filters { pids: opts.pids.clone(), comms: opts.comms.clone(), ports: opts.ports.clone() };
+        let Probes { ebpf, ring, lost, udp_flows, missing } = Probes::load(&filters, size)?;
         for m in &missing {
             tracing::debug!(missing = %m.what, effect = m.effect, error = %m.error, "recording without it");
         }
@@ -190,32 +172,21 @@ impl Recorder {
 
         // Connections already open: one `open` row each (preexisting), with counters so far.
         let cgroot = ebpf::cgroup2_root();
-        let listeners =
-            sockdiag::dump_tcp(sockdiag::LISTEN, false).map_err(RecorderError::SockDiag)?;
+        let listeners = sockdiag::dump_tcp(sockdiag::LISTEN, false).map_err(RecorderError::SockDiag)?;
         let listening: HashSet<u16> = listeners.iter().map(|s| s.local_port).collect();
-        let established = sockdiag::dump_tcp(sockdiag::ESTABLISHED_LIKE, true)
-            .map_err(RecorderError::SockDiag)?;
+        let established = sockdiag::dump_tcp(sockdiag::ESTABLISHED_LIKE, true).map_err(RecorderError::SockDiag)?;
         let owners = sockdiag::socket_owners(cgroot.as_deref());
-        let mut rest = ProbesRest {
-            _ebpf: ebpf,
-            lost,
-            udp_flows,
-            missing,
-        };
+        let mut rest = ProbesRest { _ebpf: ebpf, lost, udp_flows, missing };
         prefill_listeners(&mut rest._ebpf, &listeners, &owners);
         let filtered: Vec<_> = established
             .into_iter()
             .filter(|s| {
                 let o = owners.get(&s.inode);
-                (opts.ports.is_empty()
-                    || opts.ports.contains(&s.local_port)
-                    || opts.ports.contains(&s.remote_port))
+                (opts.ports.is_empty() || opts.ports.contains(&s.local_port) || opts.ports.contains(&s.remote_port))
                     && (opts.pids.is_empty() || o.is_some_and(|o| opts.pids.contains(&o.pid)))
                     && (opts.comms.is_empty()
                         || o.is_some_and(|o| {
-                            opts.comms
-                                .iter()
-                                .any(|c| c.starts_with(&o.comm) && o.comm.len() >= c.len().min(15))
+                            opts.comms.iter().any(|c| c.starts_with(&o.comm) && o.comm.len() >= c.len().min(15))
                         }))
             })
             .collect();
@@ -267,9 +238,16 @@ impl Recorder {
         {
             let ring = self.ring.get_mut();
             while let Some(item) = ring.next() {
-                if let Some(raw) = RawEvent::from_bytes(&item)
-                    && let Followup::ReleaseUdpSocket(sk) = self.tracker.on_raw(&raw)
-                {
+                let Some(raw) = RawEvent::from_bytes(&item) else { continue };
+                tracing::trace!(
+                    kind = raw.kind,
+                    conn_id = raw.conn_id,
+                    flags = raw.flags,
+                    sport = raw.sport,
+                    dport = raw.dport,
+                    "raw event"
+                );
+                if let Followup::ReleaseUdpSocket(sk) = self.tracker.on_raw(&raw) {
                     releases.push(sk);
                 }
             }
@@ -287,17 +265,10 @@ impl Recorder {
             return Ok(());
         }
         self.next_sample = now + self.sample_interval.as_nanos() as u64;
-        let socks = sockdiag::dump_tcp(sockdiag::ESTABLISHED_LIKE, true)
-            .map_err(RecorderError::SockDiag)?;
+        let socks = sockdiag::dump_tcp(sockdiag::ESTABLISHED_LIKE, true).map_err(RecorderError::SockDiag)?;
         let at = monotonic_ns();
         self.tracker.on_tcp_snapshot(&socks, at, force);
-        let flows: Vec<_> = self
-            .probes_rest
-            .udp_flows
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(k, v)| (k.0, v.0))
-            .collect();
+        let flows: Vec<_> = self.probes_rest.udp_flows.iter().filter_map(Result::ok).map(|(k, v)| (k.0, v.0)).collect();
         self.tracker.on_udp_snapshot(&flows, at, force);
         Ok(())
     }
@@ -330,10 +301,7 @@ impl Recorder {
 
 fn lost_total(lost: &aya::maps::PerCpuArray<aya::maps::MapData, u64>) -> u64 {
     let mut total = 0;
-    for slot in [
-        gespann_common::raw::LOST_RINGBUF,
-        gespann_common::raw::LOST_TABLE,
-    ] {
+    for slot in [gespann_common::raw::LOST_RINGBUF, gespann_common::raw::LOST_TABLE] {
         if let Ok(values) = lost.get(&slot, 0) {
             total += values.iter().sum::<u64>();
         }
@@ -345,11 +313,7 @@ fn take_udp_flows_of(
     map: &mut aya::maps::HashMap<aya::maps::MapData, ebpf::Key, ebpf::Flow>,
     sk: u64,
 ) -> Vec<gespann_common::raw::UdpFlow> {
-    let keys: Vec<ebpf::Key> = map
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| k.0.sk == sk)
-        .collect();
+    let keys: Vec<ebpf::Key> = map.keys().filter_map(Result::ok).filter(|k| k.0.sk == sk).collect();
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
         if let Ok(v) = map.get(&k, 0) {
@@ -385,21 +349,13 @@ fn prefill_listeners(
         let mut comm = [0u8; gespann_common::raw::COMM_LEN];
         let n = o.comm.len().min(comm.len() - 1);
         comm[..n].copy_from_slice(&o.comm.as_bytes()[..n]);
-        let owner = gespann_common::raw::Owner {
-            cgroup_id: o.cgroup_id,
-            pid: o.pid,
-            _pad: 0,
-            comm,
-        };
+        let owner = gespann_common::raw::Owner { cgroup_id: o.cgroup_id, pid: o.pid, _pad: 0, comm };
         let _ = map.insert(l.local_port, O(owner), 0);
     }
 }
 
 fn raise_memlock() -> std::io::Result<()> {
-    let lim = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
+    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: valid rlimit struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
         return Err(std::io::Error::last_os_error());

@@ -41,14 +41,8 @@ pub struct TcpInfo {
 impl TcpInfo {
     /// Decodes the leading part of `struct tcp_info` (offsets from `linux/tcp.h`, append-only ABI).
     pub fn parse(b: &[u8]) -> Option<TcpInfo> {
-        let u32_at = |o: usize| {
-            b.get(o..o + 4)
-                .map(|s| u32::from_ne_bytes(s.try_into().unwrap()))
-        };
-        let u64_at = |o: usize| {
-            b.get(o..o + 8)
-                .map(|s| u64::from_ne_bytes(s.try_into().unwrap()))
-        };
+        let u32_at = |o: usize| b.get(o..o + 4).map(|s| u32::from_ne_bytes(s.try_into().unwrap()));
+        let u64_at = |o: usize| b.get(o..o + 8).map(|s| u64::from_ne_bytes(s.try_into().unwrap()));
         Some(TcpInfo {
             rtt_us: u32_at(68)?,
             total_retrans: u32_at(100)?,
@@ -81,20 +75,9 @@ impl Drop for Fd {
     }
 }
 
-fn dump_family(
-    family: u8,
-    states: u32,
-    with_info: bool,
-    out: &mut Vec<TcpSocket>,
-) -> io::Result<()> {
+fn dump_family(family: u8, states: u32, with_info: bool, out: &mut Vec<TcpSocket>) -> io::Result<()> {
     // SAFETY: plain socket(2) call; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            NETLINK_SOCK_DIAG,
-        )
-    };
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -111,11 +94,7 @@ fn dump_family(
     let r = &mut req[NLMSG_HDRLEN..];
     r[0] = family;
     r[1] = libc::IPPROTO_TCP as u8;
-    r[2] = if with_info {
-        1 << (INET_DIAG_INFO - 1)
-    } else {
-        0
-    };
+    r[2] = if with_info { 1 << (INET_DIAG_INFO - 1) } else { 0 };
     r[4..8].copy_from_slice(&states.to_ne_bytes());
     // SAFETY: req is a valid buffer of len bytes.
     let sent = unsafe { libc::send(fd.0, req.as_ptr().cast(), req.len(), 0) };
@@ -139,10 +118,7 @@ fn dump_family(
             let mlen = u32::from_ne_bytes(msgs[0..4].try_into().unwrap()) as usize;
             let mtype = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());
             if mlen < NLMSG_HDRLEN || mlen > msgs.len() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "malformed netlink message",
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed netlink message"));
             }
             match mtype {
                 NLMSG_DONE => return Ok(()),
@@ -174,10 +150,7 @@ fn parse_diag_msg(m: &[u8]) -> Option<TcpSocket> {
     let sport = u16::from_be_bytes([m[4], m[5]]);
     let dport = u16::from_be_bytes([m[6], m[7]]);
     let (local, remote) = if family == libc::AF_INET as u8 {
-        (
-            IpAddr::V4(Ipv4Addr::new(m[8], m[9], m[10], m[11])),
-            IpAddr::V4(Ipv4Addr::new(m[24], m[25], m[26], m[27])),
-        )
+        (IpAddr::V4(Ipv4Addr::new(m[8], m[9], m[10], m[11])), IpAddr::V4(Ipv4Addr::new(m[24], m[25], m[26], m[27])))
     } else {
         let a: [u8; 16] = m[8..24].try_into().ok()?;
         let b: [u8; 16] = m[24..40].try_into().ok()?;
@@ -237,10 +210,7 @@ pub fn socket_owners(cgroup2_root: Option<&std::path::Path>) -> HashMap<u64, Pro
                 continue;
             };
             let t = target.to_string_lossy();
-            let Some(inode) = t
-                .strip_prefix("socket:[")
-                .and_then(|s| s.strip_suffix(']'))
-                .and_then(|s| s.parse().ok())
+            let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse().ok())
             else {
                 continue;
             };
@@ -269,9 +239,7 @@ pub fn cgroup_id_of(pid: u32, cgroup2_root: &std::path::Path) -> u64 {
     let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
         return 0;
     };
-    std::fs::metadata(cgroup2_root.join(path.trim_start_matches('/')))
-        .map(|m| m.ino())
-        .unwrap_or(0)
+    std::fs::metadata(cgroup2_root.join(path.trim_start_matches('/'))).map(|m| m.ino()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -310,17 +278,12 @@ mod tests {
         let (_s, _) = l.accept().unwrap();
         let socks = dump_tcp(ESTABLISHED_LIKE, true).unwrap();
         let cport = c.local_addr().unwrap().port();
-        let mine = socks
-            .iter()
-            .find(|s| s.local_port == cport && s.remote_port == port)
-            .expect("client socket in dump");
+        let mine =
+            socks.iter().find(|s| s.local_port == cport && s.remote_port == port).expect("client socket in dump");
         assert_eq!(mine.state, 1);
         assert!(mine.info.is_some());
         assert!(mine.inode != 0);
         let owners = socket_owners(None);
-        assert_eq!(
-            owners.get(&mine.inode).map(|o| o.pid),
-            Some(std::process::id())
-        );
+        assert_eq!(owners.get(&mine.inode).map(|o| o.pid), Some(std::process::id()));
     }
 }

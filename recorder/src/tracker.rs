@@ -26,9 +26,7 @@ impl Clock {
     pub fn now() -> Clock {
         let mono = monotonic_ns() as i64;
         let wall = realtime_ns();
-        Clock {
-            offset_ns: wall - mono,
-        }
+        Clock { offset_ns: wall - mono }
     }
 
     pub fn fixed(offset_ns: i64) -> Clock {
@@ -49,10 +47,7 @@ pub fn realtime_ns() -> i64 {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is a valid timespec to write into.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
@@ -88,7 +83,13 @@ const TCP_CLOSING: u8 = 11;
 /// and `tcp_info` alike) count sequence space: the SYN the client sent is acknowledged once
 /// (the server's SYN-ACK is not counted: its connection is born after it), and each FIN
 /// counts one. Recordings hold payload, so those are taken out here, in this one place.
-pub fn tcp_payload(role: Role, bytes_acked: u64, bytes_received: u64, our_fin_acked: bool, their_fin_received: bool) -> (u64, u64) {
+pub fn tcp_payload(
+    role: Role,
+    bytes_acked: u64,
+    bytes_received: u64,
+    our_fin_acked: bool,
+    their_fin_received: bool,
+) -> (u64, u64) {
     let syn = u64::from(role == Role::Client && bytes_acked > 0);
     let sent = bytes_acked.saturating_sub(syn + u64::from(our_fin_acked));
     let received = bytes_received.saturating_sub(u64::from(their_fin_received));
@@ -166,10 +167,7 @@ impl ResetReasons {
     }
 
     fn name(&self, reason: u32) -> Arc<str> {
-        self.0
-            .get(&reason)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(format!("REASON_{reason}")))
+        self.0.get(&reason).cloned().unwrap_or_else(|| Arc::from(format!("REASON_{reason}")))
     }
 }
 
@@ -218,10 +216,7 @@ impl Tracker {
 
     /// Live (not yet ended) connections and flows.
     pub fn open_connections(&self) -> usize {
-        self.conns
-            .values()
-            .filter(|c| c.ended_mono.is_none())
-            .count()
+        self.conns.values().filter(|c| c.ended_mono.is_none()).count()
     }
 
     pub fn pending_rows(&self) -> usize {
@@ -274,16 +269,8 @@ impl Tracker {
 
     fn conn_from_raw(&mut self, r: &RawEvent) -> Conn {
         Conn {
-            protocol: if r.protocol == raw::PROTO_UDP {
-                Protocol::Udp
-            } else {
-                Protocol::Tcp
-            },
-            role: if r.role == raw::ROLE_SERVER {
-                Role::Server
-            } else {
-                Role::Client
-            },
+            protocol: if r.protocol == raw::PROTO_UDP { Protocol::Udp } else { Protocol::Tcp },
+            role: if r.role == raw::ROLE_SERVER { Role::Server } else { Role::Client },
             local: addr_of(r.family, &r.saddr),
             local_port: r.sport,
             remote: addr_of(r.family, &r.daddr),
@@ -325,9 +312,7 @@ impl Tracker {
     pub fn on_raw(&mut self, r: &RawEvent) -> Followup {
         match r.kind {
             kind::OPEN => self.on_open(r),
-            kind::CLOSE | kind::RESET | kind::FAILED | kind::RETRANSMIT => {
-                self.on_tcp_or_udp_event(r)
-            }
+            kind::CLOSE | kind::RESET | kind::FAILED | kind::RETRANSMIT => self.on_tcp_or_udp_event(r),
             kind::AMEND_RESET => self.on_amend_reset(r),
             kind::AMEND_OWNER => self.on_amend_owner(r),
             kind::UDP_RELEASE => return Followup::ReleaseUdpSocket(r.sk),
@@ -373,12 +358,7 @@ impl Tracker {
         // Which connection: the kernel's id, or (for sockets older than the recording) the
         // endpoints of one found at start-up.
         let conn_id = if r.flags & flags::UNTRACKED != 0 {
-            let tuple = (
-                addr_of(r.family, &r.saddr),
-                r.sport,
-                addr_of(r.family, &r.daddr),
-                r.dport,
-            );
+            let tuple = (addr_of(r.family, &r.saddr), r.sport, addr_of(r.family, &r.daddr), r.dport);
             match self.tcp_tuples.get(&tuple) {
                 Some(&id) => id,
                 None => {
@@ -410,11 +390,7 @@ impl Tracker {
             }
         }
         if ev_kind.is_terminal() {
-            let start = if r.start_ns != 0 {
-                r.start_ns
-            } else {
-                conn.start_mono
-            };
+            let start = if r.start_ns != 0 { r.start_ns } else { conn.start_mono };
             if start != 0 && r.ts_ns >= start {
                 e.duration_ns = Some(r.ts_ns - start);
             }
@@ -422,23 +398,14 @@ impl Tracker {
                 e.error = errno_name(r.error);
             }
             if ev_kind == EventKind::Reset {
-                e.reset_by = Some(if r.flags & flags::RESET_REMOTE != 0 {
-                    ResetBy::Remote
-                } else {
-                    ResetBy::Local
-                });
+                e.reset_by = Some(if r.flags & flags::RESET_REMOTE != 0 { ResetBy::Remote } else { ResetBy::Local });
                 if r.flags & flags::RESET_LOCAL != 0 && r.reset_reason != 0 {
                     e.reset_reason = Some(self.reasons.name(u32::from(r.reset_reason) - 1));
                 }
             }
             conn.ended_mono = Some(r.ts_ns);
             if !is_udp {
-                self.tcp_tuples.remove(&(
-                    conn.local,
-                    conn.local_port,
-                    conn.remote,
-                    conn.remote_port,
-                ));
+                self.tcp_tuples.remove(&(conn.local, conn.local_port, conn.remote, conn.remote_port));
             }
         }
         if ev_kind != EventKind::Failed {
@@ -448,14 +415,8 @@ impl Tracker {
     }
 
     fn on_amend_reset(&mut self, r: &RawEvent) {
-        let reason =
-            (r.reset_reason != 0).then(|| self.reasons.name(u32::from(r.reset_reason) - 1));
-        match self
-            .pending
-            .iter_mut()
-            .rev()
-            .find(|p| p.conn_id == r.conn_id && p.kind == EventKind::Close)
-        {
+        let reason = (r.reset_reason != 0).then(|| self.reasons.name(u32::from(r.reset_reason) - 1));
+        match self.pending.iter_mut().rev().find(|p| p.conn_id == r.conn_id && p.kind == EventKind::Close) {
             Some(row) => {
                 row.kind = EventKind::Reset;
                 row.reset_by = Some(ResetBy::Local);
@@ -555,10 +516,7 @@ impl Tracker {
     pub fn on_tcp_snapshot(&mut self, socks: &[TcpSocket], now_mono: u64, force: bool) {
         for s in socks {
             let Some(info) = s.info else { continue };
-            let Some(&id) = self
-                .tcp_tuples
-                .get(&(s.local, s.local_port, s.remote, s.remote_port))
-            else {
+            let Some(&id) = self.tcp_tuples.get(&(s.local, s.local_port, s.remote, s.remote_port)) else {
                 continue;
             };
             let Some(c) = self.conns.get_mut(&id) else {
@@ -624,8 +582,7 @@ impl Tracker {
         let rest = self.pending.split_off(split);
         let ready = std::mem::replace(&mut self.pending, rest);
         // Ended connections whose rows are all out can be forgotten.
-        self.conns
-            .retain(|_, c| c.ended_mono.is_none_or(|t| t > watermark_mono));
+        self.conns.retain(|_, c| c.ended_mono.is_none_or(|t| t > watermark_mono));
         ready
     }
 
@@ -728,21 +685,12 @@ mod tests {
         let mut open = raw_tcp(kind::OPEN, 3, 200);
         open.role = raw::ROLE_SERVER;
         t.on_raw(&open);
-        let mut amend = RawEvent {
-            kind: kind::AMEND_OWNER,
-            conn_id: 3,
-            pid: 777,
-            cgroup_id: 5,
-            ..Default::default()
-        };
+        let mut amend = RawEvent { kind: kind::AMEND_OWNER, conn_id: 3, pid: 777, cgroup_id: 5, ..Default::default() };
         amend.comm[..5].copy_from_slice(b"nginx");
         t.on_raw(&amend);
         t.on_raw(&raw_tcp(kind::CLOSE, 3, 900));
         let rows = t.drain_all();
-        assert!(
-            rows.iter()
-                .all(|r| r.pid == 777 && &*r.comm == "nginx" && r.cgroup_id == 5)
-        );
+        assert!(rows.iter().all(|r| r.pid == 777 && &*r.comm == "nginx" && r.cgroup_id == 5));
     }
 
     #[test]
@@ -752,10 +700,7 @@ mod tests {
         t.on_raw(&raw_tcp(kind::OPEN, 1, 300));
         t.on_raw(&raw_tcp(kind::RETRANSMIT, 1, 900));
         let first = t.drain_ready(600);
-        assert_eq!(
-            first.iter().map(|e| e.conn_id).collect::<Vec<_>>(),
-            vec![1, 2]
-        );
+        assert_eq!(first.iter().map(|e| e.conn_id).collect::<Vec<_>>(), vec![1, 2]);
         let rest = t.drain_all();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].kind, EventKind::Retransmit);
@@ -771,19 +716,9 @@ mod tests {
             remote_port: 80,
             state: 1,
             inode: 5,
-            info: Some(crate::sockdiag::TcpInfo {
-                bytes_acked: 7,
-                ..Default::default()
-            }),
+            info: Some(crate::sockdiag::TcpInfo { bytes_acked: 7, ..Default::default() }),
         };
-        let owners = HashMap::from([(
-            5,
-            ProcOwner {
-                pid: 9,
-                comm: "old".into(),
-                cgroup_id: 1,
-            },
-        )]);
+        let owners = HashMap::from([(5, ProcOwner { pid: 9, comm: "old".into(), cgroup_id: 1 })]);
         t.add_preexisting(&[s], &owners, &HashSet::new(), 50);
         let mut close = raw_tcp(kind::CLOSE, 0, 800);
         close.flags |= flags::UNTRACKED;
@@ -818,17 +753,11 @@ mod tests {
         };
         t.on_tcp_snapshot(std::slice::from_ref(&s), 300, false);
         assert_eq!(t.pending_rows(), 1, "no movement, no sample");
-        s.info = Some(crate::sockdiag::TcpInfo {
-            bytes_acked: 100,
-            ..Default::default()
-        });
+        s.info = Some(crate::sockdiag::TcpInfo { bytes_acked: 100, ..Default::default() });
         t.on_tcp_snapshot(std::slice::from_ref(&s), 400, false);
         t.on_tcp_snapshot(std::slice::from_ref(&s), 500, true);
         let rows = t.drain_all();
-        assert_eq!(
-            rows.iter().filter(|r| r.kind == EventKind::Sample).count(),
-            2
-        );
+        assert_eq!(rows.iter().filter(|r| r.kind == EventKind::Sample).count(), 2);
         assert_eq!(rows[1].bytes_sent, 99, "SYN taken out");
     }
 

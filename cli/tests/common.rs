@@ -1,0 +1,170 @@
+//! Shared helpers for the root tests: run the real `gespann record`, make real traffic on
+//! loopback, read the recording back.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use gespann_common::{Event, RecordingReader};
+
+/// Root tests share the host's network stack and its /proc/net/snmp counters: one at a time.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn gespann() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gespann"))
+}
+
+pub struct Recording {
+    pub child: Child,
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Recording {
+    /// Starts `gespann record` with extra args and waits until its probes are attached (the
+    /// crash journal appears right after).
+    pub fn start(extra: &[&str]) -> Recording {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.parquet");
+        let child = gespann()
+            .args(["record", "--duration", "60s", "-q", "-o"])
+            .arg(&path)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run gespann record");
+        let journal = gespann_common::journal::journal_path(&path);
+        let start = Instant::now();
+        let mut rec = Recording { child, path, _dir: dir };
+        while !journal.exists() {
+            if let Some(status) = rec.child.try_wait().unwrap() {
+                let mut err = String::new();
+                rec.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                panic!("gespann record exited early ({status}): {err}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "gespann record did not start within 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rec
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Ends the window with SIGINT (Ctrl-C) and returns the rows, checking a clean exit.
+    pub fn stop(&mut self) -> (Vec<Event>, gespann_common::RecordingMeta, String) {
+        self.signal(libc::SIGINT);
+        let out = self.wait_output();
+        assert!(out.0.success(), "gespann record failed: {}", out.2);
+        let r = RecordingReader::open(&self.path).expect("a valid recording");
+        let meta = r.meta.clone();
+        (r.read_all().unwrap(), meta, out.1)
+    }
+
+    pub fn wait_output(&mut self) -> (std::process::ExitStatus, String, String) {
+        let mut so = String::new();
+        let mut se = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut so).unwrap();
+        self.child.stderr.take().unwrap().read_to_string(&mut se).unwrap();
+        (self.child.wait().unwrap(), so, se)
+    }
+}
+
+/// A free TCP port (bound and released).
+pub fn free_port(v6: bool) -> u16 {
+    let l = if v6 { TcpListener::bind("[::1]:0") } else { TcpListener::bind("127.0.0.1:0") }.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// An echo server in another process (python3), so the two ends have different owners.
+pub struct EchoServer {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl EchoServer {
+    pub fn start(host: &str, port: u16) -> EchoServer {
+        let script = r#"
+import socket, sys, threading
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+l = socket.socket(fam); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2]))); l.listen(128)
+print("ready", flush=True)
+def serve(c):
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            c.sendall(d)
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+        let mut child = Command::new("python3")
+            .args(["-c", script, host, &port.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 for the echo server");
+        let mut buf = [0u8; 6];
+        child.stdout.as_mut().unwrap().read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ready\n");
+        EchoServer { child, port }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ping-pong: each message is written with TCP_NODELAY and fully echoed before the next, so
+/// each is exactly one data segment each way.
+pub fn ping_pong(addr: SocketAddr, sizes: &[usize]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    for &n in sizes {
+        let msg = vec![b'x'; n];
+        s.write_all(&msg).unwrap();
+        let mut got = vec![0u8; n];
+        s.read_exact(&mut got).unwrap();
+    }
+    s
+}
+
+/// Tcp counters from /proc/net/snmp.
+pub fn snmp_tcp() -> std::collections::HashMap<String, i64> {
+    let text = std::fs::read_to_string("/proc/net/snmp").unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("Tcp:")).collect();
+    let names = lines[0].split_whitespace().skip(1);
+    let values = lines[1].split_whitespace().skip(1);
+    names.zip(values).map(|(n, v)| (n.to_owned(), v.parse().unwrap())).collect()
+}
+
+pub fn comm_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap().trim().to_owned()
+}
+
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("GESPANN_PYTHON") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
+}

@@ -1,0 +1,404 @@
+//! Root tests: the real `gespann record` against real loopback traffic, with exact expected
+//! values and /proc/net/snmp as a second witness. They need CAP_BPF/CAP_PERFMON (CI is root)
+//! and fail — never skip — when the probes cannot load.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use common::*;
+use gespann_common::{Event, EventKind, Protocol, ResetBy, Role};
+
+fn conns_where(rows: &[Event], f: impl Fn(&Event) -> bool) -> std::collections::BTreeMap<u64, Vec<Event>> {
+    let mut m = std::collections::BTreeMap::<u64, Vec<Event>>::new();
+    for r in rows.iter().filter(|r| f(r)) {
+        m.entry(r.conn_id).or_default().push(r.clone());
+    }
+    m
+}
+
+fn last_terminal(rows: &[Event]) -> &Event {
+    rows.iter().rev().find(|r| r.kind.is_terminal()).expect("a close/reset/failed row")
+}
+
+#[test]
+fn exact_bytes_packets_and_owners_on_both_ends_over_ipv4_and_ipv6() {
+    let _g = serial();
+    let p4 = free_port(false);
+    let p6 = free_port(true);
+    let s4 = EchoServer::start("127.0.0.1", p4);
+    let s6 = EchoServer::start("::1", p6);
+    let mut rec = Recording::start(&["--port", &p4.to_string(), "--port", &p6.to_string()]);
+    let before = snmp_tcp();
+    let sizes = [100usize, 1000, 1400];
+    for _ in 0..5 {
+        for addr in [SocketAddr::from(([127, 0, 0, 1], p4)), format!("[::1]:{p6}").parse().unwrap()] {
+            let mut s = ping_pong(addr, &sizes);
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = snmp_tcp();
+    let (rows, meta, _) = rec.stop();
+    assert_eq!(meta.events_lost, 0);
+
+    let me = std::process::id();
+    let my_comm = comm_of(me);
+    let total: u64 = sizes.iter().map(|&n| n as u64).sum();
+    for (port, server, family) in [(p4, &s4, 4u8), (p6, &s6, 6u8)] {
+        let clients = conns_where(&rows, |r| r.role == Role::Client && r.remote_port == port);
+        let servers = conns_where(&rows, |r| r.role == Role::Server && r.local_port == port);
+        assert_eq!(clients.len(), 5, "client connections to port {port}");
+        assert_eq!(servers.len(), 5, "server connections on port {port}");
+        for rows in clients.values() {
+            assert_eq!(rows.iter().filter(|r| r.kind == EventKind::Open).count(), 1);
+            assert!(rows[0].kind == EventKind::Open && !rows[0].preexisting);
+            assert!(rows[0].handshake_us.is_some(), "client open has a handshake time");
+            let end = last_terminal(rows);
+            assert_eq!(end.kind, EventKind::Close, "{end:?}");
+            assert_eq!((end.bytes_sent, end.bytes_received), (total, total), "{end:?}");
+            assert_eq!((end.packets_sent, end.packets_received), (3, 3), "{end:?}");
+            assert_eq!((end.pid, &*end.comm), (me, my_comm.as_str()));
+            assert_eq!(end.family(), family);
+            assert_eq!(end.remote_addr.to_string(), if family == 4 { "127.0.0.1" } else { "::1" });
+            assert!(end.duration_ns.unwrap() > 0);
+            assert!(end.rtt_us.is_some());
+        }
+        for rows in servers.values() {
+            let end = last_terminal(rows);
+            assert_eq!(end.kind, EventKind::Close, "{end:?}");
+            assert_eq!((end.bytes_sent, end.bytes_received), (total, total), "{end:?}");
+            assert_eq!((end.packets_sent, end.packets_received), (3, 3), "{end:?}");
+            assert!(rows.iter().all(|r| r.pid == server.child.id() && &*r.comm == "python3"), "{rows:?}");
+        }
+    }
+    // The kernel's own counters agree: 10 active and 10 passive opens in the window.
+    assert_eq!(after["ActiveOpens"] - before["ActiveOpens"], 10);
+    assert_eq!(after["PassiveOpens"] - before["PassiveOpens"], 10);
+    // Rows are in time order.
+    assert!(rows.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+}
+
+#[test]
+fn refused_connects_are_failed_rows_and_agree_with_snmp() {
+    let _g = serial();
+    let port = free_port(false);
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    let before = snmp_tcp();
+    for i in 0..10 {
+        let addr: SocketAddr =
+            if i < 7 { ([127, 0, 0, 1], port).into() } else { format!("[::1]:{port}").parse().unwrap() };
+        let err = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let after = snmp_tcp();
+    let (rows, _, _) = rec.stop();
+    let failed: Vec<_> = rows.iter().filter(|r| r.kind == EventKind::Failed).collect();
+    assert_eq!(failed.len(), 10, "{rows:#?}");
+    assert!(failed.iter().all(|r| r.error == Some("ECONNREFUSED") && r.remote_port == port && r.local_port != 0));
+    assert_eq!(failed.iter().filter(|r| r.family() == 6).count(), 3);
+    assert!(rows.iter().all(|r| r.kind != EventKind::Open), "no open row for a refused attempt");
+    assert_eq!(after["AttemptFails"] - before["AttemptFails"], 10);
+}
+
+fn set_linger_zero(s: &TcpStream) {
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: valid fd and option struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as u32,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn linger_zero_close_gives_reset_rows_on_both_ends() {
+    let _g = serial();
+    let port = free_port(false);
+    let server = EchoServer::start("127.0.0.1", port);
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    let before = snmp_tcp();
+    for _ in 0..3 {
+        let s = ping_pong(([127, 0, 0, 1], port).into(), &[500]);
+        set_linger_zero(&s);
+        drop(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = snmp_tcp();
+    let (rows, _, _) = rec.stop();
+    let clients = conns_where(&rows, |r| r.role == Role::Client);
+    let servers = conns_where(&rows, |r| r.role == Role::Server);
+    assert_eq!((clients.len(), servers.len()), (3, 3));
+    for rows in clients.values() {
+        let end = last_terminal(rows);
+        assert_eq!(end.kind, EventKind::Reset, "{end:?}");
+        assert_eq!(end.reset_by, Some(ResetBy::Local));
+        assert!(end.reset_reason.is_some(), "the kernel gives a reason for RSTs it sends");
+        assert_eq!(end.bytes_sent, 500);
+    }
+    for rows in servers.values() {
+        let end = last_terminal(rows);
+        assert_eq!(end.kind, EventKind::Reset, "{end:?}");
+        assert_eq!(end.reset_by, Some(ResetBy::Remote));
+        assert_eq!(end.error, Some("ECONNRESET"));
+        assert_eq!(end.bytes_received, 500);
+        assert_eq!(end.pid, server.child.id());
+    }
+    assert_eq!(after["OutRsts"] - before["OutRsts"], 3);
+    assert_eq!(after["EstabResets"] - before["EstabResets"], 6, "both ends of 3 connections");
+}
+
+#[test]
+fn bulk_transfer_shows_increasing_samples_and_exact_totals() {
+    let _g = serial();
+    let port = free_port(false);
+    let _server = EchoServer::start("127.0.0.1", port);
+    let mut rec = Recording::start(&["--port", &port.to_string(), "--sample-interval", "250ms"]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut r = s.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut n = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match r.read(&mut buf).unwrap() {
+                0 => return n,
+                k => n += k as u64,
+            }
+        }
+    });
+    let chunk = vec![7u8; 64 * 1024];
+    let mut written = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        s.write_all(&chunk).unwrap();
+        written += chunk.len() as u64;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let echoed = reader.join().unwrap();
+    assert_eq!(echoed, written);
+    drop(s);
+    std::thread::sleep(Duration::from_millis(300));
+    let (rows, _, _) = rec.stop();
+    let client = conns_where(&rows, |r| r.role == Role::Client);
+    assert_eq!(client.len(), 1);
+    let rows = client.values().next().unwrap();
+    let samples: Vec<u64> = rows.iter().filter(|r| r.kind == EventKind::Sample).map(|r| r.bytes_sent).collect();
+    assert!(samples.len() >= 6, "a 3 s transfer sampled every 250 ms: {samples:?}");
+    assert!(samples.windows(2).all(|w| w[0] < w[1]), "samples increase: {samples:?}");
+    let end = last_terminal(rows);
+    assert_eq!(end.kind, EventKind::Close);
+    assert_eq!((end.bytes_sent, end.bytes_received), (written, written));
+    assert!(samples.last().copied().unwrap() <= written);
+}
+
+#[test]
+fn udp_flows_of_connected_and_unconnected_sockets_with_exact_counts() {
+    let _g = serial();
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let server6 = UdpSocket::bind(format!("[::1]:{port}")).unwrap();
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+
+    // Unconnected client (sendto/recvfrom, like a resolver).
+    let c1 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for n in [10usize, 20, 30] {
+        c1.send_to(&vec![1u8; n], ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 64];
+        let (_, from) = server.recv_from(&mut buf).unwrap();
+        server.send_to(b"ok", from).unwrap();
+        c1.recv_from(&mut buf).unwrap();
+    }
+    // Connected client.
+    let c2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c2.connect(("127.0.0.1", port)).unwrap();
+    for _ in 0..5 {
+        c2.send(&[2u8; 7]).unwrap();
+        let mut buf = [0u8; 64];
+        let (_, from) = server.recv_from(&mut buf).unwrap();
+        server.send_to(b"!", from).unwrap();
+        c2.recv(&mut buf).unwrap();
+    }
+    // IPv6, unconnected.
+    let c3 = UdpSocket::bind("[::1]:0").unwrap();
+    c3.send_to(&[3u8; 33], format!("[::1]:{port}")).unwrap();
+    let mut buf = [0u8; 64];
+    server6.recv_from(&mut buf).unwrap();
+    let (p1, p2, p3) =
+        (c1.local_addr().unwrap().port(), c2.local_addr().unwrap().port(), c3.local_addr().unwrap().port());
+    drop((c1, c2, c3, server, server6));
+    std::thread::sleep(Duration::from_millis(300));
+    let (rows, _, _) = rec.stop();
+    let udp: Vec<_> = rows.iter().filter(|r| r.protocol == Protocol::Udp).cloned().collect();
+    let flows = conns_where(&udp, |_| true);
+    let find = |role: Role, lport: u16, rport: u16| {
+        flows
+            .values()
+            .find(|rows| rows[0].role == role && rows[0].local_port == lport && rows[0].remote_port == rport)
+            .unwrap_or_else(|| panic!("no {role:?} flow {lport}->{rport} in {udp:#?}"))
+    };
+    let check = |rows: &Vec<Event>, sent: (u64, u64), received: (u64, u64)| {
+        let end = last_terminal(rows);
+        assert_eq!(end.kind, EventKind::Close, "{rows:?}");
+        assert_eq!((end.bytes_sent, end.packets_sent), sent, "{rows:?}");
+        assert_eq!((end.bytes_received, end.packets_received), received, "{rows:?}");
+        assert_eq!(end.pid, std::process::id());
+    };
+    check(find(Role::Client, p1, port), (60, 3), (6, 3));
+    check(find(Role::Server, port, p1), (6, 3), (60, 3));
+    check(find(Role::Client, p2, port), (35, 5), (5, 5));
+    check(find(Role::Server, port, p2), (5, 5), (35, 5));
+    check(find(Role::Client, p3, port), (33, 1), (0, 0));
+    let s3 = find(Role::Server, port, p3);
+    check(s3, (0, 0), (33, 1));
+    assert_eq!(s3[0].remote_addr.to_string(), "::1");
+    assert_eq!(flows.len(), 6, "{udp:#?}");
+}
+
+#[test]
+fn connections_open_before_the_recording_get_preexisting_open_rows() {
+    let _g = serial();
+    let port = free_port(false);
+    let server = EchoServer::start("127.0.0.1", port);
+    let mut s = ping_pong(([127, 0, 0, 1], port).into(), &[123]);
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    s.write_all(&[9u8; 77]).unwrap();
+    let mut buf = [0u8; 77];
+    s.read_exact(&mut buf).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    drop(s);
+    std::thread::sleep(Duration::from_millis(300));
+    let (rows, _, _) = rec.stop();
+    let client = conns_where(&rows, |r| r.role == Role::Client);
+    let server_rows = conns_where(&rows, |r| r.role == Role::Server);
+    assert_eq!((client.len(), server_rows.len()), (1, 1), "{rows:#?}");
+    let c = client.values().next().unwrap();
+    assert!(c[0].kind == EventKind::Open && c[0].preexisting);
+    assert_eq!(c[0].bytes_sent, 123);
+    assert_eq!(c[0].pid, std::process::id());
+    assert_eq!(last_terminal(c).bytes_sent, 200);
+    let sv = server_rows.values().next().unwrap();
+    assert!(sv[0].preexisting);
+    assert_eq!(sv[0].pid, server.child.id());
+    assert_eq!(last_terminal(sv).bytes_received, 200);
+}
+
+#[test]
+fn sigterm_ends_the_window_with_a_complete_file() {
+    let _g = serial();
+    let port = free_port(false);
+    let _server = EchoServer::start("127.0.0.1", port);
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    drop(ping_pong(([127, 0, 0, 1], port).into(), &[10]));
+    std::thread::sleep(Duration::from_millis(300));
+    rec.signal(libc::SIGTERM);
+    let (status, stdout, _) = rec.wait_output();
+    assert!(status.success());
+    assert!(stdout.contains("gespann analyze"), "the summary says what to run next: {stdout}");
+    let rows = gespann_common::RecordingReader::open(&rec.path).unwrap().read_all().unwrap();
+    assert!(rows.iter().any(|r| r.kind == EventKind::Close));
+    assert!(!gespann_common::journal::journal_path(&rec.path).exists(), "journal removed after a clean end");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&rec.path).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn sigkill_loses_at_most_the_last_seconds_and_recover_rebuilds_the_file() {
+    let _g = serial();
+    let port = free_port(false);
+    let _server = EchoServer::start("127.0.0.1", port);
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    for _ in 0..4 {
+        drop(ping_pong(([127, 0, 0, 1], port).into(), &[10]));
+    }
+    // Everything captured more than about 2 s before the kill must survive it.
+    std::thread::sleep(Duration::from_millis(2500));
+    rec.signal(libc::SIGKILL);
+    let _ = rec.wait_output();
+    let err = gespann_common::RecordingReader::open(&rec.path).err().expect("no footer after SIGKILL").to_string();
+    assert!(err.contains("gespann recover"), "{err}");
+    let journal = gespann_common::journal::journal_path(&rec.path);
+    let out = gespann().arg("recover").arg(&journal).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = gespann_common::RecordingReader::open(&rec.path).unwrap().read_all().unwrap();
+    let closes = rows.iter().filter(|r| r.kind == EventKind::Close && r.role == Role::Client).count();
+    assert_eq!(closes, 4, "{rows:#?}");
+}
+
+#[test]
+fn bad_output_paths_and_missing_privileges_are_one_clear_line() {
+    let _g = serial();
+    let out = gespann().args(["record", "-d", "1s", "-o", "/proc/nonexistent/x.parquet"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/proc/nonexistent/x.parquet") && !err.contains("panicked"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("x.parquet");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let out = gespann().args(["record", "-d", "1s", "-o"]).arg(&existing).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(env!("CARGO_BIN_EXE_gespann"))
+        .args(["record", "-d", "1s", "-o", "/tmp/gespann-nobody.parquet"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("CAP_BPF") && err.contains("CAP_PERFMON") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn duckdb_and_pyarrow_read_recordings_with_the_documented_types() {
+    let _g = serial();
+    let port = free_port(false);
+    let _server = EchoServer::start("127.0.0.1", port);
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    drop(ping_pong(([127, 0, 0, 1], port).into(), &[42]));
+    std::thread::sleep(Duration::from_millis(300));
+    let (rows, _, _) = rec.stop();
+    let copy = rec.path.clone();
+    let script = r#"
+import sys, duckdb, pyarrow as pa, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+want = {"ts": pa.timestamp("ns", tz="UTC"), "kind": pa.string(), "conn_id": pa.uint64(), "protocol": pa.string(),
+  "role": pa.string(), "family": pa.uint8(), "local_addr": pa.string(), "local_port": pa.uint16(),
+  "remote_addr": pa.string(), "remote_port": pa.uint16(), "pid": pa.uint32(), "comm": pa.string(),
+  "cgroup_id": pa.uint64(), "state": pa.string(), "bytes_sent": pa.uint64(), "bytes_received": pa.uint64(),
+  "packets_sent": pa.uint64(), "packets_received": pa.uint64(), "retransmits": pa.uint32(), "rtt_us": pa.uint32(),
+  "handshake_us": pa.uint32(), "duration_ns": pa.uint64(), "error": pa.string(), "reset_by": pa.string(),
+  "reset_reason": pa.string(), "preexisting": pa.bool_()}
+got = {f.name: f.type for f in t.schema}
+assert got == want, (got, want)
+md = pq.read_metadata(sys.argv[1]).metadata
+assert md[b"gespann.schema_version"] == b"1", md
+n, b = duckdb.connect().execute(f"select count(*), sum(bytes_sent) filter (where kind='close') from read_parquet('{sys.argv[1]}')").fetchone()
+print(n, b)
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script])
+        .arg(&copy)
+        .output()
+        .expect("the venv's python (see README)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let closes: u64 = rows.iter().filter(|r| r.kind == EventKind::Close).map(|r| r.bytes_sent).sum();
+    assert_eq!(text.trim(), format!("{} {}", rows.len(), closes));
+}
