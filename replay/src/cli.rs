@@ -29,13 +29,13 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub live: bool,
     /// With --live: also write the events to this recording (created with mode 0600).
-    #[arg(long, value_name = "FILE", requires = "live")]
+    #[arg(long, value_name = "FILE", conflicts_with = "input")]
     pub record: Option<PathBuf>,
-    /// Overwrite the --record file if it exists.
-    #[arg(long, requires = "record")]
+    /// With --record: overwrite the file if it exists.
+    #[arg(long, conflicts_with = "input")]
     pub force: bool,
     /// With --live: how often open connections are sampled.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, conflicts_with = "input")]
     pub sample_interval: Duration,
     /// Exit when the replay reaches the end, instead of serving the final values until Ctrl-C.
     #[arg(long, conflicts_with = "live")]
