@@ -7,13 +7,24 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod bench_analyze;
+mod bench_drain;
+mod bench_record;
+mod bench_replay;
 mod ebpf;
+mod samples;
+mod synth;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   build-ebpf       recompile recorder-ebpf/src/*.c into recorder-ebpf/gespann.bpf.o (needs clang-19)
   check-ebpf       fail if the committed object differs from a fresh build of its source
+  samples          re-record the sample recordings in samples/ (root)
+  synth            write a large synthetic recording (--events 10M -o FILE [--seed N])
+  bench-record     churn throughput: no tracer vs gespann record vs tcplife (root)
+  bench-drain      user-space pipeline throughput, raw records to Parquet [N]
+  bench-analyze    gespann analyze vs DuckDB on a 10M-event synthetic recording
 ";
 
 fn main() {
@@ -33,6 +44,17 @@ fn run(args: &[String]) -> Result<()> {
     match task.as_str() {
         "build-ebpf" => ebpf::build(&root()?.join(ebpf::OBJECT)),
         "check-ebpf" => ebpf::check(),
+        "synth" => synth::run(rest),
+        "samples" => samples::run(rest),
+        "bench-record" => bench_record::run(rest),
+        "bench-drain" => bench_drain::run(rest),
+        "bench-analyze" => bench_analyze::run(rest),
+        "bench-replay" => bench_replay::run(rest),
+        "churn" => {
+            let secs: f64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(5.0);
+            println!("{:.0} conn/s", bench_record::churn(secs, 4)?);
+            Ok(())
+        }
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

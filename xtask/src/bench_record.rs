@@ -1,0 +1,236 @@
+//! `cargo xtask bench-record`: what recording costs the traced workload, measured in one run.
+//!
+//! A churn workload (loopback connect, small request, response, close; several client threads
+//! and source addresses) runs alternately with no tracer, under `gespann record`, and under
+//! libbpf-tools `tcplife` writing to a file. Each phase reports connections per second; the
+//! table gives medians and ratios to the untraced baseline, plus what gespann recorded: events,
+//! events lost, events/s drained and bytes per event on disk.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use socket2::{Domain, Socket, Type};
+
+use crate::{root, run_cmd};
+
+struct Opts {
+    seconds: u64,
+    clients: usize,
+    rounds: usize,
+}
+
+fn parse(args: &[String]) -> Result<Opts> {
+    let mut o = Opts { seconds: 8, clients: 4, rounds: 3 };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().context(format!("{a} needs a value"));
+        match a.as_str() {
+            "--seconds" => o.seconds = val()?.parse()?,
+            "--clients" => o.clients = val()?.parse()?,
+            "--rounds" => o.rounds = val()?.parse()?,
+            other => bail!("unknown option {other} (--seconds N --clients N --rounds N)"),
+        }
+    }
+    Ok(o)
+}
+
+/// Runs the churn workload for `secs` and returns completed connections per second.
+pub fn churn(secs: f64, clients: usize) -> Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let l = listener.try_clone()?;
+        let stop = stop.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut req = [0u8; 64];
+            let resp = [b'r'; 128];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((mut s, _)) = l.accept() else { continue };
+                if s.read_exact(&mut req).is_ok() {
+                    let _ = s.write_all(&resp);
+                }
+                // The server closes first, so TIME_WAIT stays on its side and client ports recycle.
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut clients_h = Vec::new();
+    for i in 0..clients {
+        let done = done.clone();
+        let src = Ipv4Addr::new(127, 0, 0, 2 + (i % 8) as u8);
+        clients_h.push(std::thread::spawn(move || -> Result<()> {
+            let dst: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
+            let req = [b'q'; 64];
+            let mut buf = [0u8; 256];
+            while Instant::now() < deadline {
+                let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+                s.bind(&SocketAddr::from((src, 0)).into())?;
+                s.connect(&dst.into())?;
+                let mut s: TcpStream = s.into();
+                s.write_all(&req)?;
+                while s.read(&mut buf)? > 0 {}
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    let start = Instant::now();
+    for h in clients_h {
+        h.join().expect("client thread")?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    // Wake the acceptors.
+    for _ in 0..2 {
+        let _ = TcpStream::connect(("127.0.0.1", port));
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
+enum Tracer {
+    None,
+    Gespann { child: Child, out: PathBuf },
+    Tcplife { child: Child },
+}
+
+fn start_gespann(bin: &Path, dir: &Path, n: usize) -> Result<Tracer> {
+    let out = dir.join(format!("bench-{n}.parquet"));
+    let child = Command::new(bin)
+        .args(["record", "--duration", "10m", "-q", "--force", "-o"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("run gespann record")?;
+    let journal = PathBuf::from(format!("{}.journal", out.display()));
+    let t0 = Instant::now();
+    while !journal.exists() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            bail!("gespann record did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Tracer::Gespann { child, out })
+}
+
+fn start_tcplife(dir: &Path) -> Result<Tracer> {
+    let path = dir.join("tcplife.txt");
+    let file = std::fs::File::create(&path)?;
+    let child = Command::new("tcplife")
+        .stdout(file)
+        .stderr(Stdio::null())
+        .spawn()
+        .context("run tcplife (apt-get install libbpf-tools)")?;
+    let t0 = Instant::now();
+    while std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) == 0 {
+        if t0.elapsed() > Duration::from_secs(20) {
+            bail!("tcplife did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Tracer::Tcplife { child })
+}
+
+struct GespannRun {
+    rows: u64,
+    lost: u64,
+    bytes: u64,
+    secs: f64,
+}
+
+fn stop(t: Tracer, started: Instant) -> Result<Option<GespannRun>> {
+    match t {
+        Tracer::None => Ok(None),
+        Tracer::Tcplife { mut child } => {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            child.wait()?;
+            Ok(None)
+        }
+        Tracer::Gespann { mut child, out } => {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            let secs = started.elapsed().as_secs_f64();
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("gespann record failed: {status}");
+            }
+            let (meta, rows, _) = gespann_common::recording::inspect(&out)?;
+            let bytes = std::fs::metadata(&out)?.len();
+            std::fs::remove_file(&out)?;
+            Ok(Some(GespannRun { rows, lost: meta.events_lost, bytes, secs }))
+        }
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("bench-record loads eBPF programs: run it as root");
+    }
+    run_cmd(Command::new("cargo").current_dir(root()?).args(["build", "--release", "--quiet", "-p", "gespann"]))?;
+    let bin = root()?.join("target/release/gespann");
+    let dir = tempfile::tempdir()?;
+    let _ = std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "1");
+    eprintln!("warm-up ...");
+    churn(2.0, o.clients)?;
+
+    let mut base = Vec::new();
+    let mut ges = Vec::new();
+    let mut life = Vec::new();
+    let mut runs = Vec::new();
+    for round in 0..o.rounds {
+        for mode in 0..3 {
+            let tracer = match mode {
+                0 => Tracer::None,
+                1 => start_gespann(&bin, dir.path(), round)?,
+                _ => start_tcplife(dir.path())?,
+            };
+            let started = Instant::now();
+            let rate = churn(o.seconds as f64, o.clients)?;
+            std::thread::sleep(Duration::from_millis(700));
+            let g = stop(tracer, started)?;
+            let name = ["no tracer", "gespann record", "tcplife > file"][mode];
+            eprintln!("round {round}: {name:<15} {rate:>9.0} conn/s");
+            match mode {
+                0 => base.push(rate),
+                1 => {
+                    ges.push(rate);
+                    runs.push(g.expect("gespann run"));
+                }
+                _ => life.push(rate),
+            }
+        }
+    }
+    let b = median(&mut base);
+    let g = median(&mut ges);
+    let l = median(&mut life);
+    let rows: u64 = runs.iter().map(|r| r.rows).sum();
+    let lost: u64 = runs.iter().map(|r| r.lost).sum();
+    let bytes: u64 = runs.iter().map(|r| r.bytes).sum();
+    let secs: f64 = runs.iter().map(|r| r.secs).sum();
+    println!("churn benchmark: {} client threads, {} s per phase, {} rounds, medians", o.clients, o.seconds, o.rounds);
+    println!("{:<18} {:>10} {:>8}", "tracer", "conn/s", "ratio");
+    println!("{:<18} {:>10.0} {:>8.3}", "none", b, 1.0);
+    println!("{:<18} {:>10.0} {:>8.3}", "gespann record", g, g / b);
+    println!("{:<18} {:>10.0} {:>8.3}", "tcplife > file", l, l / b);
+    println!("gespann: {rows} events recorded, {lost} lost, {:.0} events/s drained, {:.1} bytes/event on disk", rows as f64 / secs, bytes as f64 / rows.max(1) as f64);
+    Ok(())
+}
