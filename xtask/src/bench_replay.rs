@@ -34,21 +34,10 @@ struct Opts {
 }
 
 fn parse(args: &[String]) -> Result<Opts> {
-    let mut o = Opts {
-        events: 10_000_000,
-        seed: 1,
-        input: None,
-        top_n: 20,
-        flush_interval: "1s".into(),
-        bin: None,
-    };
+    let mut o = Opts { events: 10_000_000, seed: 1, input: None, top_n: 20, flush_interval: "1s".into(), bin: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
-        };
+        let mut val = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value\n{USAGE}"));
         match a.as_str() {
             "--events" | "-n" => o.events = synth::parse_count(&val("--events")?)?,
             "--seed" => o.seed = val("--seed")?.parse().context("--seed must be a number")?,
@@ -84,11 +73,8 @@ impl Receiver {
         let sock: UdpSocket = s.into();
         sock.set_read_timeout(Some(Duration::from_millis(50)))?;
         let addr = sock.local_addr()?;
-        let (datagrams, lines, stop) = (
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let (datagrams, lines, stop) =
+            (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
         let (d, l, st) = (datagrams.clone(), lines.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut buf = vec![0u8; 65_536];
@@ -104,23 +90,14 @@ impl Receiver {
                 }
             }
         });
-        Ok(Receiver {
-            addr,
-            datagrams,
-            lines,
-            stop,
-            thread,
-        })
+        Ok(Receiver { addr, datagrams, lines, stop, thread })
     }
 
     fn finish(self) -> (u64, u64) {
         std::thread::sleep(Duration::from_millis(300));
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
-        (
-            self.datagrams.load(Ordering::Relaxed),
-            self.lines.load(Ordering::Relaxed),
-        )
+        (self.datagrams.load(Ordering::Relaxed), self.lines.load(Ordering::Relaxed))
     }
 }
 
@@ -142,8 +119,7 @@ fn scrape(addr: SocketAddr) -> Result<(Duration, String)> {
 }
 
 fn value(body: &str, name: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// The log without terminal colour codes.
@@ -166,8 +142,7 @@ fn strip_ansi(s: &str) -> String {
 
 /// `key=value` of a log line (tracing's default format).
 fn field(line: &str, key: &str) -> Option<f64> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -184,15 +159,9 @@ fn ms(d: Duration) -> String {
 pub fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
     let root = crate::root()?;
-    let bin = o
-        .bin
-        .clone()
-        .unwrap_or_else(|| root.join("target/release/gespann"));
+    let bin = o.bin.clone().unwrap_or_else(|| root.join("target/release/gespann"));
     if !bin.is_file() {
-        bail!(
-            "{} is missing: build it with `cargo build --release -p gespann`",
-            bin.display()
-        );
+        bail!("{} is missing: build it with `cargo build --release -p gespann`", bin.display());
     }
     let file = match &o.input {
         Some(f) => f.clone(),
@@ -245,10 +214,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut during = Vec::new();
     let finished_at = loop {
         if let Some(status) = child.try_wait()? {
-            bail!(
-                "gespann exited early ({status}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
+            bail!("gespann exited early ({status}): {}", std::fs::read_to_string(&log).unwrap_or_default());
         }
         if let Ok((took, body)) = scrape(metrics) {
             during.push(took);
@@ -273,10 +239,8 @@ pub fn run(args: &[String]) -> Result<()> {
     during.sort();
     after.sort();
     let series = body.lines().filter(|l| !l.starts_with('#')).count();
-    let top_series = body
-        .lines()
-        .filter(|l| l.starts_with("gespann_destination_") || l.starts_with("gespann_process_"))
-        .count();
+    let top_series =
+        body.lines().filter(|l| l.starts_with("gespann_destination_") || l.starts_with("gespann_process_")).count();
     let processed = value(&body, "gespann_events_processed_total").unwrap_or(0.0);
 
     // SIGTERM: the adapter flushes and reports what it sent.
@@ -288,14 +252,9 @@ pub fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("gespann exited with {status}: {stderr}");
     }
-    let done = stderr
-        .lines()
-        .find(|l| l.contains("replay done"))
-        .context("no `replay done` line in the log")?;
-    let flushed = stderr
-        .lines()
-        .find(|l| l.contains("DogStatsD flushed"))
-        .context("no `DogStatsD flushed` line in the log")?;
+    let done = stderr.lines().find(|l| l.contains("replay done")).context("no `replay done` line in the log")?;
+    let flushed =
+        stderr.lines().find(|l| l.contains("DogStatsD flushed")).context("no `DogStatsD flushed` line in the log")?;
     let rate = field(done, "events_per_second").unwrap_or(0.0);
     let secs = field(done, "seconds").unwrap_or(0.0);
     let sent = field(flushed, "datagrams_sent").unwrap_or(-1.0) as u64;
