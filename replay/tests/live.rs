@@ -209,4 +209,6 @@ fn live_export_shows_real_loopback_traffic() {
     assert_eq!(ours.len(), 2 * CONNECTIONS);
     let closes = rows.iter().filter(|e| ours.contains(&e.conn_id) && e.kind == EventKind::Close).count();
     assert_eq!(closes, 2 * CONNECTIONS);
+    // And replaying it gives back its own aggregates.
+    support::check_consistency(&recording);
 }

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use gespann_common::recording::RecordingReader;
 use gespann_common::{Event, EventKind, Protocol, RecordingMeta, RecordingWriter, ResetBy, Role};
+use gespann_replay::run::{Input, RunOptions, run};
+use gespann_replay::{Config, Processor, ProcessorOptions, Speed};
 
 /// A small PRNG (xorshift), so recordings are the same on every run.
 pub struct Rng(u64);
@@ -438,4 +441,74 @@ fn newest_source(dir: &Path) -> std::time::SystemTime {
         newest = newest.max(t);
     }
     newest
+}
+
+/// Through the whole pipeline (reader, blocking replay thread, processor), no adapters.
+fn replay_totals(path: &Path) -> gespann_replay::Totals {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = Config { adapters: vec![], ..Config::default() };
+    let outcome = rt
+        .block_on(run(
+            RunOptions {
+                config,
+                input: Input::Recording { path: path.to_owned(), speed: Speed::Max },
+                exit_on_end: true,
+            },
+            vec![],
+            std::future::pending(),
+        ))
+        .unwrap_or_else(|e| panic!("replay of {} failed: {e}", path.display()));
+    assert!(outcome.replay.unwrap().complete);
+    outcome.totals
+}
+
+/// Replays `path` to its end and checks the totals and the published metrics against the
+/// recording's own aggregates.
+pub fn check_consistency(path: &Path) {
+    let rows = RecordingReader::open(path).unwrap().read_all().unwrap();
+    let want: Aggregates = aggregates(&rows);
+    let t = replay_totals(path);
+    let what = path.display();
+    assert_eq!(t.events, want.rows, "{what}: rows");
+    assert_eq!(t.connections, want.connections, "{what}: distinct connections");
+    assert_eq!(t.tcp_connections, want.tcp, "{what}: tcp connections");
+    assert_eq!(t.udp_connections, want.udp, "{what}: udp connections");
+    assert_eq!(t.closed, want.closes, "{what}: closes");
+    assert_eq!(t.reset, want.resets, "{what}: resets");
+    assert_eq!(t.failed, want.failures, "{what}: failures");
+    assert_eq!(t.bytes_sent, want.bytes_sent, "{what}: bytes sent");
+    assert_eq!(t.bytes_received, want.bytes_received, "{what}: bytes received");
+    assert_eq!(t.open, want.open_at_end, "{what}: open at the end");
+
+    // And the published metrics say the same.
+    let mut p = Processor::new(ProcessorOptions::default());
+    p.process_all(&rows);
+    let s = p.snapshot();
+    let v = |name: &str, labels: &[&str]| s.value(name, labels).unwrap_or(0.0) as u64;
+    assert_eq!(v("gespann_closed_connections_total", &[]), want.closes, "{what}");
+    assert_eq!(v("gespann_reset_connections_total", &[]), want.resets, "{what}");
+    assert_eq!(v("gespann_failed_connections_total", &[]), want.failures, "{what}");
+    assert_eq!(v("gespann_total_connections", &[]), want.connections, "{what}");
+    assert_eq!(v("gespann_tcp_connections_total", &[]), want.tcp, "{what}");
+    assert_eq!(v("gespann_udp_connections_total", &[]), want.udp, "{what}");
+    assert_eq!(v("gespann_bytes_sent_total", &[]), want.bytes_sent, "{what}");
+    assert_eq!(v("gespann_bytes_received_total", &[]), want.bytes_received, "{what}");
+    assert_eq!(v("gespann_open_connections", &[]), want.open_at_end, "{what}");
+    let bw = |dir| {
+        v("gespann_connection_bandwidth_bytes_total", &[dir, "tcp"])
+            + v("gespann_connection_bandwidth_bytes_total", &[dir, "udp"])
+    };
+    assert_eq!(bw("sent"), want.bytes_sent, "{what}");
+    assert_eq!(bw("received"), want.bytes_received, "{what}");
+    let events: f64 = s
+        .family("gespann_connection_events_total")
+        .unwrap()
+        .series
+        .iter()
+        .map(|sr| match sr.value {
+            gespann_replay::model::Value::Counter(c) => c as f64,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(events as u64, want.rows, "{what}: events by type add up to the rows");
 }
