@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use gespann_common::journal::{JournalWriter, journal_path};
+use gespann_common::journal::{journal_path, save_checkpoint};
 use gespann_common::{Event, EventKind, Protocol, RecordingMeta, RecordingWriter, ResetBy};
 use gespann_recorder::{RecordOptions, Recorder};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -97,42 +97,61 @@ pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
-/// Both the recording and its crash journal; every row goes to both.
+/// The recording and its crash checkpoints: about every second the rows so far are made
+/// recoverable (see `gespann_common::journal`).
 pub struct RecordingSink {
     path: PathBuf,
+    journal: PathBuf,
     writer: RecordingWriter<std::fs::File>,
-    journal: JournalWriter,
     last_checkpoint: Instant,
 }
+
+/// Recordings with more row groups than this (and not huge) are rewritten at the end.
+const COMPACT_ROW_GROUPS: usize = 16;
+const COMPACT_MAX_ROWS: u64 = 10_000_000;
 
 impl RecordingSink {
     pub fn create(path: &Path, force: bool, meta: &RecordingMeta) -> Result<Self> {
         let writer = RecordingWriter::create(path, force, meta)?;
-        let journal = JournalWriter::create(&journal_path(path), meta)?;
-        Ok(RecordingSink { path: path.to_owned(), writer, journal, last_checkpoint: Instant::now() })
+        let mut sink = RecordingSink {
+            path: path.to_owned(),
+            journal: journal_path(path),
+            writer,
+            last_checkpoint: Instant::now(),
+        };
+        sink.checkpoint(0)?;
+        Ok(sink)
+    }
+
+    fn checkpoint(&mut self, events_lost: u64) -> Result<()> {
+        let (len, footer) = self.writer.checkpoint(&rfc3339(SystemTime::now()), events_lost)?;
+        save_checkpoint(&self.journal, self.writer.sink(), len, &footer)?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
     }
 
     pub fn write(&mut self, events: &[Event], events_lost: u64) -> Result<()> {
         for e in events {
             self.writer.push(e)?;
-            self.journal.push(e)?;
         }
         if self.last_checkpoint.elapsed() >= Duration::from_secs(1) {
-            self.journal.checkpoint(&rfc3339(SystemTime::now()), events_lost)?;
-            self.last_checkpoint = Instant::now();
+            self.checkpoint(events_lost)?;
         }
         Ok(())
     }
 
-    /// Writes the footer, syncs, and drops the journal. Returns the file size.
+    /// Writes the footer, syncs, compacts small row groups, and drops the journal. Returns the
+    /// file size.
     pub fn finish(mut self, events_lost: u64) -> Result<u64> {
         let ended = rfc3339(SystemTime::now());
-        // Keep the journal until the recording itself is safely on disk.
-        self.journal.checkpoint(&ended, events_lost)?;
         let summary = self.writer.finish(&ended, events_lost)?;
         self.writer.sink().sync_all().with_context(|| format!("cannot sync `{}`", self.path.display()))?;
-        self.journal.remove()?;
-        Ok(summary.bytes)
+        let mut bytes = summary.bytes;
+        if self.writer.row_groups() > COMPACT_ROW_GROUPS && summary.rows <= COMPACT_MAX_ROWS {
+            bytes = gespann_common::recording::compact(&self.path)?.bytes;
+        }
+        std::fs::remove_file(&self.journal).with_context(|| format!("cannot remove `{}`", self.journal.display()))?;
+        Ok(bytes)
     }
 }
 

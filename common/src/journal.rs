@@ -1,208 +1,159 @@
-//! The crash journal: what makes a recording survive `SIGKILL`.
+//! Crash safety: what makes a recording survive `SIGKILL`.
 //!
 //! A Parquet file is only readable once its footer is written, at the end. So while recording,
-//! every second's rows are also appended to `<output>.journal` as a small, complete Parquet
-//! file of their own (length-prefixed, fsync'd), whose metadata carries the losses counted so
-//! far. A normal end deletes the journal. After a crash, [`recover`] rebuilds the recording from
-//! the journal: everything up to the last checkpoint, about a second before the kill.
+//! the writer ends a row group about every second and the recorder saves, next to the output,
+//! a *checkpoint*: the length of the data written so far and a footer describing it
+//! (`<output>.journal`, replaced atomically, fsync'd after the data). A normal end deletes it.
+//! After a crash, [`recover`] cuts the output at that length and appends that footer: a
+//! complete recording of everything up to the last checkpoint. Nothing is encoded twice.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use crate::recording::FormatError;
 
-use crate::Event;
-use crate::recording::{FormatError, RecordingMeta, RecordingWriter, events_from_batch};
-use crate::schema::meta;
-
-const MAGIC: &[u8; 8] = b"GSPJRNL1";
+const MAGIC: &[u8; 8] = b"GSPCKPT1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot write journal `{path}`: {source}")]
+    #[error("cannot write checkpoint `{path}`: {source}")]
     Write { path: PathBuf, source: std::io::Error },
-    #[error("cannot read journal `{path}`: {source}")]
+    #[error("cannot read `{path}`: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("`{path}` is not a Gespann journal")]
+    #[error("`{path}` is not a Gespann checkpoint journal")]
     NotAJournal { path: PathBuf },
-    #[error("journal `{path}` holds no complete checkpoint: nothing to recover")]
-    Empty { path: PathBuf },
+    #[error(
+        "`{output}` holds {have} bytes, fewer than the {need} the checkpoint describes: it was truncated after the crash"
+    )]
+    ShortData { output: PathBuf, have: u64, need: u64 },
     #[error(transparent)]
     Format(#[from] FormatError),
 }
 
-/// The journal path that belongs to a recording.
+/// The checkpoint journal that belongs to a recording.
 pub fn journal_path(output: &Path) -> PathBuf {
     let mut s = output.as_os_str().to_owned();
     s.push(".journal");
     PathBuf::from(s)
 }
 
-pub struct JournalWriter {
-    path: PathBuf,
-    file: File,
-    meta: RecordingMeta,
-    chunk: Option<RecordingWriter<Vec<u8>>>,
-}
-
-impl JournalWriter {
-    pub fn create(path: &Path, meta: &RecordingMeta) -> Result<Self, JournalError> {
-        let mut file = crate::recording::create_private(path, true)?;
-        file.write_all(MAGIC).map_err(|source| JournalError::Write { path: path.to_owned(), source })?;
-        Ok(JournalWriter { path: path.to_owned(), file, meta: meta.clone(), chunk: None })
-    }
-
-    pub fn push(&mut self, e: &Event) -> Result<(), JournalError> {
-        if self.chunk.is_none() {
-            self.chunk = Some(RecordingWriter::new(&self.path, Vec::new(), &self.meta)?);
-        }
-        self.chunk.as_mut().expect("just set").push(e)?;
-        Ok(())
-    }
-
-    /// Appends the rows pushed since the last checkpoint and makes them durable.
-    pub fn checkpoint(&mut self, ended_at: &str, events_lost: u64) -> Result<(), JournalError> {
-        let Some(mut chunk) = self.chunk.take() else {
-            return Ok(());
-        };
-        chunk.finish(ended_at, events_lost)?;
-        let bytes = chunk.sink();
-        let werr = |source| JournalError::Write { path: self.path.clone(), source };
-        self.file.write_all(&(bytes.len() as u64).to_le_bytes()).map_err(werr)?;
-        self.file.write_all(bytes).map_err(werr)?;
-        self.file.sync_data().map_err(werr)?;
-        Ok(())
-    }
-
-    /// Removes the journal (the recording it protected was completed).
-    pub fn remove(self) -> Result<(), JournalError> {
-        drop(self.file);
-        std::fs::remove_file(&self.path).map_err(|source| JournalError::Write { path: self.path, source })
-    }
+/// Saves a checkpoint: `data` (the recording being written) is synced first, then the footer
+/// is written to a temporary file and renamed over the journal, so a crash at any moment leaves
+/// either the previous checkpoint or this one.
+pub fn save_checkpoint(journal: &Path, data: &File, data_len: u64, footer: &[u8]) -> Result<(), JournalError> {
+    let werr = |source| JournalError::Write { path: journal.to_owned(), source };
+    data.sync_data().map_err(werr)?;
+    let mut tmp = journal.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = crate::recording::create_private(&tmp, true)?;
+    f.write_all(MAGIC).map_err(werr)?;
+    f.write_all(&data_len.to_le_bytes()).map_err(werr)?;
+    f.write_all(footer).map_err(werr)?;
+    f.sync_data().map_err(werr)?;
+    std::fs::rename(&tmp, journal).map_err(werr)?;
+    Ok(())
 }
 
 /// What [`recover`] rebuilt.
 #[derive(Debug)]
 pub struct Recovered {
-    pub rows: u64,
-    pub checkpoints: usize,
-    pub events_lost: u64,
-    pub torn_tail: bool,
+    pub data_bytes: u64,
+    pub discarded_bytes: u64,
 }
 
-/// Rebuilds a recording at `output` from a journal. A torn last checkpoint (the kill came while
-/// it was written) is skipped and reported.
-pub fn recover(journal: &Path, output: &Path, force: bool) -> Result<Recovered, JournalError> {
-    let rerr = |source| JournalError::Read { path: journal.to_owned(), source };
-    let mut r = BufReader::new(File::open(journal).map_err(rerr)?);
-    let mut magic = [0u8; 8];
-    if r.read_exact(&mut magic).is_err() || &magic != MAGIC {
+/// Rebuilds the recording `output` in place from its checkpoint `journal`: cuts it to the
+/// checkpointed length and appends the checkpointed footer. Rows written after the last
+/// checkpoint (at most about a second) are discarded and counted in `discarded_bytes`.
+pub fn recover(journal: &Path, output: &Path) -> Result<Recovered, JournalError> {
+    let rerr = |path: &Path, source| JournalError::Read { path: path.to_owned(), source };
+    let mut j = Vec::new();
+    File::open(journal).and_then(|mut f| f.read_to_end(&mut j)).map_err(|e| rerr(journal, e))?;
+    if j.len() < 16 + 8 || &j[..8] != MAGIC {
         return Err(JournalError::NotAJournal { path: journal.to_owned() });
     }
-    let mut chunks = Vec::new();
-    let mut torn_tail = false;
-    loop {
-        let mut len = [0u8; 8];
-        match r.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(rerr(e)),
-        }
-        let len = u64::from_le_bytes(len) as usize;
-        let mut buf = vec![0u8; len.min(1 << 32)];
-        if r.read_exact(&mut buf).is_err() {
-            torn_tail = true;
-            break;
-        }
-        match ParquetRecordBatchReaderBuilder::try_new(Bytes::from(buf)) {
-            Ok(b) => chunks.push(b),
-            Err(_) => {
-                torn_tail = true;
-                break;
-            }
-        }
+    let data_len = u64::from_le_bytes(j[8..16].try_into().expect("8 bytes"));
+    let footer = &j[16..];
+    if &footer[footer.len() - 4..] != b"PAR1" {
+        return Err(JournalError::NotAJournal { path: journal.to_owned() });
     }
-    if chunks.is_empty() {
-        return Err(JournalError::Empty { path: journal.to_owned() });
+    let f = std::fs::OpenOptions::new().write(true).open(output).map_err(|e| rerr(output, e))?;
+    let have = f.metadata().map_err(|e| rerr(output, e))?.len();
+    if have < data_len {
+        return Err(JournalError::ShortData { output: output.to_owned(), have, need: data_len });
     }
-    let kv = |b: &ParquetRecordBatchReaderBuilder<Bytes>| -> std::collections::HashMap<String, String> {
-        b.metadata()
-            .file_metadata()
-            .key_value_metadata()
-            .map(|kvs| kvs.iter().filter_map(|k| Some((k.key.clone(), k.value.clone()?))).collect())
-            .unwrap_or_default()
-    };
-    let first = RecordingMeta::from_key_values(journal, &kv(&chunks[0]))?;
-    let last_kv = kv(chunks.last().expect("non-empty"));
-    let last = RecordingMeta::from_key_values(journal, &last_kv)?;
-    let mut meta = first;
-    meta.command_line = format!("{} (recovered from {})", meta.command_line, journal.display());
-    let checkpoints = chunks.len();
-    let mut w = RecordingWriter::create(output, force, &meta)?;
-    for b in chunks {
-        let reader = b.build().map_err(|source| FormatError::Corrupt { path: journal.to_owned(), source })?;
-        for batch in reader {
-            let batch = batch.map_err(|e| FormatError::Corrupt {
-                path: journal.to_owned(),
-                source: parquet::errors::ParquetError::ArrowError(e.to_string()),
-            })?;
-            for e in events_from_batch(journal, &batch)? {
-                w.push(&e)?;
-            }
-        }
-    }
-    let ended = last_kv.get(meta::ENDED_AT).cloned().unwrap_or_default();
-    let summary = w.finish(&ended, last.events_lost)?;
-    w.sink().sync_all().map_err(|source| JournalError::Write { path: output.to_owned(), source })?;
-    Ok(Recovered { rows: summary.rows, checkpoints, events_lost: last.events_lost, torn_tail })
+    let werr = |source| JournalError::Write { path: output.to_owned(), source };
+    f.set_len(data_len).map_err(werr)?;
+    let mut f = f;
+    use std::io::Seek;
+    f.seek(std::io::SeekFrom::End(0)).map_err(werr)?;
+    f.write_all(footer).map_err(werr)?;
+    f.sync_all().map_err(werr)?;
+    // Prove it: the result must open as a recording.
+    crate::recording::inspect(output)?;
+    Ok(Recovered { data_bytes: data_len, discarded_bytes: have - data_len })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recording::RecordingReader;
+    use crate::Event;
+    use crate::recording::{RecordingMeta, RecordingReader, RecordingWriter};
 
     #[test]
-    fn a_killed_recording_is_rebuilt_from_its_journal() {
+    fn a_killed_recording_is_rebuilt_from_its_last_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("cap.parquet");
         let jpath = journal_path(&out);
         let meta = RecordingMeta { hostname: "h".into(), started_at: "s".into(), ..Default::default() };
-        let mut j = JournalWriter::create(&jpath, &meta).unwrap();
+        let mut w = RecordingWriter::create(&out, false, &meta).unwrap();
         let events: Vec<Event> = (0..10).map(crate::recording::tests::sample_event).collect();
         for e in &events[..6] {
-            j.push(e).unwrap();
+            w.push(e).unwrap();
         }
-        j.checkpoint("t1", 1).unwrap();
-        for e in &events[6..] {
-            j.push(e).unwrap();
+        let (len, footer) = w.checkpoint("t1", 1).unwrap();
+        save_checkpoint(&jpath, w.sink(), len, &footer).unwrap();
+        for e in &events[6..9] {
+            w.push(e).unwrap();
         }
-        j.checkpoint("t2", 4).unwrap();
-        drop(j);
-        // A torn third checkpoint: a length with half its bytes.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&jpath).unwrap();
-        f.write_all(&1000u64.to_le_bytes()).unwrap();
-        f.write_all(&[1, 2, 3]).unwrap();
-        drop(f);
+        let (len, footer) = w.checkpoint("t2", 4).unwrap();
+        save_checkpoint(&jpath, w.sink(), len, &footer).unwrap();
+        // Rows after the last checkpoint, then a crash: no footer.
+        w.push(&events[9]).unwrap();
+        w.flush_row_group().unwrap();
+        drop(w);
+        assert!(RecordingReader::open(&out).is_err());
 
-        let rec = recover(&jpath, &out, false).unwrap();
-        assert_eq!(rec.rows, 10);
-        assert_eq!(rec.checkpoints, 2);
-        assert!(rec.torn_tail);
+        let rec = recover(&jpath, &out).unwrap();
+        assert!(rec.discarded_bytes > 0);
         let r = RecordingReader::open(&out).unwrap();
         assert_eq!(r.meta.events_lost, 4);
         assert_eq!(r.meta.ended_at, "t2");
         assert_eq!(r.meta.hostname, "h");
-        assert_eq!(r.read_all().unwrap(), events);
+        assert_eq!(r.read_all().unwrap(), events[..9].to_vec());
+    }
+
+    #[test]
+    fn the_writer_carries_on_after_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("cap.parquet");
+        let mut w = RecordingWriter::create(&out, false, &RecordingMeta::default()).unwrap();
+        let events: Vec<Event> = (0..5).map(crate::recording::tests::sample_event).collect();
+        w.push(&events[0]).unwrap();
+        w.checkpoint("x", 0).unwrap();
+        for e in &events[1..] {
+            w.push(e).unwrap();
+        }
+        w.finish("y", 0).unwrap();
+        assert_eq!(RecordingReader::open(&out).unwrap().read_all().unwrap(), events);
     }
 
     #[test]
     fn foreign_files_are_not_journals() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.journal");
-        std::fs::write(&p, b"hello").unwrap();
-        assert!(matches!(recover(&p, &dir.path().join("o.parquet"), false), Err(JournalError::NotAJournal { .. })));
+        std::fs::write(&p, b"hello, world, this is long enough").unwrap();
+        assert!(matches!(recover(&p, &dir.path().join("o.parquet")), Err(JournalError::NotAJournal { .. })));
     }
 }

@@ -17,7 +17,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataWriter};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
@@ -151,6 +151,8 @@ pub struct BatchBuilder {
     preexisting: BooleanBuilder,
     len: usize,
     addr_buf: String,
+    /// Formatting an address costs more than looking it up; hosts talk to few addresses.
+    addrs: rustc_hash::FxHashMap<IpAddr, Box<str>>,
 }
 
 impl Default for BatchBuilder {
@@ -191,6 +193,7 @@ impl BatchBuilder {
             preexisting: BooleanBuilder::with_capacity(n),
             len: 0,
             addr_buf: String::with_capacity(48),
+            addrs: rustc_hash::FxHashMap::default(),
         }
     }
 
@@ -203,20 +206,15 @@ impl BatchBuilder {
     }
 
     pub fn push(&mut self, e: &Event) {
-        use std::fmt::Write as _;
         self.ts.append_value(e.ts_ns);
         self.kind.append_value(e.kind.as_str());
         self.conn_id.append_value(e.conn_id);
         self.protocol.append_value(e.protocol.as_str());
         self.role.append_value(e.role.as_str());
         self.family.append_value(e.family());
-        self.addr_buf.clear();
-        let _ = write!(self.addr_buf, "{}", e.local_addr);
-        self.local_addr.append_value(&self.addr_buf);
+        self.local_addr.append_value(addr_text(&mut self.addrs, &mut self.addr_buf, e.local_addr));
         self.local_port.append_value(e.local_port);
-        self.addr_buf.clear();
-        let _ = write!(self.addr_buf, "{}", e.remote_addr);
-        self.remote_addr.append_value(&self.addr_buf);
+        self.remote_addr.append_value(addr_text(&mut self.addrs, &mut self.addr_buf, e.remote_addr));
         self.remote_port.append_value(e.remote_port);
         self.pid.append_value(e.pid);
         self.comm.append_value(&*e.comm);
@@ -272,6 +270,18 @@ impl BatchBuilder {
     }
 }
 
+fn addr_text<'a>(cache: &'a mut rustc_hash::FxHashMap<IpAddr, Box<str>>, buf: &mut String, addr: IpAddr) -> &'a str {
+    use std::fmt::Write as _;
+    if cache.len() > 65536 {
+        cache.clear();
+    }
+    cache.entry(addr).or_insert_with(|| {
+        buf.clear();
+        let _ = write!(buf, "{addr}");
+        buf.as_str().into()
+    })
+}
+
 /// Writer properties for recordings: zstd, dictionary-encoded strings, delta-encoded time and ids.
 pub fn writer_properties() -> WriterProperties {
     let mut b = WriterProperties::builder()
@@ -294,6 +304,9 @@ pub struct RecordingWriter<W: Write + Send> {
     writer: ArrowWriter<W>,
     batch: BatchBuilder,
     rows: u64,
+    /// Footer metadata as the file starts it (including the encoded Arrow schema), for checkpoints.
+    start_kv: Vec<KeyValue>,
+    writer_version: i32,
 }
 
 /// What a finished recording holds.
@@ -333,11 +346,51 @@ pub fn create_private(path: &Path, force: bool) -> Result<File, FormatError> {
 
 impl<W: Write + Send> RecordingWriter<W> {
     pub fn new(path: &Path, sink: W, meta: &RecordingMeta) -> Result<Self, FormatError> {
-        let mut props = writer_properties();
-        props = props.into_builder().set_key_value_metadata(Some(meta.start_pairs())).build();
+        let props = writer_properties().into_builder().set_key_value_metadata(Some(meta.start_pairs())).build();
+        let mut with_schema = props.clone();
+        parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema::schema(), &mut with_schema);
+        let start_kv = with_schema.key_value_metadata().cloned().unwrap_or_default();
+        let writer_version = props.writer_version().as_num();
         let writer = ArrowWriter::try_new(sink, schema::schema(), Some(props))
             .map_err(|source| FormatError::Write { path: path.to_owned(), source })?;
-        Ok(RecordingWriter { path: path.to_owned(), writer, batch: BatchBuilder::default(), rows: 0 })
+        Ok(RecordingWriter {
+            path: path.to_owned(),
+            writer,
+            batch: BatchBuilder::default(),
+            rows: 0,
+            start_kv,
+            writer_version,
+        })
+    }
+
+    /// Makes everything pushed so far recoverable: ends the current row group, hands all bytes
+    /// to the sink, and returns `(data_len, footer)`: the first `data_len` bytes of the sink
+    /// followed by `footer` form a complete recording of every row so far, with `ended_at`
+    /// and `events_lost` in its metadata. The writer carries on as if nothing happened.
+    pub fn checkpoint(&mut self, ended_at: &str, events_lost: u64) -> Result<(u64, Vec<u8>), FormatError> {
+        let werr = |path: &Path, source| FormatError::Write { path: path.to_owned(), source };
+        self.flush_row_group()?;
+        self.writer.sync().map_err(|e| werr(&self.path, e.into()))?;
+        let data_len = self.writer.bytes_written() as u64;
+        let row_groups = self.writer.flushed_row_groups().to_vec();
+        let num_rows = row_groups.iter().map(|rg| rg.num_rows()).sum();
+        let mut kv = self.start_kv.clone();
+        kv.push(KeyValue::new(meta::ENDED_AT.into(), ended_at.to_string()));
+        kv.push(KeyValue::new(meta::EVENTS_LOST.into(), events_lost.to_string()));
+        let descr =
+            parquet::arrow::ArrowSchemaConverter::new().convert(&schema::schema()).map_err(|e| werr(&self.path, e))?;
+        let file_meta = FileMetaData::new(
+            self.writer_version,
+            num_rows,
+            Some(format!("gespann {}", env!("CARGO_PKG_VERSION"))),
+            Some(kv),
+            Arc::new(descr),
+            None,
+        );
+        let md = ParquetMetaData::new(file_meta, row_groups);
+        let mut footer = Vec::new();
+        ParquetMetaDataWriter::new(&mut footer, &md).finish().map_err(|e| werr(&self.path, e))?;
+        Ok((data_len, footer))
     }
 
     pub fn push(&mut self, e: &Event) -> Result<(), FormatError> {
@@ -386,10 +439,50 @@ impl<W: Write + Send> RecordingWriter<W> {
         Ok(WriteSummary { rows: self.rows, bytes: self.writer.bytes_written() as u64 })
     }
 
+    /// Row groups written so far.
+    pub fn row_groups(&self) -> usize {
+        self.writer.flushed_row_groups().len()
+    }
+
     /// The sink, e.g. to `sync_all` a file after `finish`.
     pub fn sink(&self) -> &W {
         self.writer.inner()
     }
+}
+
+/// Rewrites a finished recording with large row groups (a recording checkpointed every second
+/// at a low event rate ends up with many small ones). Same rows, same metadata, same mode.
+pub fn compact(path: &Path) -> Result<WriteSummary, FormatError> {
+    let builder = open_builder(path)?;
+    let kv: Vec<KeyValue> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kvs| kvs.iter().filter(|k| k.key != parquet::arrow::ARROW_SCHEMA_META_KEY).cloned().collect())
+        .unwrap_or_default();
+    let reader = builder
+        .with_batch_size(65536)
+        .build()
+        .map_err(|source| FormatError::Corrupt { path: path.to_owned(), source })?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".compact");
+    let tmp = PathBuf::from(tmp);
+    let file = create_private(&tmp, true)?;
+    let props = writer_properties().into_builder().set_key_value_metadata(Some(kv)).build();
+    let werr = |source| FormatError::Write { path: tmp.clone(), source };
+    let mut w = ArrowWriter::try_new(file, schema::schema(), Some(props)).map_err(werr)?;
+    let mut rows = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| FormatError::Corrupt { path: path.to_owned(), source: e.into() })?;
+        rows += batch.num_rows() as u64;
+        w.write(&batch).map_err(werr)?;
+    }
+    w.finish().map_err(werr)?;
+    w.inner().sync_all().map_err(|e| werr(e.into()))?;
+    let bytes = w.bytes_written() as u64;
+    drop(w);
+    std::fs::rename(&tmp, path).map_err(|source| FormatError::Create { path: path.to_owned(), source })?;
+    Ok(WriteSummary { rows, bytes })
 }
 
 /// An open recording: its metadata, and its rows as Arrow batches or [`Event`]s.
@@ -673,6 +766,31 @@ pub(crate) mod tests {
         assert_eq!(r.meta.hostname, "h");
         assert_eq!(r.rows, 100);
         assert_eq!(r.read_all().unwrap(), events);
+    }
+
+    #[test]
+    fn compaction_keeps_rows_and_metadata_in_fewer_row_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.parquet");
+        let meta = RecordingMeta { hostname: "h".into(), ..Default::default() };
+        let mut w = RecordingWriter::create(&path, false, &meta).unwrap();
+        let events: Vec<Event> = (0..40).map(sample_event).collect();
+        for e in &events {
+            w.push(e).unwrap();
+            w.flush_row_group().unwrap();
+        }
+        w.finish("end", 2).unwrap();
+        assert_eq!(w.row_groups(), 40);
+        let s = compact(&path).unwrap();
+        assert_eq!(s.rows, 40);
+        let r = RecordingReader::open(&path).unwrap();
+        assert_eq!((r.meta.hostname.as_str(), r.meta.ended_at.as_str(), r.meta.events_lost), ("h", "end", 2));
+        assert_eq!(r.read_all().unwrap(), events);
+        let f = std::fs::File::open(&path).unwrap();
+        let md = ParquetRecordBatchReaderBuilder::try_new(f).unwrap();
+        assert_eq!(md.metadata().num_row_groups(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! and releases rows in time order once they are older than the reorder window.
 
 use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -178,6 +180,36 @@ fn snapshot_payload(role: Role, state: u8, info: &crate::sockdiag::TcpInfo) -> (
     tcp_payload(role, info.bytes_acked, info.bytes_received, our_fin_acked, their_fin)
 }
 
+fn row(clock: &Clock, c: &Conn, conn_id: u64, kind: EventKind, ts_mono: u64) -> Event {
+    Event {
+        ts_ns: clock.wall(ts_mono),
+        kind,
+        conn_id,
+        protocol: c.protocol,
+        role: c.role,
+        local_addr: c.local,
+        remote_addr: c.remote,
+        local_port: c.local_port,
+        remote_port: c.remote_port,
+        pid: c.pid,
+        comm: c.comm.clone(),
+        cgroup_id: c.cgroup_id,
+        state: None,
+        bytes_sent: c.last.bytes_sent,
+        bytes_received: c.last.bytes_received,
+        packets_sent: c.last.packets_sent,
+        packets_received: c.last.packets_received,
+        retransmits: c.last.retransmits,
+        rtt_us: None,
+        handshake_us: None,
+        duration_ns: None,
+        error: None,
+        reset_by: None,
+        reset_reason: None,
+        preexisting: false,
+    }
+}
+
 /// What the caller must do after a raw event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Followup {
@@ -188,10 +220,10 @@ pub enum Followup {
 
 pub struct Tracker {
     clock: Clock,
-    conns: HashMap<u64, Conn>,
-    tcp_tuples: HashMap<Tuple, u64>,
+    conns: FxHashMap<u64, Conn>,
+    tcp_tuples: FxHashMap<Tuple, u64>,
     pending: Vec<Event>,
-    comms: HashMap<[u8; raw::COMM_LEN], Arc<str>>,
+    comms: FxHashMap<[u8; raw::COMM_LEN], Arc<str>>,
     reasons: ResetReasons,
     next_preexisting_id: u64,
     pub stats: TrackerStats,
@@ -204,10 +236,10 @@ impl Tracker {
     pub fn new(clock: Clock, reasons: ResetReasons) -> Tracker {
         Tracker {
             clock,
-            conns: HashMap::new(),
-            tcp_tuples: HashMap::new(),
+            conns: FxHashMap::default(),
+            tcp_tuples: FxHashMap::default(),
             pending: Vec::with_capacity(1 << 16),
-            comms: HashMap::new(),
+            comms: FxHashMap::default(),
             reasons,
             next_preexisting_id: PREEXISTING_ID_BASE,
             stats: TrackerStats::default(),
@@ -235,36 +267,6 @@ impl Tracker {
     fn push(&mut self, e: Event) {
         self.stats.rows += 1;
         self.pending.push(e);
-    }
-
-    fn row(&self, c: &Conn, conn_id: u64, kind: EventKind, ts_mono: u64) -> Event {
-        Event {
-            ts_ns: self.clock.wall(ts_mono),
-            kind,
-            conn_id,
-            protocol: c.protocol,
-            role: c.role,
-            local_addr: c.local,
-            remote_addr: c.remote,
-            local_port: c.local_port,
-            remote_port: c.remote_port,
-            pid: c.pid,
-            comm: c.comm.clone(),
-            cgroup_id: c.cgroup_id,
-            state: None,
-            bytes_sent: c.last.bytes_sent,
-            bytes_received: c.last.bytes_received,
-            packets_sent: c.last.packets_sent,
-            packets_received: c.last.packets_received,
-            retransmits: c.last.retransmits,
-            rtt_us: None,
-            handshake_us: None,
-            duration_ns: None,
-            error: None,
-            reset_by: None,
-            reset_reason: None,
-            preexisting: false,
-        }
     }
 
     fn conn_from_raw(&mut self, r: &RawEvent) -> Conn {
@@ -324,7 +326,7 @@ impl Tracker {
     fn on_open(&mut self, r: &RawEvent) {
         let mut conn = self.conn_from_raw(r);
         conn.last = Self::counters_of(r, conn.role);
-        let mut e = self.row(&conn, r.conn_id, EventKind::Open, r.ts_ns);
+        let mut e = row(&self.clock, &conn, r.conn_id, EventKind::Open, r.ts_ns);
         if conn.protocol == Protocol::Tcp {
             e.state = tcp_state_name(r.state);
             if r.flags & flags::HAS_RTT != 0 {
@@ -370,19 +372,21 @@ impl Tracker {
             r.conn_id
         };
 
-        let conn = match self.conns.get(&conn_id) {
-            Some(c) => c.clone(),
-            None if is_udp => {
+        if !self.conns.contains_key(&conn_id) {
+            if is_udp {
                 self.stats.untracked_dropped += 1;
                 return;
             }
             // A failed attempt has no open row; anything else seen without its open
             // (the open was lost) still carries its full identity from the kernel.
-            None => self.conn_from_raw(r),
-        };
-        let mut conn = conn;
+            let conn = self.conn_from_raw(r);
+            self.conns.insert(conn_id, conn);
+        }
+        let reason = (ev_kind == EventKind::Reset && r.flags & flags::RESET_LOCAL != 0 && r.reset_reason != 0)
+            .then(|| self.reasons.name(u32::from(r.reset_reason) - 1));
+        let conn = self.conns.get_mut(&conn_id).expect("inserted above");
         conn.last = Self::counters_of(r, conn.role);
-        let mut e = self.row(&conn, conn_id, ev_kind, r.ts_ns);
+        let mut e = row(&self.clock, conn, conn_id, ev_kind, r.ts_ns);
         if !is_udp {
             e.state = tcp_state_name(r.state);
             if r.flags & flags::HAS_RTT != 0 {
@@ -399,17 +403,16 @@ impl Tracker {
             }
             if ev_kind == EventKind::Reset {
                 e.reset_by = Some(if r.flags & flags::RESET_REMOTE != 0 { ResetBy::Remote } else { ResetBy::Local });
-                if r.flags & flags::RESET_LOCAL != 0 && r.reset_reason != 0 {
-                    e.reset_reason = Some(self.reasons.name(u32::from(r.reset_reason) - 1));
-                }
+                e.reset_reason = reason;
             }
             conn.ended_mono = Some(r.ts_ns);
-            if !is_udp {
-                self.tcp_tuples.remove(&(conn.local, conn.local_port, conn.remote, conn.remote_port));
+            let tuple = (conn.local, conn.local_port, conn.remote, conn.remote_port);
+            if ev_kind == EventKind::Failed {
+                self.conns.remove(&conn_id);
             }
-        }
-        if ev_kind != EventKind::Failed {
-            self.conns.insert(conn_id, conn);
+            if !is_udp {
+                self.tcp_tuples.remove(&tuple);
+            }
         }
         self.push(e);
     }
@@ -501,7 +504,7 @@ impl Tracker {
                 },
                 ended_mono: None,
             };
-            let mut e = self.row(&conn, id, EventKind::Open, now_mono);
+            let mut e = row(&self.clock, &conn, id, EventKind::Open, now_mono);
             e.preexisting = true;
             e.state = tcp_state_name(s.state);
             e.rtt_us = s.info.map(|i| i.rtt_us);
@@ -538,7 +541,7 @@ impl Tracker {
             }
             c.last = now;
             let c = c.clone();
-            let mut e = self.row(&c, id, EventKind::Sample, now_mono);
+            let mut e = row(&self.clock, &c, id, EventKind::Sample, now_mono);
             e.state = tcp_state_name(s.state);
             e.rtt_us = Some(info.rtt_us);
             self.push(e);
@@ -569,7 +572,7 @@ impl Tracker {
             }
             c.last = now;
             let c = c.clone();
-            let e = self.row(&c, f.conn_id, EventKind::Sample, now_mono);
+            let e = row(&self.clock, &c, f.conn_id, EventKind::Sample, now_mono);
             self.push(e);
         }
     }

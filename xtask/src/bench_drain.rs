@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use gespann_common::journal::JournalWriter;
-use gespann_common::raw::{self, kind, RawEvent};
+use gespann_common::journal::save_checkpoint;
+use gespann_common::raw::{self, RawEvent, kind};
 use gespann_common::recording::{RecordingMeta, RecordingWriter};
 use gespann_recorder::tracker::{Clock, ResetReasons, Tracker};
 
@@ -61,7 +61,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let meta = RecordingMeta::default();
     let mut w = RecordingWriter::create(&dir.path().join("d.parquet"), false, &meta)?;
-    let mut j = JournalWriter::create(&dir.path().join("d.parquet.journal"), &meta)?;
+    let journal = dir.path().join("d.parquet.journal");
     let mut tr = Tracker::new(Clock::fixed(0), ResetReasons::default());
     let start = Instant::now();
     let mut rows = 0u64;
@@ -73,22 +73,50 @@ pub fn run(args: &[String]) -> Result<()> {
             let ready = tr.drain_ready(r.ts_ns.saturating_sub(10_000_000));
             for e in &ready {
                 w.push(e)?;
-                j.push(e)?;
             }
-            j.checkpoint("x", 0)?;
+            let (len, footer) = w.checkpoint("x", 0)?;
+            save_checkpoint(&journal, w.sink(), len, &footer)?;
             rows += ready.len() as u64;
         }
     }
     for e in tr.drain_all() {
         w.push(&e)?;
-        j.push(&e)?;
         rows += 1;
     }
-    j.checkpoint("x", 0)?;
     let s = w.finish("x", 0)?;
     let secs = start.elapsed().as_secs_f64();
+    // Stage timings, for finding the bottleneck.
+    let t = Instant::now();
+    let mut tr2 = Tracker::new(Clock::fixed(0), ResetReasons::default());
+    let mut all = Vec::new();
+    for (i, b) in bytes.iter().enumerate() {
+        let r = RawEvent::from_bytes(b).expect("record");
+        tr2.on_raw(&r);
+        if i % 50_000 == 49_999 {
+            all.extend(tr2.drain_ready(r.ts_ns.saturating_sub(10_000_000)));
+        }
+    }
+    all.extend(tr2.drain_all());
+    let tracker_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut b = gespann_common::recording::BatchBuilder::default();
+    for e in &all {
+        b.push(e);
+        if b.len() == 65536 {
+            b.finish();
+        }
+    }
+    let batch_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut w2 = RecordingWriter::new(&dir.path().join("x"), Vec::new(), &meta)?;
+    for e in &all {
+        w2.push(e)?;
+    }
+    w2.finish("x", 0)?;
+    let parquet_s = t.elapsed().as_secs_f64();
+    eprintln!("stages: tracker {tracker_s:.2} s, arrow batches {batch_s:.2} s, arrow+parquet {parquet_s:.2} s");
     println!(
-        "drain: {n} raw events -> {rows} rows in {secs:.2} s = {:.2} M events/s (tracker + Parquet + journal), {:.1} bytes/event on disk",
+        "drain: {n} raw events -> {rows} rows in {secs:.2} s = {:.2} M events/s (tracker + Parquet + checkpoints), {:.1} bytes/event on disk",
         n as f64 / secs / 1e6,
         s.bytes as f64 / rows as f64
     );

@@ -10,11 +10,11 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use socket2::{Domain, Socket, Type};
 
 use crate::{root, run_cmd};
@@ -231,6 +231,10 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("{:<18} {:>10.0} {:>8.3}", "none", b, 1.0);
     println!("{:<18} {:>10.0} {:>8.3}", "gespann record", g, g / b);
     println!("{:<18} {:>10.0} {:>8.3}", "tcplife > file", l, l / b);
-    println!("gespann: {rows} events recorded, {lost} lost, {:.0} events/s drained, {:.1} bytes/event on disk", rows as f64 / secs, bytes as f64 / rows.max(1) as f64);
+    println!(
+        "gespann: {rows} events recorded, {lost} lost, {:.0} events/s drained, {:.1} bytes/event on disk",
+        rows as f64 / secs,
+        bytes as f64 / rows.max(1) as f64
+    );
     Ok(())
 }

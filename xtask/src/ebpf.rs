@@ -19,23 +19,13 @@ pub fn build(out: &Path) -> Result<()> {
     run_cmd(
         Command::new(CLANG)
             .current_dir(&dir)
-            .args([
-                "-O2",
-                "-g",
-                "-target",
-                "bpf",
-                "-D__TARGET_ARCH_x86",
-                "-Wall",
-                "-Werror",
-            ])
+            .args(["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall", "-Werror"])
             .args(["-I", "src", "-I", "/usr/include/x86_64-linux-gnu"])
             .arg(format!("-fdebug-prefix-map={}=.", dir.display()))
             .args(["-c", SOURCE, "-o"])
             .arg(out),
     )
-    .with_context(|| {
-        format!("{CLANG} is needed to build the BPF object (apt-get install clang-19 libbpf-dev)")
-    })?;
+    .with_context(|| format!("{CLANG} is needed to build the BPF object (apt-get install clang-19 libbpf-dev)"))?;
     // Drop DWARF (BTF and BTF.ext stay): smaller, and free of build-machine detail.
     run_cmd(Command::new("llvm-strip-19").arg("--strip-debug").arg(out))?;
     eprintln!("xtask: wrote {}", out.display());
@@ -46,8 +36,7 @@ pub fn check() -> Result<()> {
     let committed = root()?.join(OBJECT);
     let fresh = std::env::temp_dir().join(format!("gespann-check-{}.bpf.o", std::process::id()));
     build(&fresh)?;
-    let a = std::fs::read(&committed)
-        .with_context(|| format!("cannot read {}", committed.display()))?;
+    let a = std::fs::read(&committed).with_context(|| format!("cannot read {}", committed.display()))?;
     let b = std::fs::read(&fresh)?;
     let _ = std::fs::remove_file(&fresh);
     if a != b {

@@ -59,27 +59,19 @@ fn run(args: &[String]) -> Result<()> {
             print!("{USAGE}");
             Ok(())
         }
-        other => bail!(
-            "unknown task `{other}` (with {} more arguments)\n{USAGE}",
-            rest.len()
-        ),
+        other => bail!("unknown task `{other}` (with {} more arguments)\n{USAGE}", rest.len()),
     }
 }
 
 /// The workspace root (xtask runs from anywhere inside it).
 pub fn root() -> Result<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    Ok(manifest
-        .parent()
-        .context("xtask has no parent directory")?
-        .to_path_buf())
+    Ok(manifest.parent().context("xtask has no parent directory")?.to_path_buf())
 }
 
 /// Runs a command, failing with its name if it cannot start or exits non-zero.
 pub fn run_cmd(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }

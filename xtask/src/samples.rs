@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::{root, run_cmd};
 
@@ -79,7 +79,11 @@ fn web_server(l: TcpListener) {
                         Ok(n) => n,
                     };
                     let req = String::from_utf8_lossy(&buf[..n]);
-                    let size: usize = req.split_whitespace().nth(1).and_then(|p| p.trim_start_matches('/').parse().ok()).unwrap_or(100);
+                    let size: usize = req
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|p| p.trim_start_matches('/').parse().ok())
+                        .unwrap_or(100);
                     let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
                     if s.write_all(head.as_bytes()).is_err() || s.write_all(&vec![b'.'; size]).is_err() {
                         return;
@@ -142,7 +146,8 @@ pub fn run(_args: &[String]) -> Result<()> {
     let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let r = record(&bin, &tmp, &[open_port, closed], &[])?;
     for i in 0..12 {
-        let addr: SocketAddr = if i % 3 == 2 { format!("[::1]:{closed}").parse()? } else { (Ipv4Addr::LOCALHOST, closed).into() };
+        let addr: SocketAddr =
+            if i % 3 == 2 { format!("[::1]:{closed}").parse()? } else { (Ipv4Addr::LOCALHOST, closed).into() };
         let _ = TcpStream::connect(addr);
         if i % 4 == 0 {
             let mut s = TcpStream::connect(("127.0.0.1", open_port))?;
