@@ -147,7 +147,7 @@ impl RecordingSink {
         let summary = self.writer.finish(&ended, events_lost)?;
         self.writer.sink().sync_all().with_context(|| format!("cannot sync `{}`", self.path.display()))?;
         let mut bytes = summary.bytes;
-        if self.writer.row_groups() > COMPACT_ROW_GROUPS && summary.rows <= COMPACT_MAX_ROWS {
+        if summary.row_groups > COMPACT_ROW_GROUPS && summary.rows <= COMPACT_MAX_ROWS {
             bytes = gespann_common::recording::compact(&self.path)?.bytes;
         }
         std::fs::remove_file(&self.journal).with_context(|| format!("cannot remove `{}`", self.journal.display()))?;

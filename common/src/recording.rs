@@ -314,6 +314,7 @@ pub struct RecordingWriter<W: Write + Send> {
 pub struct WriteSummary {
     pub rows: u64,
     pub bytes: u64,
+    pub row_groups: usize,
 }
 
 impl RecordingWriter<File> {
@@ -431,17 +432,12 @@ impl<W: Write + Send> RecordingWriter<W> {
         self.writer.append_key_value_metadata(KeyValue::new(meta::ENDED_AT.into(), ended_at.to_string()));
         self.writer.append_key_value_metadata(KeyValue::new(meta::EVENTS_LOST.into(), events_lost.to_string()));
         let err = |source| FormatError::Write { path: self.path.clone(), source };
-        self.writer.finish().map_err(err)?;
+        let md = self.writer.finish().map_err(err)?;
         self.writer
             .inner_mut()
             .flush()
             .map_err(|e| FormatError::Write { path: self.path.clone(), source: e.into() })?;
-        Ok(WriteSummary { rows: self.rows, bytes: self.writer.bytes_written() as u64 })
-    }
-
-    /// Row groups written so far.
-    pub fn row_groups(&self) -> usize {
-        self.writer.flushed_row_groups().len()
+        Ok(WriteSummary { rows: self.rows, bytes: self.writer.bytes_written() as u64, row_groups: md.num_row_groups() })
     }
 
     /// The sink, e.g. to `sync_all` a file after `finish`.
@@ -482,7 +478,7 @@ pub fn compact(path: &Path) -> Result<WriteSummary, FormatError> {
     let bytes = w.bytes_written() as u64;
     drop(w);
     std::fs::rename(&tmp, path).map_err(|source| FormatError::Create { path: path.to_owned(), source })?;
-    Ok(WriteSummary { rows, bytes })
+    Ok(WriteSummary { rows, bytes, row_groups: 1 })
 }
 
 /// An open recording: its metadata, and its rows as Arrow batches or [`Event`]s.
@@ -779,8 +775,7 @@ pub(crate) mod tests {
             w.push(e).unwrap();
             w.flush_row_group().unwrap();
         }
-        w.finish("end", 2).unwrap();
-        assert_eq!(w.row_groups(), 40);
+        assert_eq!(w.finish("end", 2).unwrap().row_groups, 40);
         let s = compact(&path).unwrap();
         assert_eq!(s.rows, 40);
         let r = RecordingReader::open(&path).unwrap();
