@@ -34,6 +34,18 @@ pub struct ReplayArgs {
     /// With --record: overwrite the file if it exists.
     #[arg(long, conflicts_with = "input")]
     pub force: bool,
+    /// With --live: only connections owned by this process id (repeatable, as `gespann record`).
+    #[arg(long = "pid", value_name = "PID", conflicts_with = "input")]
+    pub pids: Vec<u32>,
+    /// With --live: only connections of processes with this command name (repeatable).
+    #[arg(long = "comm", value_name = "NAME", conflicts_with = "input")]
+    pub comms: Vec<String>,
+    /// With --live: only connections with this local or remote port (repeatable).
+    #[arg(long = "port", value_name = "PORT", conflicts_with = "input")]
+    pub ports: Vec<u16>,
+    /// With --live: kernel ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 16, value_name = "MIB", conflicts_with = "input")]
+    pub buffer_mib: u32,
     /// With --live: how often open connections are sampled.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, conflicts_with = "input")]
     pub sample_interval: Duration,
@@ -57,7 +69,13 @@ impl ReplayArgs {
         };
         let input = match (&self.input, self.live) {
             (_, true) => Input::Live(LiveOptions {
-                recorder: RecordOptions { sample_interval: self.sample_interval, ..RecordOptions::default() },
+                recorder: RecordOptions {
+                    pids: self.pids.clone(),
+                    comms: self.comms.clone(),
+                    ports: self.ports.clone(),
+                    sample_interval: self.sample_interval,
+                    ring_buffer_bytes: self.buffer_mib.saturating_mul(1 << 20),
+                },
                 record: self.record.clone(),
                 force: self.force,
             }),

@@ -215,3 +215,71 @@ impl Live {
 
 /// A flag the blocking replay thread polls.
 pub type StopFlag = Arc<AtomicBool>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processor::{Processor, ProcessorOptions};
+    use crate::testutil::ev;
+    use gespann_common::EventKind;
+
+    #[test]
+    fn speeds() {
+        assert_eq!("max".parse::<Speed>(), Ok(Speed::Max));
+        assert_eq!("20".parse::<Speed>(), Ok(Speed::Factor(20.0)));
+        assert_eq!("20x".parse::<Speed>(), Ok(Speed::Factor(20.0)));
+        assert_eq!("0.5".parse::<Speed>(), Ok(Speed::Factor(0.5)));
+        for bad in ["0", "-1", "fast", "inf", "NaN", ""] {
+            assert!(bad.parse::<Speed>().is_err(), "{bad}");
+        }
+    }
+
+    fn recording(dir: &std::path::Path, span_s: f64) -> std::path::PathBuf {
+        let path = dir.join("r.parquet");
+        let mut w = RecordingWriter::create(&path, true, &RecordingMeta::default()).unwrap();
+        for i in 0..=20u64 {
+            w.push(&ev(span_s * i as f64 / 20.0, EventKind::Open, i + 1)).unwrap();
+        }
+        w.finish("", 0).unwrap();
+        path
+    }
+
+    fn replay(path: &std::path::Path, speed: Speed, stop: &AtomicBool) -> (ReplayStats, u64) {
+        let m = MetricsHandle::new(Processor::new(ProcessorOptions::default()));
+        let stats = replay_recording(RecordingReader::open(path).unwrap(), &m, speed, stop).unwrap();
+        let n = m.lock().totals().connections;
+        (stats, n)
+    }
+
+    #[test]
+    fn pacing_follows_timestamps_divided_by_speed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = recording(dir.path(), 2.0);
+        let no = AtomicBool::new(false);
+        // 2 s of recording at 4x: about half a second.
+        let (s, n) = replay(&path, Speed::Factor(4.0), &no);
+        assert!(s.complete && n == 21);
+        assert!(s.elapsed >= Duration::from_millis(450), "{:?}", s.elapsed);
+        assert!(s.elapsed < Duration::from_millis(1500), "{:?}", s.elapsed);
+        let (s, n) = replay(&path, Speed::Max, &no);
+        assert!(s.complete && n == 21);
+        assert!(s.elapsed < Duration::from_millis(400), "{:?}", s.elapsed);
+    }
+
+    #[test]
+    fn a_stop_request_ends_a_paced_replay_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = recording(dir.path(), 3600.0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            s2.store(true, Ordering::Relaxed);
+        });
+        let (s, n) = replay(&path, Speed::Factor(1.0), &stop);
+        t.join().unwrap();
+        assert!(!s.complete);
+        assert_eq!(n, 1, "only the first event is due in the first 300 ms");
+        assert!(s.elapsed < Duration::from_secs(2), "{:?}", s.elapsed);
+    }
+}

@@ -52,7 +52,10 @@ fn wait_log(log: &Path, needle: &str, p: &mut Proc) {
 
 /// `CONNECTIONS` request/response exchanges on loopback; returns the server port.
 fn request_reply_traffic() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    request_reply_on(TcpListener::bind("127.0.0.1:0").unwrap())
+}
+
+fn request_reply_on(listener: TcpListener) -> u16 {
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
         for _ in 0..CONNECTIONS {
@@ -211,4 +214,120 @@ fn live_export_shows_real_loopback_traffic() {
     assert_eq!(closes, 2 * CONNECTIONS);
     // And replaying it gives back its own aggregates.
     support::check_consistency(&recording);
+}
+
+/// The filters of `gespann record` work the same live: with `--port P`, only P's connections.
+#[test]
+fn live_port_filter_keeps_only_that_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let watched = TcpListener::bind("127.0.0.1:0").unwrap();
+    let watched_port = watched.local_addr().unwrap().port();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "top_n: 1000\nadapters:\n  - type: prometheus\n    settings:\n      port: {port}\n      listen: 127.0.0.1\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr");
+    let recording = dir.path().join("filtered.parquet");
+    let mut p = Proc(
+        Command::new(gespann_binary())
+            .args(["replay", "--live", "--port", &watched_port.to_string(), "-c"])
+            .arg(&cfg)
+            .arg("--record")
+            .arg(&recording)
+            .env("RUST_LOG", "gespann_replay=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("run gespann"),
+    );
+    wait_log(&log, "exporting live events", &mut p);
+    let other_port = request_reply_traffic();
+    request_reply_on(watched);
+    let metrics: SocketAddr = ([127, 0, 0, 1], port).into();
+    let dest = |p: u16| {
+        format!("gespann_destination_connections_total{{address=\"127.0.0.1\",port=\"{p}\",protocol=\"tcp\"}}")
+    };
+    let m = wait_metrics(metrics, Duration::from_secs(30), |m| {
+        m.get(&dest(watched_port)) == Some(&(2.0 * CONNECTIONS as f64))
+    });
+    let exported: Vec<_> = m.iter().filter(|(k, _)| k.starts_with("gespann_destination_connections_total")).collect();
+    assert!(!m.contains_key(&dest(other_port)), "traffic on another port was exported: {exported:?}");
+
+    // The filter is `gespann record`'s: every row recorded has the port on one side.
+    // SAFETY: kill(2) on the pid of our own child.
+    assert_eq!(unsafe { libc::kill(p.0.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while p.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "gespann did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rows = RecordingReader::open(&recording).unwrap().read_all().unwrap();
+    let strays: Vec<String> = rows
+        .iter()
+        .filter(|e| e.local_port != watched_port && e.remote_port != watched_port)
+        // Refused connects elsewhere slip through the recorder's filter today: checked apart in
+        // `live_port_filter_also_drops_refused_connects`.
+        .filter(|e| e.kind != EventKind::Failed)
+        .map(|e| {
+            format!(
+                "{:?} {} {}:{} -> {}:{} {}",
+                e.kind,
+                e.protocol.as_str(),
+                e.local_addr,
+                e.local_port,
+                e.remote_addr,
+                e.remote_port,
+                e.comm
+            )
+        })
+        .collect();
+    assert!(strays.is_empty(), "rows outside --port {watched_port}: {strays:#?}");
+    let ours: std::collections::HashSet<u64> =
+        rows.iter().filter(|e| e.protocol == Protocol::Tcp).map(|e| e.conn_id).collect();
+    assert!(ours.len() >= 2 * CONNECTIONS);
+}
+
+/// A refused connect to another port must not pass `--port` either (it does today, in
+/// `gespann record` too: the recorder's kernel filter misses the failed-connect path).
+#[test]
+#[ignore = "recorder bug: a refused connect bypasses --port (same in `gespann record`); un-ignore once fixed"]
+fn live_port_filter_also_drops_refused_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let watched = TcpListener::bind("127.0.0.1:0").unwrap();
+    let watched_port = watched.local_addr().unwrap().port();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!("adapters:\n  - type: prometheus\n    settings:\n      port: {port}\n      listen: 127.0.0.1\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr");
+    let mut p = Proc(
+        Command::new(gespann_binary())
+            .args(["replay", "--live", "--port", &watched_port.to_string(), "-c"])
+            .arg(&cfg)
+            .env("RUST_LOG", "gespann_replay=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("run gespann"),
+    );
+    wait_log(&log, "exporting live events", &mut p);
+    let refused_port = free_port();
+    assert!(TcpStream::connect(("127.0.0.1", refused_port)).is_err());
+    // Then one exchange on the watched port, to know the events have been processed.
+    request_reply_on(watched);
+    let metrics: SocketAddr = ([127, 0, 0, 1], port).into();
+    let m = wait_metrics(metrics, Duration::from_secs(30), |m| {
+        m.get("gespann_total_connections") >= Some(&(2.0 * CONNECTIONS as f64))
+    });
+    assert_eq!(m.get("gespann_failed_connections_total"), Some(&0.0));
 }

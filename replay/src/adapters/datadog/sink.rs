@@ -112,7 +112,18 @@ impl Adapter for DatadogAdapter {
         let socket = UdpSocket::bind(bind).map_err(udp_err)?;
         let buffered = BufferedUdpMetricSink::with_capacity(addr, socket, self.config.max_packet_size)
             .map_err(|e| udp_err(std::io::Error::other(e.to_string())))?;
-        let sink = QueuingMetricSink::with_capacity(buffered, QUEUE_CAPACITY);
+        let errors = AtomicU64::new(0);
+        let sink = QueuingMetricSink::builder()
+            .with_capacity(QUEUE_CAPACITY)
+            .with_error_handler(move |e| {
+                // Every failed send is counted by the sink's stats; log the first, then
+                // every power of ten, so an absent agent cannot flood the log.
+                let n = errors.fetch_add(1, Ordering::Relaxed) + 1;
+                if n == 10u64.pow(n.ilog10()) {
+                    tracing::warn!(%addr, error = %e, failures = n, "DogStatsD send failed");
+                }
+            })
+            .build(buffered);
         tracing::info!(%addr, every = ?self.config.flush_interval, "sending DogStatsD");
         let mut f = Flusher {
             sink,

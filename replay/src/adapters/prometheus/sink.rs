@@ -10,7 +10,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,6 +18,9 @@ use tokio::sync::watch;
 use super::config::PrometheusConfig;
 use super::encoder::{self, CONTENT_TYPE, SnapshotCollector};
 use crate::adapters::{Adapter, AdapterError, AdapterTask, MetricsHandle, Phase};
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `type: prometheus`.
 pub struct PrometheusAdapter {
@@ -73,7 +76,10 @@ impl Adapter for PrometheusAdapter {
                                 let registry = registry.clone();
                                 async move { Ok::<_, Infallible>(respond(&req, &registry)) }
                             });
+                            // A client gets 10 s to send its request headers (no slowloris).
                             if let Err(e) = http1::Builder::new()
+                                .timer(TokioTimer::new())
+                                .header_read_timeout(HEADER_TIMEOUT)
                                 .serve_connection(TokioIo::new(stream), service)
                                 .await
                             {
