@@ -57,12 +57,6 @@ impl Default for Config {
     }
 }
 
-impl PartialEq for ProcessorOptions {
-    fn eq(&self, o: &Self) -> bool {
-        self.idle_threshold == o.idle_threshold && self.top_n == o.top_n
-    }
-}
-
 /// One adapter, as `type` + `settings`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "type", content = "settings", rename_all = "lowercase")]
@@ -175,6 +169,16 @@ fn adapter_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<AdapterCon
     Ok(Some(v))
 }
 
+/// Upper bound of `top_n`: each destination adds 3 series, each process 3.
+pub const MAX_TOP_N: usize = 10_000;
+
+fn top_n<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    checked_scalar(d, "a number of series, 0-10000", |s| match s.trim().parse::<usize>() {
+        Ok(n) if n <= MAX_TOP_N => Ok(Some(n)),
+        _ => Err(format!("bad top_n `{s}`: expected 0-{MAX_TOP_N}")),
+    })
+}
+
 fn human_duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     human_duration(d).map(Some)
 }
@@ -186,7 +190,7 @@ struct RawConfig {
     log_level: Option<LogLevel>,
     #[serde(default, deserialize_with = "human_duration_opt")]
     idle_threshold: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "top_n")]
     top_n: Option<usize>,
     #[serde(default, deserialize_with = "adapter_list")]
     adapters: Option<Vec<AdapterConfig>>,
@@ -335,6 +339,7 @@ mod tests {
             ),
             ("adapters: []\n", &["adapters", "empty", "line 1"][..]),
             ("log_level: loud\n", &["log_level", "loud", "line 1"][..]),
+            ("top_n: 1000000\n", &["top_n", "bad top_n `1000000`", "line 1"][..]),
         ];
         for (text, want) in cases {
             let err = parse(text).expect_err(text);

@@ -23,7 +23,7 @@ use crate::model::{
 };
 
 /// What the processor can be told.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProcessorOptions {
     /// An open connection that moved no bytes for this long is idle.
     pub idle_threshold: Duration,
