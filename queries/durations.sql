@@ -2,17 +2,6 @@
 -- answers: Which connections lived longest, and which sat idle? Per connection: how long it
 --   lived (a lower bound for connections open before the recording), how it ended, what it moved,
 --   and for how long before its end (or the end of the recording) its counters had not moved.
-WITH activity AS (
-    -- The first row at which a connection's byte counters reached their final values: its last
-    -- activity. Counters are cumulative, so that is the row with the largest total, earliest.
-    SELECT
-        source,
-        conn_id,
-        first_value(ts ORDER BY bytes_sent + bytes_received DESC, ts ASC) AS last_activity_at
-    FROM events
-    WHERE protocol = 'tcp'
-    GROUP BY source, conn_id
-)
 SELECT
     c.source,
     c.conn_id,
@@ -26,8 +15,7 @@ SELECT
     c.opened_at,
     c.duration_ns,
     c.bytes_sent + c.bytes_received AS bytes_total,
-    epoch_ns(c.last_seen_at) - epoch_ns(a.last_activity_at) AS idle_ns
+    epoch_ns(c.last_seen_at) - epoch_ns(c.last_activity_at) AS idle_ns
 FROM connections c
-JOIN activity a ON a.source = c.source AND a.conn_id = c.conn_id
 WHERE c.protocol = 'tcp' AND c.outcome <> 'failed'
 ORDER BY c.duration_ns DESC, idle_ns DESC, c.source, c.conn_id

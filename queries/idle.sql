@@ -2,15 +2,6 @@
 -- answers: Which TCP connections sat idle longest? By how long before their end (or the end of
 --   the recording) their byte counters last moved: held-open pool connections, stuck peers,
 --   keepalives nobody uses.
-WITH activity AS (
-    SELECT
-        source,
-        conn_id,
-        first_value(ts ORDER BY bytes_sent + bytes_received DESC, ts ASC) AS last_activity_at
-    FROM events
-    WHERE protocol = 'tcp'
-    GROUP BY source, conn_id
-)
 SELECT
     c.source,
     c.conn_id,
@@ -20,11 +11,10 @@ SELECT
     c.remote_addr,
     c.remote_port,
     c.outcome,
-    epoch_ns(c.last_seen_at) - epoch_ns(a.last_activity_at) AS idle_ns,
+    epoch_ns(c.last_seen_at) - epoch_ns(c.last_activity_at) AS idle_ns,
     c.duration_ns,
-    a.last_activity_at,
+    c.last_activity_at,
     c.bytes_sent + c.bytes_received AS bytes_total
 FROM connections c
-JOIN activity a ON a.source = c.source AND a.conn_id = c.conn_id
 WHERE c.protocol = 'tcp' AND c.outcome <> 'failed'
 ORDER BY idle_ns DESC, c.duration_ns DESC, c.source, c.conn_id

@@ -50,8 +50,12 @@ pub fn sql_literal(s: &str) -> String {
 impl Analyzer {
     /// Registers `recordings` (already checked by [`crate::inputs`]) in a new session.
     pub async fn new(recordings: Vec<Recording>, opts: &Options) -> Result<Self, AnalyzeError> {
-        let mut config =
-            SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("gespann", "public");
+        // DATAFUSION_* environment variables tune the engine, as in datafusion-cli (e.g.
+        // DATAFUSION_EXECUTION_BATCH_SIZE=16384).
+        let mut config = SessionConfig::from_env()
+            .map_err(|e| AnalyzeError::Engine(e.to_string()))?
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("gespann", "public");
         if let Some(n) = opts.threads {
             config = config.with_target_partitions(n.max(1));
         }
@@ -84,7 +88,17 @@ impl Analyzer {
         run_ddl(&ctx, "the `events` view", &events).await?;
         ctx.register_table("recordings", Arc::new(recordings_table(&recordings)?))
             .map_err(|e| AnalyzeError::query("the `recordings` table", e))?;
-        let view = format!("CREATE VIEW connections AS {CONNECTIONS_VIEW}");
+        // One aggregation per file, unioned: conn_id is unique within a file, and grouping by
+        // it alone is several times faster than by (source, conn_id).
+        let per_file: Vec<String> = recordings
+            .iter()
+            .enumerate()
+            .map(|(i, rec)| {
+                let q = connections_sql(&format!("recording_{i}"), &rec.source);
+                if recordings.len() == 1 { q } else { format!("SELECT * FROM ({q})") }
+            })
+            .collect();
+        let view = format!("CREATE VIEW connections AS {}", per_file.join("\nUNION ALL\n"));
         run_ddl(&ctx, "the `connections` view", &view).await?;
         Ok(Analyzer { ctx, recordings, memory_limit: opts.memory_limit })
     }
@@ -130,6 +144,11 @@ impl Analyzer {
             .map_err(|e| AnalyzeError::query(format!("the `{name}` table"), e))?;
         Ok(())
     }
+}
+
+/// The `connections` query over one file's table (see `queries/views/connections.sql`).
+pub fn connections_sql(table: &str, source: &str) -> String {
+    crate::reports::sql_body(CONNECTIONS_VIEW).replace("{events}", table).replace("{source}", &sql_literal(source))
 }
 
 async fn run_ddl(ctx: &SessionContext, what: &str, sql: &str) -> Result<(), AnalyzeError> {

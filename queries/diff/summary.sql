@@ -1,16 +1,11 @@
 -- name: diff-summary
 -- answers: How do the two sides compare overall? Per side (before, after): recordings, window,
 --   events and events lost, connections by outcome, bytes, median RTT, distinct destinations.
-WITH ev AS (
-    SELECT s.side, count(*) AS events
-    FROM events e
-    JOIN sides s ON s.source = e.source
-    GROUP BY s.side
-),
-rec AS (
+WITH rec AS (
     SELECT
         s.side,
         count(*) AS recordings,
+        sum(r.rows) AS events,
         sum(r.events_lost) AS events_lost,
         sum(epoch_ns(r.ended_at) - epoch_ns(r.started_at)) AS window_ns
     FROM recordings r
@@ -38,7 +33,7 @@ SELECT
     rec.side,
     rec.recordings,
     rec.window_ns,
-    ev.events,
+    rec.events,
     rec.events_lost,
     con.connections,
     con.closed,
@@ -52,6 +47,5 @@ SELECT
     con.rtt_p50_us,
     con.destinations
 FROM rec
-LEFT JOIN ev ON ev.side = rec.side
 LEFT JOIN con ON con.side = rec.side
 ORDER BY CASE rec.side WHEN 'before' THEN 0 ELSE 1 END

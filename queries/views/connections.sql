@@ -1,46 +1,96 @@
 -- name: connections
 -- answers: One row per connection or UDP flow, keyed by (source, conn_id): who, to where, when,
 --   how it ended, for how long, how much it moved, how fast the path was.
---   Counters in events are cumulative, so a connection's totals are their maximum; the terminal
---   row (close, reset, failed) carries duration, error and reset details. A connection without
---   a terminal row was still open when the recording ended (outcome `open_at_end`); its duration
---   then runs from its first to its last row (a lower bound when `preexisting`).
+--   Counters in events are cumulative, so a connection's totals are their maxima; its identity
+--   (protocol, role, endpoints, process) comes from its terminal row (close, reset, failed: with
+--   duration, error and reset details) or else its open row. A connection without a terminal
+--   row was still open when the recording ended (outcome `open_at_end`); its duration then runs
+--   from its first to its last row (a lower bound when `preexisting`). last_activity_at is when
+--   its byte counters last moved: the earliest row that already had its final total.
+--   A template: the analyzer runs it once per input file ({events}: that file's rows, {source}:
+--   its name) and unions the results, so every grouping and join key is the conn_id alone.
+WITH totals AS (
+    SELECT
+        conn_id,
+        min(ts) AS opened_at,
+        max(CASE WHEN kind IN ('close', 'reset', 'failed') THEN ts END) AS ended_at,
+        max(ts) AS last_seen_at,
+        max(CASE kind WHEN 'reset' THEN 3 WHEN 'failed' THEN 2 WHEN 'close' THEN 1 ELSE 0 END) AS ending,
+        max(duration_ns) AS duration_ns,
+        max(bytes_sent) AS bytes_sent,
+        max(bytes_received) AS bytes_received,
+        max(bytes_sent + bytes_received) AS bytes_total,
+        max(packets_sent) AS packets_sent,
+        max(packets_received) AS packets_received,
+        max(retransmits) AS retransmits,
+        min(rtt_us) AS rtt_min_us,
+        avg(rtt_us) AS rtt_avg_us,
+        max(rtt_us) AS rtt_max_us,
+        max(handshake_us) AS handshake_us,
+        bool_or(preexisting) AS preexisting,
+        count(*) AS events
+    FROM {events}
+    GROUP BY conn_id
+),
+activity AS (
+    SELECT e.conn_id, min(e.ts) AS last_activity_at
+    FROM {events} e
+    JOIN totals t ON e.conn_id = t.conn_id AND e.bytes_sent + e.bytes_received = t.bytes_total
+    GROUP BY e.conn_id
+),
+closing AS (
+    SELECT
+        conn_id, protocol, role, family, local_addr, local_port, remote_addr, remote_port, pid,
+        comm, cgroup_id, error, reset_by, reset_reason
+    FROM {events}
+    WHERE kind IN ('close', 'reset', 'failed')
+),
+opening AS (
+    SELECT
+        conn_id, protocol, role, family, local_addr, local_port, remote_addr, remote_port, pid,
+        comm, cgroup_id
+    FROM {events}
+    WHERE kind = 'open'
+)
 SELECT
-    source,
-    conn_id,
-    max(protocol) AS protocol,
-    max(role) AS role,
-    max(family) AS family,
-    max(local_addr) AS local_addr,
-    max(local_port) AS local_port,
-    max(remote_addr) AS remote_addr,
-    max(remote_port) AS remote_port,
-    max(pid) AS pid,
-    max(comm) AS comm,
-    max(cgroup_id) AS cgroup_id,
-    min(ts) AS opened_at,
-    max(CASE WHEN kind IN ('close', 'reset', 'failed') THEN ts END) AS ended_at,
-    max(ts) AS last_seen_at,
-    CASE max(CASE kind WHEN 'reset' THEN 3 WHEN 'failed' THEN 2 WHEN 'close' THEN 1 ELSE 0 END)
+    {source} AS source,
+    t.conn_id,
+    coalesce(c.protocol, o.protocol) AS protocol,
+    coalesce(c.role, o.role) AS role,
+    coalesce(c.family, o.family) AS family,
+    coalesce(c.local_addr, o.local_addr) AS local_addr,
+    coalesce(c.local_port, o.local_port) AS local_port,
+    coalesce(c.remote_addr, o.remote_addr) AS remote_addr,
+    coalesce(c.remote_port, o.remote_port) AS remote_port,
+    coalesce(c.pid, o.pid) AS pid,
+    coalesce(c.comm, o.comm) AS comm,
+    coalesce(c.cgroup_id, o.cgroup_id) AS cgroup_id,
+    t.opened_at,
+    t.ended_at,
+    t.last_seen_at,
+    a.last_activity_at,
+    CASE t.ending
         WHEN 3 THEN 'reset'
         WHEN 2 THEN 'failed'
         WHEN 1 THEN 'closed'
         ELSE 'open_at_end'
     END AS outcome,
-    coalesce(CAST(max(duration_ns) AS BIGINT), epoch_ns(max(ts)) - epoch_ns(min(ts))) AS duration_ns,
-    max(bytes_sent) AS bytes_sent,
-    max(bytes_received) AS bytes_received,
-    max(packets_sent) AS packets_sent,
-    max(packets_received) AS packets_received,
-    max(retransmits) AS retransmits,
-    min(rtt_us) AS rtt_min_us,
-    avg(rtt_us) AS rtt_avg_us,
-    max(rtt_us) AS rtt_max_us,
-    max(handshake_us) AS handshake_us,
-    max(error) AS error,
-    max(reset_by) AS reset_by,
-    max(reset_reason) AS reset_reason,
-    bool_or(preexisting) AS preexisting,
-    count(*) AS events
-FROM events
-GROUP BY source, conn_id
+    coalesce(CAST(t.duration_ns AS BIGINT), epoch_ns(t.last_seen_at) - epoch_ns(t.opened_at)) AS duration_ns,
+    t.bytes_sent,
+    t.bytes_received,
+    t.packets_sent,
+    t.packets_received,
+    t.retransmits,
+    t.rtt_min_us,
+    t.rtt_avg_us,
+    t.rtt_max_us,
+    t.handshake_us,
+    c.error,
+    c.reset_by,
+    c.reset_reason,
+    t.preexisting,
+    t.events
+FROM totals t
+LEFT JOIN closing c ON c.conn_id = t.conn_id
+LEFT JOIN opening o ON o.conn_id = t.conn_id
+LEFT JOIN activity a ON a.conn_id = t.conn_id
