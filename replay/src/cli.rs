@@ -19,7 +19,7 @@ pub struct ReplayArgs {
     pub input: Option<PathBuf>,
     /// Replay speed: a factor of the original pacing (1 = as recorded, 20 = 20x faster), or
     /// `max` for as fast as possible.
-    #[arg(long, default_value = "1", value_name = "FACTOR|max")]
+    #[arg(long, default_value = "1", value_name = "FACTOR|max", conflicts_with = "live")]
     pub speed: Speed,
     /// Adapters and settings (YAML). Without it: Prometheus on 0.0.0.0:8080.
     #[arg(short, long, value_name = "FILE")]

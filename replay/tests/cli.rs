@@ -223,6 +223,7 @@ fn bad_input_is_one_clear_error_and_exit_1() {
         &["replay", rec.to_str().unwrap(), "--record", "x.parquet"][..],
         &["replay", "--record", "x.parquet"][..],
         &["replay", "--live", "--exit-on-end"][..],
+        &["replay", "--live", "--speed", "2"][..],
         &["replay", "--live", rec.to_str().unwrap()][..],
         &["replay", rec.to_str().unwrap(), "--force"][..],
         &["replay"][..],
