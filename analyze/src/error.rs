@@ -17,8 +17,9 @@ pub enum AnalyzeError {
     EmptyDir { path: PathBuf },
     #[error("cannot read `{}`: {cause}", path.display())]
     Read { path: PathBuf, cause: std::io::Error },
-    /// The file is not a recording this version can read; the message names the file.
-    #[error("{0}")]
+    /// The file is not a recording this version can read; the message names the file (and
+    /// its source, the OS or Parquet reason, follows in the chain).
+    #[error(transparent)]
     Format(FormatError),
     #[error("unknown report `{name}`; known reports: {known}")]
     UnknownReport { name: String, known: String },

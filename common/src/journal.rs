@@ -17,9 +17,9 @@ const MAGIC: &[u8; 8] = b"GSPCKPT1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot write checkpoint `{path}`: {source}")]
+    #[error("cannot write checkpoint `{path}`")]
     Write { path: PathBuf, source: std::io::Error },
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{path}`")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("`{path}` is not a Gespann checkpoint journal")]
     NotAJournal { path: PathBuf },

@@ -27,9 +27,9 @@ use crate::schema::{self, SCHEMA_VERSION, col, meta};
 /// Everything that can go wrong with a recording file, each naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("cannot open `{path}`: {source}")]
+    #[error("cannot open `{path}`")]
     Open { path: PathBuf, source: std::io::Error },
-    #[error("cannot create `{path}`: {source}")]
+    #[error("cannot create `{path}`")]
     Create { path: PathBuf, source: std::io::Error },
     #[error("`{path}` already exists (use --force to overwrite it)")]
     Exists { path: PathBuf },
@@ -37,7 +37,7 @@ pub enum FormatError {
     Empty { path: PathBuf, hint: &'static str },
     #[error("`{path}` is not a Parquet file{hint}")]
     NotParquet { path: PathBuf, hint: &'static str },
-    #[error("`{path}` is not a readable Parquet file (truncated or damaged?): {source}")]
+    #[error("`{path}` is not a readable Parquet file (truncated or damaged?)")]
     Corrupt { path: PathBuf, source: parquet::errors::ParquetError },
     #[error("`{path}` is not a Gespann recording: {missing}")]
     NotARecording { path: PathBuf, missing: String },
@@ -45,7 +45,7 @@ pub enum FormatError {
         "`{path}` has schema version {found}, newer than this gespann understands ({SCHEMA_VERSION}); upgrade gespann"
     )]
     NewerSchema { path: PathBuf, found: u32 },
-    #[error("cannot write `{path}`: {source}")]
+    #[error("cannot write `{path}`")]
     Write { path: PathBuf, source: parquet::errors::ParquetError },
     #[error("bad value in `{path}`: column `{column}`: {what}")]
     BadValue { path: PathBuf, column: &'static str, what: String },

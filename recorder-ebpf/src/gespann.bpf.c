@@ -364,9 +364,15 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 	}
 
 	__u8 kind;
-	if (oldstate == TCP_SYN_SENT)
+	if (oldstate == TCP_SYN_SENT) {
+		/* Attempts are tracked from connect(), before the source port exists: the port
+		 * filter applies now. */
+		if (!ports_wanted(local_port(sk), bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)))) {
+			bpf_map_delete_elem(&tcp_conns, &key);
+			return;
+		}
 		kind = GSP_FAILED;
-	else if (c->flags & (GSP_F_RESET_LOCAL | GSP_F_RESET_REMOTE))
+	} else if (c->flags & (GSP_F_RESET_LOCAL | GSP_F_RESET_REMOTE))
 		kind = GSP_RESET;
 	else
 		kind = GSP_CLOSE;
@@ -484,12 +490,12 @@ int handle_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
 
 	if (!sk)
 		return 0;
+	if (!ports_wanted(BPF_CORE_READ(ctx, sport), BPF_CORE_READ(ctx, dport)))
+		return 0;
 	c = bpf_map_lookup_elem(&tcp_conns, &key);
 	if (!c) {
-		__u16 sport = BPF_CORE_READ(ctx, sport);
-		__u16 dport = BPF_CORE_READ(ctx, dport);
 		int state = BPF_CORE_READ(ctx, state);
-		if (state == TCP_SYN_SENT || state == TCP_SYN_RECV || !ports_wanted(sport, dport))
+		if (state == TCP_SYN_SENT || state == TCP_SYN_RECV)
 			return 0;
 	}
 	emit_tcp(sk, c, GSP_RETRANSMIT, BPF_CORE_READ(ctx, state), 0);

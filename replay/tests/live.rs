@@ -293,10 +293,9 @@ fn live_port_filter_keeps_only_that_port() {
     assert!(ours.len() >= 2 * CONNECTIONS);
 }
 
-/// A refused connect to another port must not pass `--port` either (it does today, in
-/// `gespann record` too: the recorder's kernel filter misses the failed-connect path).
+/// A refused connect to another port must not pass `--port` either (a regression test: the
+/// kernel filter once missed the failed-connect path, where the source port is chosen late).
 #[test]
-#[ignore = "recorder bug: a refused connect bypasses --port (same in `gespann record`); un-ignore once fixed"]
 fn live_port_filter_also_drops_refused_connects() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

@@ -73,12 +73,20 @@ fn web_server(l: TcpListener) {
             let Ok(mut s) = s else { continue };
             std::thread::spawn(move || {
                 let mut buf = [0u8; 512];
+                let mut pending = Vec::new();
                 loop {
-                    let n = match s.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
+                    // A request ends with an empty line.
+                    let end = loop {
+                        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
                     };
-                    let req = String::from_utf8_lossy(&buf[..n]);
+                    let req = String::from_utf8_lossy(&pending[..end]).into_owned();
+                    pending.drain(..end);
                     let size: usize = req
                         .split_whitespace()
                         .nth(1)
@@ -95,7 +103,7 @@ fn web_server(l: TcpListener) {
 }
 
 fn get(s: &mut TcpStream, size: usize) -> Result<()> {
-    write!(s, "GET /{size} HTTP/1.1\r\nHost: sample\r\n\r\n")?;
+    s.write_all(format!("GET /{size} HTTP/1.1\r\nHost: sample\r\n\r\n").as_bytes())?;
     let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n").len();
     let mut got = vec![0u8; head + size];
     s.read_exact(&mut got)?;
