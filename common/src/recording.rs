@@ -716,7 +716,7 @@ pub(crate) mod tests {
     pub(crate) fn sample_event(i: u64) -> Event {
         Event {
             ts_ns: 1_700_000_000_000_000_000 + i as i64,
-            kind: if i % 2 == 0 { EventKind::Open } else { EventKind::Reset },
+            kind: if i.is_multiple_of(2) { EventKind::Open } else { EventKind::Reset },
             conn_id: i,
             protocol: Protocol::Tcp,
             role: Role::Client,

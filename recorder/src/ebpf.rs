@@ -132,7 +132,7 @@ impl Probes {
             .override_global("filter_nports", &nports, true)
             .map_max_entries("events", ring_bytes)
             .load(OBJECT)
-            .map_err(|e| RecorderError::load(e.into()))?;
+            .map_err(RecorderError::load)?;
 
         let mut missing = Vec::new();
         for &(prog, category, event, effect) in TRACEPOINTS {
@@ -167,10 +167,12 @@ impl Probes {
         }
 
         let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(RecorderError::MissingMap(name));
-        let ring = RingBuf::try_from(take(&mut ebpf, "events")?).map_err(|e| RecorderError::Map("events", e))?;
-        let lost = PerCpuArray::try_from(take(&mut ebpf, "lost")?).map_err(|e| RecorderError::Map("lost", e))?;
-        let udp_flows =
-            BpfHashMap::try_from(take(&mut ebpf, "udp_flows")?).map_err(|e| RecorderError::Map("udp_flows", e))?;
+        let ring =
+            RingBuf::try_from(take(&mut ebpf, "events")?).map_err(|e| RecorderError::Map("events", Box::new(e)))?;
+        let lost =
+            PerCpuArray::try_from(take(&mut ebpf, "lost")?).map_err(|e| RecorderError::Map("lost", Box::new(e)))?;
+        let udp_flows = BpfHashMap::try_from(take(&mut ebpf, "udp_flows")?)
+            .map_err(|e| RecorderError::Map("udp_flows", Box::new(e)))?;
         Ok(Probes { ebpf, ring, lost, udp_flows, missing })
     }
 }
@@ -179,7 +181,7 @@ fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -
     let err = |e: aya::programs::ProgramError| RecorderError::Attach {
         program: prog.to_owned(),
         target: format!("{category}:{event}"),
-        source: e,
+        source: Box::new(e),
     };
     let p: &mut TracePoint = ebpf
         .program_mut(prog)
@@ -198,7 +200,7 @@ fn attach_cgroup(ebpf: &mut Ebpf, prog: &str, root: &Path) -> Result<(), Recorde
     let err = |e: aya::programs::ProgramError| RecorderError::Attach {
         program: prog.to_owned(),
         target: root.display().to_string(),
-        source: e,
+        source: Box::new(e),
     };
     let p = ebpf.program_mut(prog).ok_or_else(|| RecorderError::MissingProgram(prog.to_owned()))?;
     if prog == "sock_release" {

@@ -77,9 +77,9 @@ pub enum RecorderError {
     #[error(
         "permission denied loading eBPF programs: run as root (sudo) or grant CAP_BPF and CAP_PERFMON (plus CAP_NET_ADMIN for the cgroup hooks)"
     )]
-    Permission(#[source] aya::EbpfError),
+    Permission(#[source] Box<aya::EbpfError>),
     #[error("cannot load the eBPF object")]
-    Load(#[source] aya::EbpfError),
+    Load(#[source] Box<aya::EbpfError>),
     #[error("cannot mount tracefs at /sys/kernel/tracing (needed to find tracepoints)")]
     Tracefs(#[source] std::io::Error),
     #[error("failed to attach `{program}` to {target}")]
@@ -87,14 +87,14 @@ pub enum RecorderError {
         program: String,
         target: String,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("the eBPF object has no program `{0}` (stale object?)")]
     MissingProgram(String),
     #[error("the eBPF object has no map `{0}` (stale object?)")]
     MissingMap(&'static str),
     #[error("cannot use map `{0}`")]
-    Map(&'static str, #[source] aya::maps::MapError),
+    Map(&'static str, #[source] Box<aya::maps::MapError>),
     #[error("cannot open cgroup v2 root `{path}`")]
     Cgroup {
         path: PathBuf,
@@ -115,9 +115,9 @@ impl RecorderError {
     fn load(e: aya::EbpfError) -> RecorderError {
         let text = format!("{e:?}");
         if text.contains("EPERM") || text.contains("PermissionDenied") || text.contains("Operation not permitted") {
-            RecorderError::Permission(e)
+            RecorderError::Permission(Box::new(e))
         } else {
-            RecorderError::Load(e)
+            RecorderError::Load(Box::new(e))
         }
     }
 

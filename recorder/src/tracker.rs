@@ -797,7 +797,7 @@ mod tests {
     fn v4_mapped_addresses_are_recorded_as_ipv4() {
         let mut r = raw_tcp(kind::OPEN, 1, 1);
         r.family = 6;
-        r.saddr = Ipv6Addr::from(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped()).octets();
+        r.saddr = Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped().octets();
         r.daddr = Ipv6Addr::LOCALHOST.octets();
         let mut t = tracker();
         t.on_raw(&r);

@@ -6,8 +6,11 @@ use std::process::Command;
 
 use gespann_common::raw::{MIRRORED_SIZES, RAW_EVENT_FIELDS};
 
+/// A struct's size and its fields' byte offsets, in order.
+type Layout = (usize, Vec<(String, usize)>);
+
 /// Struct name -> (size, [(field, byte offset)]) from `bpftool btf dump file OBJ` (raw format).
-fn btf_structs() -> HashMap<String, (usize, Vec<(String, usize)>)> {
+fn btf_structs() -> HashMap<String, Layout> {
     let obj = concat!(env!("CARGO_MANIFEST_DIR"), "/../recorder-ebpf/gespann.bpf.o");
     let out = Command::new("bpftool")
         .args(["btf", "dump", "file", obj])
@@ -16,18 +19,18 @@ fn btf_structs() -> HashMap<String, (usize, Vec<(String, usize)>)> {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let mut structs = HashMap::new();
-    let mut current: Option<(String, usize, Vec<(String, usize)>)> = None;
+    let mut current: Option<(String, Layout)> = None;
     for line in text.lines() {
         if line.starts_with('[') {
-            if let Some((n, s, f)) = current.take() {
-                structs.insert(n, (s, f));
+            if let Some((n, l)) = current.take() {
+                structs.insert(n, l);
             }
             if let Some(rest) = line.split("] STRUCT '").nth(1) {
                 let name = rest.split('\'').next().unwrap().to_owned();
                 let size = rest.split("size=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-                current = Some((name, size, Vec::new()));
+                current = Some((name, (size, Vec::new())));
             }
-        } else if let Some((_, _, fields)) = current.as_mut() {
+        } else if let Some((_, (_, fields))) = current.as_mut() {
             let name = line.trim().split('\'').nth(1).unwrap_or_default().to_owned();
             if let Some(bits) = line.split("bits_offset=").nth(1) {
                 let bits: usize = bits.split_whitespace().next().unwrap().parse().unwrap();
@@ -35,8 +38,8 @@ fn btf_structs() -> HashMap<String, (usize, Vec<(String, usize)>)> {
             }
         }
     }
-    if let Some((n, s, f)) = current.take() {
-        structs.insert(n, (s, f));
+    if let Some((n, l)) = current.take() {
+        structs.insert(n, l);
     }
     structs
 }

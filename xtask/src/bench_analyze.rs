@@ -166,10 +166,12 @@ fn time_duckdb(python: &Path, file: &Path, mode: &str, payload: &str, runs: usiz
     if !out.status.success() {
         bail!("DuckDB failed on {mode} `{payload}`: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let times: Vec<f64> = std::str::from_utf8(&out.stdout)
-        .ok()
+    let text = String::from_utf8_lossy(&out.stdout);
+    let times: Vec<f64> = text
+        .lines()
+        .last()
         .and_then(|s| s.trim().trim_matches(['[', ']']).split(',').map(|x| x.trim().parse().ok()).collect())
-        .context("DuckDB timings are not a list of numbers")?;
+        .with_context(|| format!("DuckDB timings are not a list of numbers: {text}"))?;
     times.into_iter().reduce(f64::min).context("DuckDB returned no timing")
 }
 

@@ -38,7 +38,7 @@ fn records(n: usize) -> Vec<RawEvent> {
             r.comm[..6].copy_from_slice(if role == raw::ROLE_CLIENT { b"client" } else { b"server" });
             out.push(r);
             let mut c = r;
-            c.kind = if id % 50 == 0 { kind::RESET } else { kind::CLOSE };
+            c.kind = if id.is_multiple_of(50) { kind::RESET } else { kind::CLOSE };
             c.ts_ns = t + 200_000;
             c.state = 7;
             c.prev_state = 9;

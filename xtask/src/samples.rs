@@ -201,7 +201,7 @@ pub fn run(_args: &[String]) -> Result<()> {
         let mut n = 0u32;
         while let Ok((len, from)) = server.recv_from(&mut buf) {
             n += 1;
-            if n % 7 != 0 {
+            if !n.is_multiple_of(7) {
                 let mut answer = buf[..len].to_vec();
                 answer.extend_from_slice(&[0u8; 48]);
                 let _ = server.send_to(&answer, from);
