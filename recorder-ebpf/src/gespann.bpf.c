@@ -47,12 +47,17 @@ const volatile __u32 filter_ncomms = 0;
 const volatile __u16 filter_ports[GSP_MAX_PORTS] = {};
 const volatile __u32 filter_nports = 0;
 
+/* Wake the reader only once this much is waiting (0: on every event). User space drains on a
+ * short timer anyway; a wakeup per event would cost a context switch per event. */
+const volatile __u64 wakeup_bytes = 0;
+
 __u64 next_conn_id = 0;
 
 /* Keeps struct gsp_event in the object's BTF, where the layout test reads it. */
 const struct gsp_event *gsp_event_btf __attribute__((unused));
 
 #define C_CONFIRMED (1 << 0)	/* owner known for sure (process context) */
+#define C_CLOSED (1 << 1)	/* CLOSE reported; kept until destroyed, for an RST that follows */
 
 struct tcp_conn {
 	__u64 conn_id;
@@ -100,14 +105,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct tcp_conn);
 } tcp_conns SEC(".maps");
-
-/* Connections whose CLOSE was just reported: a local RST may still follow (SO_LINGER 0). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} tcp_closed SEC(".maps");
 
 /* Listening port -> owner, for the provisional owner of accepted connections. */
 struct {
@@ -255,6 +252,15 @@ static __always_inline struct gsp_event *reserve(void)
 	return e;
 }
 
+static __always_inline void submit(struct gsp_event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
 static __always_inline void set_owner(struct gsp_event *e, const struct owner *o)
 {
 	e->pid = o->pid;
@@ -293,7 +299,7 @@ static __always_inline void emit_tcp(struct sock *sk, struct tcp_conn *c, __u8 k
 	}
 	if (kind == GSP_FAILED || kind == GSP_RESET)
 		e->error = BPF_CORE_READ(sk, sk_err);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 static __always_inline bool tcp_wanted(struct sock *sk, const struct owner *o)
@@ -350,6 +356,8 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 	__u64 key = (__u64)sk;
 	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
 
+	if (c && (c->cflags & C_CLOSED))
+		return;
 	if (!c) {
 		/* A connection that predates the recording: user space matches it by its
 		 * endpoints. Half-open children (SYN_RECV) and listeners are not connections. */
@@ -378,11 +386,13 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 		kind = GSP_CLOSE;
 	emit_tcp(sk, c, kind, TCP_CLOSE, oldstate);
 
-	if (kind == GSP_CLOSE) {
-		__u64 id = c->conn_id;
-		bpf_map_update_elem(&tcp_closed, &key, &id, BPF_ANY);
-	}
-	bpf_map_delete_elem(&tcp_conns, &key);
+	/* After an orderly-looking CLOSE, a local RST may still follow (SO_LINGER 0, unread data,
+	 * disconnect: the kernel moves to CLOSE first): keep the entry until the socket is
+	 * destroyed so tcp_send_reset can amend the row. */
+	if (kind == GSP_CLOSE)
+		c->cflags |= C_CLOSED;
+	else
+		bpf_map_delete_elem(&tcp_conns, &key);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
@@ -408,10 +418,9 @@ int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		c.start_ns = bpf_ktime_get_ns();
 		c.role = GSP_ROLE_CLIENT;
 		c.cflags = C_CONFIRMED;
+		/* BPF_ANY: a socket reused for a new connect starts afresh. */
 		if (bpf_map_update_elem(&tcp_conns, &key, &c, BPF_ANY))
 			count_lost(GSP_LOST_TABLE);
-		/* A socket reused for a new connect must not inherit an old close. */
-		bpf_map_delete_elem(&tcp_closed, &key);
 		break;
 	}
 	case TCP_ESTABLISHED:
@@ -442,7 +451,7 @@ int handle_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
 	__u64 key = (__u64)BPF_CORE_READ(ctx, skaddr);
 	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
 
-	if (c)
+	if (c && !(c->cflags & C_CLOSED))
 		c->flags |= GSP_F_RESET_REMOTE;
 	return 0;
 }
@@ -453,31 +462,29 @@ int handle_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
 	__u64 key = (__u64)BPF_CORE_READ(ctx, skaddr);
 	__u16 reason = (__u16)BPF_CORE_READ(ctx, reason) + 1;
 	struct tcp_conn *c;
-	__u64 *closed_id;
 
 	if (!key)
 		return 0;
 	c = bpf_map_lookup_elem(&tcp_conns, &key);
-	if (c) {
+	if (!c)
+		return 0;
+	if (!(c->cflags & C_CLOSED)) {
 		/* RST before the CLOSE transition (keepalive, out of resources, ...). */
 		c->flags |= GSP_F_RESET_LOCAL;
 		c->reset_reason = reason;
 		return 0;
 	}
-	closed_id = bpf_map_lookup_elem(&tcp_closed, &key);
-	if (!closed_id)
-		return 0;
 	/* SO_LINGER 0, unread data, disconnect: the socket went to CLOSE just before the RST. */
 	struct gsp_event *e = reserve();
 	if (e) {
 		e->kind = GSP_AMEND_RESET;
 		e->protocol = GSP_PROTO_TCP;
-		e->conn_id = *closed_id;
+		e->conn_id = c->conn_id;
 		e->flags = GSP_F_RESET_LOCAL;
 		e->reset_reason = reason;
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 	}
-	bpf_map_delete_elem(&tcp_closed, &key);
+	bpf_map_delete_elem(&tcp_conns, &key);
 	return 0;
 }
 
@@ -493,6 +500,8 @@ int handle_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
 	if (!ports_wanted(BPF_CORE_READ(ctx, sport), BPF_CORE_READ(ctx, dport)))
 		return 0;
 	c = bpf_map_lookup_elem(&tcp_conns, &key);
+	if (c && (c->cflags & C_CLOSED))
+		return 0;
 	if (!c) {
 		int state = BPF_CORE_READ(ctx, state);
 		if (state == TCP_SYN_SENT || state == TCP_SYN_RECV)
@@ -508,7 +517,6 @@ int handle_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
 	__u64 key = (__u64)BPF_CORE_READ(ctx, skaddr);
 
 	bpf_map_delete_elem(&tcp_conns, &key);
-	bpf_map_delete_elem(&tcp_closed, &key);
 	return 0;
 }
 
@@ -518,7 +526,7 @@ static __always_inline void tcp_confirm_owner(struct sock *sk)
 	__u64 key = (__u64)sk;
 	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
 
-	if (!c || (c->cflags & C_CONFIRMED))
+	if (!c || (c->cflags & (C_CONFIRMED | C_CLOSED)))
 		return;
 	c->cflags |= C_CONFIRMED;
 
@@ -535,7 +543,7 @@ static __always_inline void tcp_confirm_owner(struct sock *sk)
 	e->protocol = GSP_PROTO_TCP;
 	e->conn_id = c->conn_id;
 	set_owner(e, &o);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes, bool sent)
@@ -603,7 +611,7 @@ static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes
 					e->bytes_received = bytes;
 					e->packets_received = 1;
 				}
-				bpf_ringbuf_submit(e, 0);
+				submit(e);
 			}
 		}
 	}
@@ -727,7 +735,7 @@ int sock_release(struct bpf_sock *ctx)
 				e->packets_sent = f->packets_sent;
 				e->packets_received = f->packets_received;
 				set_owner(e, &f->owner);
-				bpf_ringbuf_submit(e, 0);
+				submit(e);
 			}
 		}
 		bpf_map_delete_elem(&udp_flows, &key);
@@ -738,7 +746,7 @@ int sock_release(struct bpf_sock *ctx)
 			e->kind = GSP_UDP_RELEASE;
 			e->protocol = GSP_PROTO_UDP;
 			e->sk = skp;
-			bpf_ringbuf_submit(e, 0);
+			submit(e);
 		}
 	}
 	bpf_map_delete_elem(&udp_socks, &skp);

@@ -130,6 +130,7 @@ impl Probes {
             .override_global("filter_ncomms", &ncomms, true)
             .override_global("filter_ports", &ports, true)
             .override_global("filter_nports", &nports, true)
+            .override_global("wakeup_bytes", &(u64::from(ring_bytes) / 8), true)
             .map_max_entries("events", ring_bytes)
             .load(OBJECT)
             .map_err(RecorderError::load)?;

@@ -34,8 +34,9 @@ use crate::tracker::{Clock, Followup, ResetReasons, Tracker, monotonic_ns};
 /// How long rows wait in user space so that rows from different CPUs, and amendments, can be
 /// put in order before they are handed out.
 pub const REORDER_WINDOW: Duration = Duration::from_millis(500);
-/// How often [`Recorder::next_events`] returns.
-const TICK: Duration = Duration::from_millis(200);
+/// How often [`Recorder::next_events`] drains the ring buffer and returns. The kernel wakes
+/// the reader only when an eighth of the buffer is full, so this timer does most draining.
+const TICK: Duration = Duration::from_millis(100);
 
 /// What to record.
 #[derive(Clone, Debug)]

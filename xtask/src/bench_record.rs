@@ -127,17 +127,15 @@ fn start_gespann(bin: &Path, dir: &Path, n: usize) -> Result<Tracer> {
 fn start_tcplife(dir: &Path) -> Result<Tracer> {
     let path = dir.join("tcplife.txt");
     let file = std::fs::File::create(&path)?;
-    let child = Command::new("tcplife")
+    let mut child = Command::new("tcplife")
         .stdout(file)
         .stderr(Stdio::null())
         .spawn()
         .context("run tcplife (apt-get install libbpf-tools)")?;
-    let t0 = Instant::now();
-    while std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) == 0 {
-        if t0.elapsed() > Duration::from_secs(20) {
-            bail!("tcplife did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    // tcplife prints its header only when its buffered stdout fills; give it time to attach.
+    std::thread::sleep(Duration::from_secs(2));
+    if let Some(status) = child.try_wait()? {
+        bail!("tcplife exited at start: {status}");
     }
     Ok(Tracer::Tcplife { child })
 }
