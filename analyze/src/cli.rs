@@ -233,7 +233,7 @@ async fn run_async(
     let what = describe(&recordings);
     let banner = lost_banner(&recordings);
     let reports = if args.sql.is_some() { Vec::new() } else { catalog.resolve(&args.reports)? };
-    let analyzer = Analyzer::new(recordings, &opts).await?;
+    let mut analyzer = Analyzer::new(recordings, &opts).await?;
 
     if let Some(sql) = &args.sql {
         let p = Progress::start(progress, 1, format!("--sql over {what}"));

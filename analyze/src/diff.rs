@@ -45,7 +45,7 @@ pub async fn run(
     all.extend(after);
     let what = describe(&all);
     let banner = lost_banner(&all);
-    let analyzer = Analyzer::new(all, opts).await?;
+    let mut analyzer = Analyzer::new(all, opts).await?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
         Field::new("side", DataType::Utf8, false),

@@ -7,6 +7,7 @@ use arrow::array::{Array, ArrayRef, Int64Array, StringArray, TimestampNanosecond
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
@@ -40,6 +41,8 @@ pub struct Analyzer {
     pub ctx: SessionContext,
     pub recordings: Vec<Recording>,
     memory_limit: usize,
+    /// Holds the materialized `connections` when they did not fit in memory.
+    spill_dir: Option<tempfile::TempDir>,
 }
 
 /// Quotes a string as a SQL literal.
@@ -100,7 +103,7 @@ impl Analyzer {
             .collect();
         let view = format!("CREATE VIEW connections AS {}", per_file.join("\nUNION ALL\n"));
         run_ddl(&ctx, "the `connections` view", &view).await?;
-        Ok(Analyzer { ctx, recordings, memory_limit: opts.memory_limit })
+        Ok(Analyzer { ctx, recordings, memory_limit: opts.memory_limit, spill_dir: None })
     }
 
     /// Total rows over all inputs.
@@ -113,26 +116,51 @@ impl Analyzer {
         self.ctx.sql(sql).await.map_err(|e| AnalyzeError::query(query, e))
     }
 
-    /// Computes the `connections` view once and keeps it in memory, when that fits comfortably
-    /// in the memory limit (about one connection per six events, a few hundred bytes each).
-    /// Several reports then share one pass over the events instead of one pass each. Returns
-    /// whether it did.
-    pub async fn materialize_connections(&self) -> Result<bool, AnalyzeError> {
+    /// Computes the `connections` view once, so that several reports share one pass over the
+    /// events instead of one pass each. When it fits comfortably in the memory limit (about one
+    /// connection per six events, a few hundred bytes each) it is kept in memory; otherwise it
+    /// is written to a temporary Parquet file (deleted when the analyzer is dropped), so memory
+    /// stays bounded however large the recordings are.
+    pub async fn materialize_connections(&mut self) -> Result<(), AnalyzeError> {
         let estimate = self.total_rows().saturating_mul(64);
-        if estimate > (self.memory_limit as u64) / 2 {
-            tracing::debug!(
-                estimate,
-                limit = self.memory_limit,
-                "connections stay a view (too large to keep in memory)"
-            );
-            return Ok(false);
+        if estimate <= (self.memory_limit as u64) / 2 {
+            self.connections_to_memory().await
+        } else {
+            tracing::debug!(estimate, limit = self.memory_limit, "connections go to disk");
+            self.connections_to_disk().await
         }
+    }
+
+    /// Replaces the `connections` view by its result, kept in memory.
+    pub async fn connections_to_memory(&mut self) -> Result<(), AnalyzeError> {
         let what = "the `connections` view";
         let df = self.sql(what, "SELECT * FROM connections").await?;
         let cached = df.cache().await.map_err(|e| AnalyzeError::query(what, e))?;
         self.ctx.deregister_table("connections").map_err(|e| AnalyzeError::query(what, e))?;
         self.ctx.register_table("connections", cached.into_view()).map_err(|e| AnalyzeError::query(what, e))?;
-        Ok(true)
+        Ok(())
+    }
+
+    /// Replaces the `connections` view by its result, written to a temporary Parquet file.
+    pub async fn connections_to_disk(&mut self) -> Result<(), AnalyzeError> {
+        let what = "the `connections` view";
+        let df = self.sql(what, "SELECT * FROM connections").await?;
+        let dir = tempfile::Builder::new()
+            .prefix("gespann-analyze-")
+            .tempdir()
+            .map_err(|e| AnalyzeError::Engine(format!("cannot create a temporary directory: {e}")))?;
+        let file = dir.path().join("connections.parquet");
+        let file_s = file.to_string_lossy().into_owned();
+        df.write_parquet(&file_s, DataFrameWriteOptions::new().with_single_file_output(true), None)
+            .await
+            .map_err(|e| AnalyzeError::query(what, e))?;
+        self.ctx.deregister_table("connections").map_err(|e| AnalyzeError::query(what, e))?;
+        self.ctx
+            .register_parquet("connections", &file_s, ParquetReadOptions::default())
+            .await
+            .map_err(|e| AnalyzeError::query(what, e))?;
+        self.spill_dir = Some(dir);
+        Ok(())
     }
 
     /// Registers a small in-memory table, e.g. the sides of a diff.
