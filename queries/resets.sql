@@ -1,13 +1,15 @@
 -- name: resets
 -- answers: Who reset whom? Connections ended by a RST, by direction (which side sent it: `local`
 --   means this host aborted, `remote` means the peer did), reason, process and peer, with how
---   much had been moved before the reset.
+--   much had been moved before the reset. The peer is shown with its port when this host
+--   connected out (role client); when it accepted (role server), this host's listening port is
+--   shown with the process instead.
 SELECT
     coalesce(reset_by, 'unknown') AS reset_by,
     CASE coalesce(reset_by, 'unknown')
-        WHEN 'local' THEN comm || ' -> ' || remote_addr || ':' || CAST(remote_port AS VARCHAR)
-        WHEN 'remote' THEN remote_addr || ':' || CAST(remote_port AS VARCHAR) || ' -> ' || comm
-        ELSE comm || ' <-> ' || remote_addr || ':' || CAST(remote_port AS VARCHAR)
+        WHEN 'local' THEN me || ' -> ' || peer
+        WHEN 'remote' THEN peer || ' -> ' || me
+        ELSE me || ' <-> ' || peer
     END AS direction,
     role,
     coalesce(reset_reason, '') AS reason,
@@ -16,7 +18,14 @@ SELECT
     sum(bytes_sent + bytes_received) AS bytes_before_reset,
     min(ended_at) AS first_at,
     max(ended_at) AS last_at
-FROM connections
-WHERE outcome = 'reset'
-GROUP BY reset_by, comm, remote_addr, remote_port, role, reset_reason, error
+FROM (
+    SELECT
+        *,
+        CASE WHEN role = 'server' THEN comm || ':' || CAST(local_port AS VARCHAR) ELSE comm END AS me,
+        CASE WHEN role = 'server' THEN remote_addr
+            ELSE remote_addr || ':' || CAST(remote_port AS VARCHAR) END AS peer
+    FROM connections
+    WHERE outcome = 'reset'
+) r
+GROUP BY reset_by, me, peer, role, reset_reason, error
 ORDER BY resets DESC, reset_by, direction, role, reason, error

@@ -1,9 +1,12 @@
 -- name: talkers
--- answers: Who moved the most data? Top remote endpoints and processes by bytes (both
---   directions), with connection counts.
+-- answers: Who moved the most data? Top peers and processes by bytes (both directions), with
+--   connection counts. `port` is the peer's port when this host connected out (role client) and
+--   this host's listening port when it accepted (role server), so a service's clients group
+--   together instead of one row per ephemeral port.
 SELECT
     remote_addr,
-    remote_port,
+    CASE WHEN role = 'server' THEN local_port ELSE remote_port END AS port,
+    role,
     comm,
     protocol,
     count(*) AS connections,
@@ -11,5 +14,5 @@ SELECT
     sum(bytes_received) AS bytes_received,
     sum(bytes_sent + bytes_received) AS bytes_total
 FROM connections
-GROUP BY remote_addr, remote_port, comm, protocol
-ORDER BY bytes_total DESC, remote_addr, remote_port, comm, protocol
+GROUP BY remote_addr, CASE WHEN role = 'server' THEN local_port ELSE remote_port END, role, comm, protocol
+ORDER BY bytes_total DESC, remote_addr, port, role, comm, protocol

@@ -1,10 +1,12 @@
 -- name: udp
--- answers: Which UDP flows were there, and were they answered? Per remote endpoint and process:
+-- answers: Which UDP flows were there, and were they answered? Per peer, port and process:
 --   flows, packets and bytes each way, flows that got no reply at all (a DNS resolver that does
---   not answer shows here), and how long flows stayed open.
+--   not answer shows here), and how long flows stayed open. `port` is the peer's port for flows
+--   this host started (role client) and this host's own port for flows it answered (role server).
 SELECT
     remote_addr,
-    remote_port,
+    CASE WHEN role = 'server' THEN local_port ELSE remote_port END AS port,
+    role,
     comm,
     count(*) AS flows,
     sum(CASE WHEN packets_received = 0 THEN 1 ELSE 0 END) AS unanswered,
@@ -16,5 +18,5 @@ SELECT
     CAST(avg(duration_ns) AS BIGINT) AS avg_duration_ns
 FROM connections
 WHERE protocol = 'udp'
-GROUP BY remote_addr, remote_port, comm
-ORDER BY flows DESC, remote_addr, remote_port, comm
+GROUP BY remote_addr, CASE WHEN role = 'server' THEN local_port ELSE remote_port END, role, comm
+ORDER BY flows DESC, remote_addr, port, role, comm

@@ -154,20 +154,30 @@ fn reports_agree_with_duckdb() {
     // talkers: totals from each connection's last row.
     let d = duckdb(
         file,
-        "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, any_value(remote_port) rp, any_value(comm) cm, \
+        "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, CASE WHEN any_value(role) = 'server' THEN any_value(local_port) ELSE any_value(remote_port) END rp, any_value(role) rl, any_value(comm) cm, \
            any_value(protocol) p, arg_max(bytes_sent, ts) bs, arg_max(bytes_received, ts) br \
            FROM events GROUP BY conn_id) \
-         SELECT ra, rp, cm, p, count(*), sum(bs), sum(br) FROM c GROUP BY ALL",
+         SELECT ra, rp, rl, cm, p, count(*), sum(bs), sum(br) FROM c GROUP BY ALL",
     );
     let want: BTreeMap<String, (u64, u64, u64)> = d
         .iter()
-        .map(|r| (format!("{}:{} {} {}", s(&r[0]), s(&r[1]), s(&r[2]), s(&r[3])), (u(&r[4]), u(&r[5]), u(&r[6]))))
+        .map(|r| {
+            let k = format!("{}:{} {} {} {}", s(&r[0]), s(&r[1]), s(&r[2]), s(&r[3]), s(&r[4]));
+            (k, (u(&r[5]), u(&r[6]), u(&r[7])))
+        })
         .collect();
     let got: BTreeMap<String, (u64, u64, u64)> = rows(doc, "talkers")
         .iter()
         .map(|r| {
             (
-                format!("{}:{} {} {}", s(&r["remote_addr"]), s(&r["remote_port"]), s(&r["comm"]), s(&r["protocol"])),
+                format!(
+                    "{}:{} {} {} {}",
+                    s(&r["remote_addr"]),
+                    s(&r["port"]),
+                    s(&r["role"]),
+                    s(&r["comm"]),
+                    s(&r["protocol"])
+                ),
                 (u(&r["connections"]), u(&r["bytes_sent"]), u(&r["bytes_received"])),
             )
         })
@@ -204,17 +214,19 @@ fn reports_agree_with_duckdb() {
     // udp: flows that never received a packet.
     let d = duckdb(
         file,
-        "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, any_value(remote_port) rp, any_value(comm) cm, \
+        "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, CASE WHEN any_value(role) = 'server' THEN any_value(local_port) ELSE any_value(remote_port) END rp, any_value(role) rl, any_value(comm) cm, \
            max(packets_received) pr FROM events WHERE protocol='udp' GROUP BY conn_id) \
-         SELECT ra, rp, cm, count(*), count(*) FILTER (WHERE pr = 0) FROM c GROUP BY ALL",
+         SELECT ra, rp, rl, cm, count(*), count(*) FILTER (WHERE pr = 0) FROM c GROUP BY ALL",
     );
-    let want: BTreeMap<String, (u64, u64)> =
-        d.iter().map(|r| (format!("{}:{} {}", s(&r[0]), s(&r[1]), s(&r[2])), (u(&r[3]), u(&r[4])))).collect();
+    let want: BTreeMap<String, (u64, u64)> = d
+        .iter()
+        .map(|r| (format!("{}:{} {} {}", s(&r[0]), s(&r[1]), s(&r[2]), s(&r[3])), (u(&r[4]), u(&r[5]))))
+        .collect();
     let got: BTreeMap<String, (u64, u64)> = rows(doc, "udp")
         .iter()
         .map(|r| {
             (
-                format!("{}:{} {}", s(&r["remote_addr"]), s(&r["remote_port"]), s(&r["comm"])),
+                format!("{}:{} {} {}", s(&r["remote_addr"]), s(&r["port"]), s(&r["role"]), s(&r["comm"])),
                 (u(&r["flows"]), u(&r["unanswered"])),
             )
         })
@@ -238,14 +250,15 @@ fn reports_agree_with_duckdb() {
     // retransmits: final retransmit counters per TCP peer.
     let d = duckdb(
         file,
-        "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, any_value(remote_port) rp, \
+        "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, CASE WHEN any_value(role) = 'server' THEN any_value(local_port) ELSE any_value(remote_port) END rp, any_value(role) rl, \
            arg_max(retransmits, ts) r FROM events WHERE protocol='tcp' GROUP BY conn_id) \
-         SELECT ra, rp, sum(r) FROM c GROUP BY ALL HAVING sum(r) > 0",
+         SELECT ra, rp, rl, sum(r) FROM c GROUP BY ALL HAVING sum(r) > 0",
     );
-    let want: BTreeMap<String, u64> = d.iter().map(|r| (format!("{}:{}", s(&r[0]), s(&r[1])), u(&r[2]))).collect();
+    let want: BTreeMap<String, u64> =
+        d.iter().map(|r| (format!("{}:{} {}", s(&r[0]), s(&r[1]), s(&r[2])), u(&r[3]))).collect();
     let got: BTreeMap<String, u64> = rows(doc, "retransmits")
         .iter()
-        .map(|r| (format!("{}:{}", s(&r["remote_addr"]), s(&r["remote_port"])), u(&r["retransmits"])))
+        .map(|r| (format!("{}:{} {}", s(&r["remote_addr"]), s(&r["port"]), s(&r["role"])), u(&r["retransmits"])))
         .collect();
     assert!(!want.is_empty());
     same("retransmits", &got, &want);

@@ -102,6 +102,9 @@ fn talkers_rank_by_total_bytes() {
     assert_eq!(t[0]["remote_addr"], json!("203.0.113.5"));
     assert_eq!(t[0]["comm"], json!("nginx"));
     assert_eq!(t[0]["bytes_total"], json!(1_000_700));
+    // A server connection groups by this host's listening port, not the client's ephemeral one.
+    assert_eq!(t[0]["port"], json!(443));
+    assert_eq!(t[0]["role"], json!("server"));
     assert_eq!(t[1]["remote_addr"], json!("192.0.2.10"));
     assert_eq!(t[1]["connections"], json!(3));
     assert_eq!(t[1]["bytes_total"], json!(200 + 10_000 + 50));

@@ -141,8 +141,14 @@ fn connections_kept_on_disk_give_the_same_reports_as_in_memory() {
             for r in Catalog::builtin().all() {
                 let s = run_report(&a, r, 0).await.unwrap();
                 let mut buf = Vec::new();
-                gespann_analyze::render::write_sections(&mut buf, gespann_analyze::render::Format::Csv, &[s], false, None)
-                    .unwrap();
+                gespann_analyze::render::write_sections(
+                    &mut buf,
+                    gespann_analyze::render::Format::Csv,
+                    &[s],
+                    false,
+                    None,
+                )
+                .unwrap();
                 out.push(String::from_utf8(buf).unwrap());
             }
             out
