@@ -248,3 +248,20 @@ fn table_output_warns_loudly_about_lost_events() {
     assert!(out.contains("== summary =="));
     assert!(out.contains("8.00 s"), "window shown in human units: {out}");
 }
+
+#[test]
+fn an_empty_recording_gives_empty_reports_not_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("empty-window.parquet");
+    write_recording(&f, &[], 0, T0, T0 + SEC);
+    let doc = analyze_json(&[f.to_str().unwrap(), "--report", "default", "--report", "processes"]);
+    let s = &rows(&doc, "summary")[0];
+    assert_eq!(s["events"], json!(0));
+    assert_eq!(s["connections"], json!(0));
+    assert_eq!(s["window_ns"], json!(1_000_000_000));
+    for r in ["outcomes", "failures", "resets", "talkers", "latency", "durations", "idle", "timeline", "udp"] {
+        assert!(rows(&doc, r).is_empty(), "{r}");
+    }
+    let text = analyze(&[f.to_str().unwrap()]).unwrap();
+    assert!(text.contains("(no rows)"), "{text}");
+}
