@@ -46,12 +46,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let cli = Cli::parse();
+    // RUST_LOG wins; otherwise a replay config's `log_level`; otherwise warnings only.
+    let default_level = match &cli.command {
+        Command::Replay(args) => args.log_level().unwrap_or("warn"),
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| default_level.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result: anyhow::Result<bool> = match cli.command {
         Command::Record(args) => {

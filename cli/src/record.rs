@@ -15,15 +15,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Arguments of `gespann record`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  sudo gespann record --duration 5m                        # everything on the host, into capture.parquet
-  sudo gespann record --duration 30s -o web.parquet --port 443 --comm nginx
-  gespann analyze capture.parquet                          # then read it
+  sudo gespann record --duration 5m       # everything on the host -> capture.parquet
+  sudo gespann record -d 30s -o web.parquet --port 443 --comm nginx
+  gespann analyze capture.parquet         # then read it
 
 Filters are applied in the kernel, before events reach user space; repeat them to allow several
 values. A connection is kept if it matches every kind of filter given (any value within a kind).
 Needs root, or CAP_BPF + CAP_PERFMON (+ CAP_NET_ADMIN for the UDP cgroup hooks).
 Ctrl-C or SIGTERM ends the window early and still writes a complete file. If the recorder is
-killed, `gespann recover FILE.journal` rebuilds everything up to about a second before.")]
+killed, `gespann recover FILE` repairs it up to about a second before the kill.")]
 pub struct RecordArgs {
     /// How long to record: 90s, 5m, 1h, ...
     #[arg(short, long, default_value = "60s", value_parser = humantime::parse_duration)]

@@ -137,7 +137,21 @@ fn start_tcplife(dir: &Path) -> Result<Tracer> {
     if let Some(status) = child.try_wait()? {
         bail!("tcplife exited at start: {status}");
     }
+    // (Should a later step fail, Tracer's Drop still stops it.)
     Ok(Tracer::Tcplife { child })
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let child = match self {
+            Tracer::None => return,
+            Tracer::Gespann { child, .. } | Tracer::Tcplife { child } => child,
+        };
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 struct GespannRun {
@@ -147,29 +161,27 @@ struct GespannRun {
     secs: f64,
 }
 
-fn stop(t: Tracer, started: Instant) -> Result<Option<GespannRun>> {
-    match t {
-        Tracer::None => Ok(None),
-        Tracer::Tcplife { mut child } => {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-            child.wait()?;
-            Ok(None)
-        }
-        Tracer::Gespann { mut child, out } => {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-            let secs = started.elapsed().as_secs_f64();
-            let status = child.wait()?;
-            if !status.success() {
-                bail!("gespann record failed: {status}");
-            }
-            let (meta, rows, _) = gespann_common::recording::inspect(&out)?;
-            let bytes = std::fs::metadata(&out)?.len();
-            std::fs::remove_file(&out)?;
-            Ok(Some(GespannRun { rows, lost: meta.events_lost, bytes, secs }))
-        }
+fn stop(mut t: Tracer, started: Instant) -> Result<Option<GespannRun>> {
+    let out = match &t {
+        Tracer::Gespann { out, .. } => Some(out.clone()),
+        _ => None,
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let child = match &mut t {
+        Tracer::None => return Ok(None),
+        Tracer::Gespann { child, .. } | Tracer::Tcplife { child } => child,
+    };
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait()?;
+    let Some(out) = out else { return Ok(None) };
+    if !status.success() {
+        bail!("gespann record failed: {status}");
     }
+    let (meta, rows, _) = gespann_common::recording::inspect(&out)?;
+    let bytes = std::fs::metadata(&out)?.len();
+    std::fs::remove_file(&out)?;
+    Ok(Some(GespannRun { rows, lost: meta.events_lost, bytes, secs }))
 }
 
 fn median(v: &mut [f64]) -> f64 {

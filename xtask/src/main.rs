@@ -25,6 +25,7 @@ tasks:
   bench-record     churn throughput: no tracer vs gespann record vs tcplife (root)
   bench-drain      user-space pipeline throughput, raw records to Parquet [N]
   bench-analyze    gespann analyze vs DuckDB on a 10M-event synthetic recording
+  bench-replay     replay at --speed max through both adapters: events/s, scrape time, datagrams
 ";
 
 fn main() {

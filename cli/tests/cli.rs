@@ -1,0 +1,66 @@
+//! The CLI's contracts: `--help` output (golden files; UPDATE_GOLDEN=1 accepts a deliberate
+//! change), `gespann doctor`, and `gespann recover` on things that are not journals.
+
+use std::process::Command;
+
+fn gespann() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gespann"))
+}
+
+fn golden(name: &str, text: &str) {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, text).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(text, want, "{name} changed");
+}
+
+#[test]
+fn help_texts_match_their_golden_files() {
+    for (args, file) in [(&["--help"][..], "help.txt"), (&["record", "--help"][..], "record-help.txt")] {
+        let out = gespann().args(args).env("COLUMNS", "100").output().unwrap();
+        assert!(out.status.success());
+        golden(file, &String::from_utf8(out.stdout).unwrap());
+    }
+}
+
+#[test]
+fn usage_mistakes_exit_2() {
+    let out = gespann().args(["record", "--duration", "soon"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--duration"));
+}
+
+#[test]
+fn doctor_reports_every_hook_and_whether_recording_is_possible() {
+    let out = gespann().args(["doctor", "--format", "json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --format json is JSON");
+    let checks = v["checks"].as_array().unwrap();
+    for hook in [
+        "tracepoint sock:inet_sock_set_state",
+        "tracepoint tcp:tcp_send_reset",
+        "BTF (/sys/kernel/btf/vmlinux)",
+        "capabilities",
+        "load and attach",
+    ] {
+        assert!(checks.iter().any(|c| c["check"] == hook), "doctor checks {hook}: {v}");
+    }
+    // CI runs as root on a kernel with BTF: recording must be possible, and doctor must say so
+    // by really loading the probes.
+    assert_eq!(v["can_record"], true, "{v}");
+    assert!(out.status.success());
+    let load = checks.iter().find(|c| c["check"] == "load and attach").unwrap();
+    assert_eq!(load["status"], "ok", "{load}");
+}
+
+#[test]
+fn recover_refuses_what_is_not_a_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("x.parquet.journal");
+    std::fs::write(&j, b"this is not a checkpoint journal at all").unwrap();
+    let out = gespann().arg("recover").arg(&j).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a Gespann checkpoint journal") && err.lines().count() == 1, "{err}");
+}
