@@ -240,11 +240,9 @@ pub async fn run(args: RecordArgs, command_line: String) -> Result<()> {
         b.finish_and_clear();
     }
     if let Err(e) = outcome {
-        let journal = journal_path(&args.output);
         return Err(e.context(format!(
-            "the recording stopped early; rows up to the last checkpoint are in `{}` (`gespann recover {}` rebuilds them)",
-            journal.display(),
-            journal.display()
+            "the recording stopped early; `gespann recover {}` repairs it up to its last checkpoint",
+            args.output.display()
         )));
     }
 

@@ -402,3 +402,65 @@ print(n, b)
     let closes: u64 = rows.iter().filter(|r| r.kind == EventKind::Close).map(|r| r.bytes_sent).sum();
     assert_eq!(text.trim(), format!("{} {}", rows.len(), closes));
 }
+
+#[test]
+fn a_full_disk_is_one_clear_error_and_recover_keeps_what_was_checkpointed() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=600k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount a small tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(mnt.clone());
+    let out = mnt.join("x.parquet");
+    let port = free_port(false);
+    let mut child = gespann()
+        .args(["record", "-d", "60s", "-q", "--port", &port.to_string(), "-o"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = gespann_common::journal::journal_path(&out);
+    while !journal.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Many short UDP flows fill 600 KiB in a few seconds.
+    let start = Instant::now();
+    let mut i = 0u32;
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(40), "the disk never filled");
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.send_to(&[1u8; 10], ("127.0.0.1", port)).unwrap();
+        i += 1;
+        if i.is_multiple_of(100) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("No space left on device") && err.contains("gespann recover") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+    assert_eq!(err.matches("os error 28").count(), 1, "the cause is said once: {err}");
+
+    let r = gespann().arg("recover").arg(&out).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let rows = gespann_common::RecordingReader::open(&out).unwrap().read_all().unwrap();
+    assert!(rows.len() > 1000, "checkpointed rows survive: {}", rows.len());
+    assert!(rows.iter().all(|r| r.protocol == Protocol::Udp && r.remote_port == port));
+}
