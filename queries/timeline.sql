@@ -24,7 +24,7 @@ bucketed AS (
     CROSS JOIN bounds b
 )
 SELECT
-    to_timestamp_nanos(min(lo) + bucket * min(width)) AS bucket_start,
+    make_timestamp_ns(min(lo) + bucket * min(width)) AS bucket_start,
     min(width) AS bucket_ns,
     sum(CASE WHEN kind = 'open' THEN 1 ELSE 0 END) AS opened,
     sum(CASE WHEN kind = 'close' THEN 1 ELSE 0 END) AS closed,

@@ -248,13 +248,17 @@ async fn run_async(
     let uses_connections = reports.iter().filter(|r| r.sql.contains("connections")).count();
     if uses_connections >= 2 {
         p.step(format!("computing connections ({what})"));
+        let t = std::time::Instant::now();
         analyzer.materialize_connections().await?;
+        tracing::debug!(elapsed = ?t.elapsed(), "connections computed");
     }
     p.inc();
     let mut sections = Vec::with_capacity(reports.len());
     for r in reports {
         p.step(format!("report {} ({what})", r.name));
+        let t = std::time::Instant::now();
         sections.push(run_report(&analyzer, r, args.top).await?);
+        tracing::debug!(report = %r.name, elapsed = ?t.elapsed(), "report done");
         p.inc();
     }
     drop(p);

@@ -11,8 +11,12 @@
 //! user can read, copy and extend every report (`--queries DIR`), and each report has a snapshot
 //! test over the sample recordings.
 //!
-//! Memory is bounded: the session runs with a fair spilling memory pool (`--memory-limit`), so
-//! sorts and aggregations spill to disk instead of growing without bound.
+//! Speed and memory shape the rest. `connections` is built per file and grouped by `conn_id`
+//! alone (grouping by a string `source` was several times slower), with string columns taken
+//! from each connection's terminal or open row rather than aggregated over every row. A run of
+//! several reports computes it once: in memory when it fits well within the limit, else into a
+//! temporary Parquet file. The session runs with a fair spilling memory pool
+//! (`--memory-limit`), so sorts and aggregations spill to disk instead of growing without bound.
 
 pub mod cli;
 pub mod diff;

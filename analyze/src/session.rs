@@ -69,6 +69,7 @@ impl Analyzer {
             .map_err(|e| AnalyzeError::Engine(e.to_string()))?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_udf(epoch_ns_udf());
+        ctx.register_udf(make_timestamp_ns_udf());
 
         let columns: Vec<String> = schema::schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
         let columns = columns.join(", ");
@@ -283,6 +284,39 @@ pub fn epoch_ns_udf() -> datafusion::logical_expr::ScalarUDF {
                         .downcast_ref::<TimestampNanosecondArray>()
                         .ok_or_else(|| DataFusionError::Internal("epoch_ns: cast to timestamp failed".into()))?
                         .reinterpret_cast::<arrow::datatypes::Int64Type>();
+                    Ok(ColumnarValue::Array(Arc::new(out)))
+                }
+            }
+        }),
+    )
+}
+
+/// `make_timestamp_ns(bigint) -> timestamp`: the inverse of [`epoch_ns_udf`] (UTC), named as
+/// DuckDB's function.
+pub fn make_timestamp_ns_udf() -> datafusion::logical_expr::ScalarUDF {
+    create_udf(
+        "make_timestamp_ns",
+        vec![DataType::Int64],
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arg = args
+                .first()
+                .ok_or_else(|| DataFusionError::Plan("make_timestamp_ns takes one integer argument".into()))?;
+            match arg {
+                ColumnarValue::Scalar(ScalarValue::Int64(v)) => {
+                    Ok(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(*v, Some("UTC".into()))))
+                }
+                ColumnarValue::Scalar(other) => {
+                    Err(DataFusionError::Plan(format!("make_timestamp_ns expects a BIGINT, not {}", other.data_type())))
+                }
+                ColumnarValue::Array(a) => {
+                    let ints = a
+                        .as_any()
+                        .downcast_ref::<Int64Array>()
+                        .ok_or_else(|| DataFusionError::Internal("make_timestamp_ns: argument is not Int64".into()))?;
+                    let out: TimestampNanosecondArray =
+                        ints.reinterpret_cast::<arrow::datatypes::TimestampNanosecondType>().with_timezone("UTC");
                     Ok(ColumnarValue::Array(Arc::new(out)))
                 }
             }

@@ -19,7 +19,6 @@ WITH totals AS (
         max(duration_ns) AS duration_ns,
         max(bytes_sent) AS bytes_sent,
         max(bytes_received) AS bytes_received,
-        max(bytes_sent + bytes_received) AS bytes_total,
         max(packets_sent) AS packets_sent,
         max(packets_received) AS packets_received,
         max(retransmits) AS retransmits,
@@ -28,15 +27,16 @@ WITH totals AS (
         max(rtt_us) AS rtt_max_us,
         max(handshake_us) AS handshake_us,
         bool_or(preexisting) AS preexisting,
-        count(*) AS events
+        count(*) AS events,
+        -- For last_activity_at, in this same pass: the row with the largest byte total and,
+        -- among those, the earliest, found by maximizing both packed into one DECIMAL(38, 0):
+        -- total * 10^19 + (2^63 - 1 - ts in ns). The low 19 digits give the time back.
+        max(
+            CAST(bytes_sent + bytes_received AS DECIMAL(38, 0)) * CAST(10000000000000000000 AS DECIMAL(38, 0))
+            + CAST(9223372036854775807 - epoch_ns(ts) AS DECIMAL(38, 0))
+        ) AS activity_key
     FROM {events}
     GROUP BY conn_id
-),
-activity AS (
-    SELECT e.conn_id, min(e.ts) AS last_activity_at
-    FROM {events} e
-    JOIN totals t ON e.conn_id = t.conn_id AND e.bytes_sent + e.bytes_received = t.bytes_total
-    GROUP BY e.conn_id
 ),
 closing AS (
     SELECT
@@ -68,7 +68,9 @@ SELECT
     t.opened_at,
     t.ended_at,
     t.last_seen_at,
-    a.last_activity_at,
+    make_timestamp_ns(
+        9223372036854775807 - CAST(t.activity_key % CAST(10000000000000000000 AS DECIMAL(38, 0)) AS BIGINT)
+    ) AS last_activity_at,
     CASE t.ending
         WHEN 3 THEN 'reset'
         WHEN 2 THEN 'failed'
@@ -93,4 +95,3 @@ SELECT
 FROM totals t
 LEFT JOIN closing c ON c.conn_id = t.conn_id
 LEFT JOIN opening o ON o.conn_id = t.conn_id
-LEFT JOIN activity a ON a.conn_id = t.conn_id

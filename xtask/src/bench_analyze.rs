@@ -55,10 +55,8 @@ def strip_comments(sql):
     return "\n".join(l.split("--")[0] for l in sql.splitlines()).strip().rstrip(";")
 
 def to_duckdb(sql):
-    # The two spellings that differ: DataFusion's ordered first_value aggregate and its
-    # nanosecond timestamp constructor.
+    # The one spelling that differs: DataFusion's ordered first_value aggregate.
     sql = re.sub(r"\bfirst_value\(", "first(", sql)
-    sql = re.sub(r"\bto_timestamp_nanos\(", "make_timestamp_ns(", sql)
     return sql
 
 def setup(con):
