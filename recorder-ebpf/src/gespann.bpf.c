@@ -2,6 +2,10 @@
 /*
  * Gespann's kernel side: TCP connection and UDP flow lifecycle from tracepoints.
  *
+ * Attached as raw tracepoints: the same kernel tracepoints as `perf list` shows, without the
+ * cost of formatting a trace record for every call; the arguments are the tracepoints' own
+ * (TP_PROTO), and socket fields are read with CO-RE.
+ *
  * Shape (after libbpf-tools tcplife.bpf.c): per-socket state in hash maps keyed by the socket
  * pointer and deleted on every close path; counters are read from tcp_sock at state changes
  * rather than one event per send; filters are read-only globals set by user space before load;
@@ -395,16 +399,16 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 		bpf_map_delete_elem(&tcp_conns, &key);
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+SEC("raw_tp/inet_sock_set_state")
+int handle_set_state(struct bpf_raw_tracepoint_args *ctx)
 {
-	if (BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
-		return 0;
-
-	struct sock *sk = (struct sock *)BPF_CORE_READ(ctx, skaddr);
-	int oldstate = BPF_CORE_READ(ctx, oldstate);
-	int newstate = BPF_CORE_READ(ctx, newstate);
+	struct sock *sk = (struct sock *)ctx->args[0];
+	int oldstate = (int)ctx->args[1];
+	int newstate = (int)ctx->args[2];
 	__u64 key = (__u64)sk;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
 
 	switch (newstate) {
 	case TCP_SYN_SENT: {
@@ -428,7 +432,7 @@ int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		break;
 	case TCP_CLOSE:
 		if (oldstate == TCP_LISTEN) {
-			__u16 lport = BPF_CORE_READ(ctx, sport);
+			__u16 lport = local_port(sk);
 			bpf_map_delete_elem(&listeners, &lport);
 			break;
 		}
@@ -436,7 +440,7 @@ int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		break;
 	case TCP_LISTEN: {
 		struct owner o = {};
-		__u16 lport = BPF_CORE_READ(ctx, sport);
+		__u16 lport = local_port(sk);
 		current_owner(&o);
 		bpf_map_update_elem(&listeners, &lport, &o, BPF_ANY);
 		break;
@@ -445,10 +449,10 @@ int handle_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_receive_reset")
-int handle_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
+SEC("raw_tp/tcp_receive_reset")
+int handle_receive_reset(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u64 key = (__u64)BPF_CORE_READ(ctx, skaddr);
+	__u64 key = ctx->args[0];
 	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
 
 	if (c && !(c->cflags & C_CLOSED))
@@ -456,11 +460,15 @@ int handle_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_send_reset")
-int handle_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
+SEC("raw_tp/tcp_send_reset")
+int handle_send_reset(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u64 key = (__u64)BPF_CORE_READ(ctx, skaddr);
-	__u16 reason = (__u16)BPF_CORE_READ(ctx, reason) + 1;
+	__u64 key = ctx->args[0];
+	__u16 reason = 0;
+
+	/* (sk, skb, reason) since 6.10; older kernels pass no reason. */
+	if (bpf_core_enum_value_exists(enum sk_rst_reason, SK_RST_REASON_NOT_SPECIFIED))
+		reason = (__u16)ctx->args[2] + 1;
 	struct tcp_conn *c;
 
 	if (!key)
@@ -488,33 +496,32 @@ int handle_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_skb")
-int handle_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
+SEC("raw_tp/tcp_retransmit_skb")
+int handle_retransmit(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct sock *sk = (struct sock *)BPF_CORE_READ(ctx, skaddr);
+	struct sock *sk = (struct sock *)ctx->args[0];
 	__u64 key = (__u64)sk;
 	struct tcp_conn *c;
+	int state;
 
 	if (!sk)
 		return 0;
-	if (!ports_wanted(BPF_CORE_READ(ctx, sport), BPF_CORE_READ(ctx, dport)))
+	if (!ports_wanted(local_port(sk), bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
 		return 0;
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	c = bpf_map_lookup_elem(&tcp_conns, &key);
 	if (c && (c->cflags & C_CLOSED))
 		return 0;
-	if (!c) {
-		int state = BPF_CORE_READ(ctx, state);
-		if (state == TCP_SYN_SENT || state == TCP_SYN_RECV)
-			return 0;
-	}
-	emit_tcp(sk, c, GSP_RETRANSMIT, BPF_CORE_READ(ctx, state), 0);
+	if (!c && (state == TCP_SYN_SENT || state == TCP_SYN_RECV))
+		return 0;
+	emit_tcp(sk, c, GSP_RETRANSMIT, state, 0);
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_destroy_sock")
-int handle_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
+SEC("raw_tp/tcp_destroy_sock")
+int handle_destroy_sock(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u64 key = (__u64)BPF_CORE_READ(ctx, skaddr);
+	__u64 key = ctx->args[0];
 
 	bpf_map_delete_elem(&tcp_conns, &key);
 	return 0;
@@ -624,15 +631,16 @@ static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes
 	}
 }
 
-static __always_inline int msg_length(struct trace_event_raw_sock_msg_length *ctx, bool sent)
+static __always_inline int msg_length(struct bpf_raw_tracepoint_args *ctx, bool sent)
 {
-	__u16 family = BPF_CORE_READ(ctx, family);
-	__u16 protocol = BPF_CORE_READ(ctx, protocol);
-	struct sock *sk = BPF_CORE_READ(ctx, sk);
-	int ret = BPF_CORE_READ(ctx, ret);
+	struct sock *sk = (struct sock *)ctx->args[0];
+	int ret = (int)ctx->args[1];
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 protocol;
 
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
+	protocol = BPF_CORE_READ(sk, sk_protocol);
 	if (protocol == IPPROTO_TCP) {
 		if (ret > 0)
 			tcp_confirm_owner(sk);
@@ -642,14 +650,14 @@ static __always_inline int msg_length(struct trace_event_raw_sock_msg_length *ct
 	return 0;
 }
 
-SEC("tracepoint/sock/sock_send_length")
-int handle_send_length(struct trace_event_raw_sock_msg_length *ctx)
+SEC("raw_tp/sock_send_length")
+int handle_send_length(struct bpf_raw_tracepoint_args *ctx)
 {
 	return msg_length(ctx, true);
 }
 
-SEC("tracepoint/sock/sock_recv_length")
-int handle_recv_length(struct trace_event_raw_sock_msg_length *ctx)
+SEC("raw_tp/sock_recv_length")
+int handle_recv_length(struct bpf_raw_tracepoint_args *ctx)
 {
 	return msg_length(ctx, false);
 }

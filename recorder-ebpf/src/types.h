@@ -41,6 +41,7 @@ struct sock_common {
 		};
 	};
 	unsigned short skc_family;
+	volatile unsigned char skc_state;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 	union {
@@ -72,61 +73,8 @@ struct task_struct {
 	char comm[16];
 };
 
-struct trace_entry {
-	unsigned short type;
-	unsigned char flags;
-	unsigned char preempt_count;
-	int pid;
-};
-
-struct trace_event_raw_inet_sock_set_state {
-	struct trace_entry ent;
-	const void *skaddr;
-	int oldstate;
-	int newstate;
-	__u16 sport;
-	__u16 dport;
-	__u16 family;
-	__u16 protocol;
-};
-
-struct trace_event_raw_sock_msg_length {
-	struct trace_entry ent;
-	void *sk;
-	__u16 family;
-	__u16 protocol;
-	int ret;
-	int flags;
-};
-
-struct trace_event_raw_tcp_retransmit_skb {
-	struct trace_entry ent;
-	const void *skbaddr;
-	const void *skaddr;
-	int state;
-	__u16 sport;
-	__u16 dport;
-	__u16 family;
-};
-
 enum sk_rst_reason {
 	SK_RST_REASON_NOT_SPECIFIED,
-};
-
-struct trace_event_raw_tcp_send_reset {
-	struct trace_entry ent;
-	const void *skbaddr;
-	const void *skaddr;
-	int state;
-	enum sk_rst_reason reason;
-};
-
-struct trace_event_raw_tcp_event_sk {
-	struct trace_entry ent;
-	const void *skaddr;
-	__u16 sport;
-	__u16 dport;
-	__u16 family;
 };
 
 #pragma clang attribute pop

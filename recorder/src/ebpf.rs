@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, TracePoint};
+use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint};
 use aya::{Ebpf, EbpfLoader, Pod};
 use gespann_common::raw::{self, UdpFlow, UdpKey};
 
@@ -70,8 +70,8 @@ pub struct Probes {
     pub missing: Vec<Missing>,
 }
 
-/// Mounts tracefs at /sys/kernel/tracing if nothing is mounted there (aya finds tracepoints
-/// through it; some minimal systems do not mount it).
+/// Mounts tracefs at /sys/kernel/tracing if nothing is mounted there (the names of the kernel's
+/// RST reasons are read from it; some minimal systems do not mount it).
 pub fn ensure_tracefs() -> Result<(), RecorderError> {
     let dir = Path::new("/sys/kernel/tracing");
     if dir.join("events").exists() || Path::new("/sys/kernel/debug/tracing/events").exists() {
@@ -122,7 +122,10 @@ impl Probes {
         let (npids, ncomms, nports) =
             (filters.pids.len() as u32, filters.comms.len() as u32, filters.ports.len() as u32);
 
-        ensure_tracefs()?;
+        // Raw tracepoints need no tracefs, but the reset-reason names and `doctor` read it.
+        if let Err(e) = ensure_tracefs() {
+            tracing::debug!(error = %error_chain(&e), "tracefs unavailable");
+        }
         let mut ebpf = EbpfLoader::new()
             .override_global("filter_pids", &pids, true)
             .override_global("filter_npids", &npids, true)
@@ -178,19 +181,21 @@ impl Probes {
     }
 }
 
+/// Attaches a program to a kernel tracepoint as a raw tracepoint (the tracepoint's own
+/// arguments, no trace record formatted per call).
 fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -> Result<(), RecorderError> {
     let err = |e: aya::programs::ProgramError| RecorderError::Attach {
         program: prog.to_owned(),
         target: format!("{category}:{event}"),
         source: Box::new(e),
     };
-    let p: &mut TracePoint = ebpf
+    let p: &mut RawTracePoint = ebpf
         .program_mut(prog)
         .ok_or_else(|| RecorderError::MissingProgram(prog.to_owned()))?
         .try_into()
         .map_err(err)?;
     p.load().map_err(err)?;
-    p.attach(category, event).map_err(err)?;
+    p.attach(event).map_err(err)?;
     Ok(())
 }
 
