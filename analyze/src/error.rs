@@ -54,5 +54,10 @@ impl AnalyzeError {
 
 /// DataFusion's message on one line (some span several).
 fn one_line(e: &DataFusionError) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    let text = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.contains("Resources exhausted") {
+        format!("{text} (hash joins cannot spill: raise --memory-limit, about 1 KiB per connection)")
+    } else {
+        text
+    }
 }
