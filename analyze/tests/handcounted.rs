@@ -265,3 +265,15 @@ fn an_empty_recording_gives_empty_reports_not_errors() {
     let text = analyze(&[f.to_str().unwrap()]).unwrap();
     assert!(text.contains("(no rows)"), "{text}");
 }
+
+#[test]
+fn a_small_memory_limit_gives_the_same_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = synth_file(dir.path(), "s.parquet", 20_000, 11, 0);
+    let f = f.to_str().unwrap();
+    let small = analyze(&[f, "--memory-limit", "24MiB", "--format", "csv"]).unwrap();
+    let large = analyze(&[f, "--format", "csv"]).unwrap();
+    assert_eq!(small, large);
+    assert!(gespann_analyze::cli::parse_size("1MiB").unwrap_err().contains("too small"));
+    assert_eq!(gespann_analyze::cli::parse_size("1.5GiB").unwrap(), 3 << 29);
+}
