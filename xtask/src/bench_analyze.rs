@@ -61,6 +61,7 @@ def to_duckdb(sql):
 
 def setup(con):
     con.execute("SET TimeZone='UTC'")
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"CREATE VIEW events AS SELECT *, {q(file)} AS source FROM read_parquet({q(file)})")
     kv = lambda k: f"max(CASE WHEN decode(key) = '{k}' THEN decode(value) END)"
     con.execute(f"""CREATE TABLE recordings AS SELECT {q(file)} AS source,
@@ -166,9 +167,8 @@ fn time_duckdb(python: &Path, file: &Path, mode: &str, payload: &str, runs: usiz
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let times: Vec<f64> = text
-        .lines()
-        .last()
-        .and_then(|s| s.trim().trim_matches(['[', ']']).split(',').map(|x| x.trim().parse().ok()).collect())
+        .rsplit_once('[')
+        .and_then(|(_, s)| s.trim().trim_end_matches(']').split(',').map(|x| x.trim().parse().ok()).collect())
         .with_context(|| format!("DuckDB timings are not a list of numbers: {text}"))?;
     times.into_iter().reduce(f64::min).context("DuckDB returned no timing")
 }
