@@ -1,8 +1,8 @@
 //! `cargo xtask bench-record`: what recording costs the traced workload, measured in one run.
 //!
 //! A churn workload (loopback connect, small request, response, close; several client threads
-//! and source addresses) runs alternately with no tracer, under `gespann record`, and under
-//! libbpf-tools `tcplife` writing to a file. Each phase reports connections per second; the
+//! and source addresses) runs alternately with no tracer, under `gespann record`, under
+//! libbpf-tools `tcplife` writing to a file, and under `gespann replay --live` (the sidecar). Each phase reports connections per second; the
 //! table gives medians and ratios to the untraced baseline, plus what gespann recorded: events,
 //! events lost, events/s drained and bytes per event on disk.
 
@@ -103,6 +103,8 @@ enum Tracer {
     None,
     Gespann { child: Child, out: PathBuf },
     Tcplife { child: Child },
+    /// `gespann replay --live`: the sidecar (live metrics, nothing written).
+    Live { child: Child },
 }
 
 fn start_gespann(bin: &Path, dir: &Path, n: usize) -> Result<Tracer> {
@@ -145,13 +147,33 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         let child = match self {
             Tracer::None => return,
-            Tracer::Gespann { child, .. } | Tracer::Tcplife { child } => child,
+            Tracer::Gespann { child, .. } | Tracer::Tcplife { child } | Tracer::Live { child } => child,
         };
         if let Ok(None) = child.try_wait() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+fn start_live(bin: &Path, dir: &Path) -> Result<Tracer> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let cfg = dir.join("live.yaml");
+    std::fs::write(&cfg, format!("adapters:\n  - type: prometheus\n    settings:\n      listen: 127.0.0.1\n      port: \"{port}\"\n"))?;
+    let child = Command::new(bin)
+        .args(["replay", "--live", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("run gespann replay --live")?;
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            bail!("gespann replay --live did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Tracer::Live { child })
 }
 
 struct GespannRun {
@@ -169,7 +191,7 @@ fn stop(mut t: Tracer, started: Instant) -> Result<Option<GespannRun>> {
     let secs = started.elapsed().as_secs_f64();
     let child = match &mut t {
         Tracer::None => return Ok(None),
-        Tracer::Gespann { child, .. } | Tracer::Tcplife { child } => child,
+        Tracer::Gespann { child, .. } | Tracer::Tcplife { child } | Tracer::Live { child } => child,
     };
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -205,19 +227,21 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut base = Vec::new();
     let mut ges = Vec::new();
     let mut life = Vec::new();
+    let mut live = Vec::new();
     let mut runs = Vec::new();
     for round in 0..o.rounds {
-        for mode in 0..3 {
+        for mode in 0..4 {
             let tracer = match mode {
                 0 => Tracer::None,
                 1 => start_gespann(&bin, dir.path(), round)?,
-                _ => start_tcplife(dir.path())?,
+                2 => start_tcplife(dir.path())?,
+                _ => start_live(&bin, dir.path())?,
             };
             let started = Instant::now();
             let rate = churn(o.seconds as f64, o.clients)?;
             std::thread::sleep(Duration::from_millis(700));
             let g = stop(tracer, started)?;
-            let name = ["no tracer", "gespann record", "tcplife > file"][mode];
+            let name = ["no tracer", "gespann record", "tcplife > file", "replay --live"][mode];
             eprintln!("round {round}: {name:<15} {rate:>9.0} conn/s");
             match mode {
                 0 => base.push(rate),
@@ -225,13 +249,15 @@ pub fn run(args: &[String]) -> Result<()> {
                     ges.push(rate);
                     runs.push(g.expect("gespann run"));
                 }
-                _ => life.push(rate),
+                2 => life.push(rate),
+                _ => live.push(rate),
             }
         }
     }
     let b = median(&mut base);
     let g = median(&mut ges);
     let l = median(&mut life);
+    let v = median(&mut live);
     let rows: u64 = runs.iter().map(|r| r.rows).sum();
     let lost: u64 = runs.iter().map(|r| r.lost).sum();
     let bytes: u64 = runs.iter().map(|r| r.bytes).sum();
@@ -241,6 +267,7 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("{:<18} {:>10.0} {:>8.3}", "none", b, 1.0);
     println!("{:<18} {:>10.0} {:>8.3}", "gespann record", g, g / b);
     println!("{:<18} {:>10.0} {:>8.3}", "tcplife > file", l, l / b);
+    println!("{:<18} {:>10.0} {:>8.3}", "replay --live", v, v / b);
     println!(
         "gespann: {rows} events recorded, {lost} lost, {:.0} events/s drained, {:.1} bytes/event on disk",
         rows as f64 / secs,
