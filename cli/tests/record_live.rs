@@ -464,3 +464,47 @@ fn a_full_disk_is_one_clear_error_and_recover_keeps_what_was_checkpointed() {
     assert!(rows.len() > 1000, "checkpointed rows survive: {}", rows.len());
     assert!(rows.iter().all(|r| r.protocol == Protocol::Udp && r.remote_port == port));
 }
+
+#[test]
+fn ring_buffer_overflow_is_counted_exactly_in_events_lost() {
+    let _g = serial();
+    let port = free_port(false);
+    // A 1 MiB ring holds about 6,500 events; stop the reader and make 20,000 one-event attempts.
+    let mut rec = Recording::start(&["--port", &port.to_string(), "--buffer-mib", "1"]);
+    rec.signal(libc::SIGSTOP);
+    let n = 20_000u64;
+    for _ in 0..n {
+        let _ = TcpStream::connect(("127.0.0.1", port));
+    }
+    rec.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(500));
+    let (rows, meta, stdout) = rec.stop();
+    let failed = rows.iter().filter(|r| r.kind == EventKind::Failed).count() as u64;
+    assert!(meta.events_lost > 0, "the ring overflowed");
+    assert!(failed > 0, "what fitted was recorded");
+    assert_eq!(failed + meta.events_lost, n, "every attempt is either a row or counted as lost");
+    assert!(stdout.contains(&meta.events_lost.to_string()), "the summary shows the loss: {stdout}");
+}
+
+#[test]
+fn pid_and_comm_filters_keep_only_the_chosen_process() {
+    let _g = serial();
+    let port = free_port(false);
+    let server = EchoServer::start("127.0.0.1", port);
+    for filter in
+        [vec!["--comm".to_string(), "python3".to_string()], vec!["--pid".to_string(), server.child.id().to_string()]]
+    {
+        let args: Vec<&str> = filter.iter().map(String::as_str).collect();
+        let mut rec = Recording::start(&args);
+        for _ in 0..3 {
+            drop(ping_pong(([127, 0, 0, 1], port).into(), &[50]));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let (rows, _, _) = rec.stop();
+        assert!(!rows.is_empty(), "{filter:?}");
+        assert!(rows.iter().all(|r| r.pid == server.child.id() && &*r.comm == "python3"), "{filter:?}: {rows:#?}");
+        let servers = conns_where(&rows, |r| r.role == Role::Server && r.local_port == port);
+        assert_eq!(servers.len(), 3, "{filter:?}");
+        assert!(rows.iter().all(|r| r.role == Role::Server), "the client (this test) is filtered out: {filter:?}");
+    }
+}
