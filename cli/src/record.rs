@@ -1,6 +1,5 @@
 //! `gespann record`: the window, the file, the progress bar and the closing summary.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -54,34 +53,51 @@ pub struct RecordArgs {
     pub quiet: bool,
 }
 
-/// Totals for the closing summary, folded from the rows as they stream past.
+/// Totals for the closing summary, folded from the rows as they stream past. Only open
+/// connections are held; an ended one is added to the sums and forgotten.
 #[derive(Default)]
 struct Totals {
     rows: u64,
-    conns: HashMap<u64, (Protocol, u64, u64)>,
+    open: rustc_hash::FxHashMap<u64, (u64, u64)>,
+    tcp: u64,
+    udp: u64,
+    sent: u64,
+    received: u64,
     failed: u64,
     reset_local: u64,
     reset_remote: u64,
-    first_ts: Option<i64>,
-    last_ts: Option<i64>,
 }
 
 impl Totals {
     fn add(&mut self, e: &Event) {
         self.rows += 1;
-        self.first_ts.get_or_insert(e.ts_ns);
-        self.last_ts = Some(e.ts_ns);
         match e.kind {
-            EventKind::Failed => self.failed += 1,
+            EventKind::Failed => {
+                self.failed += 1;
+                return;
+            }
             EventKind::Reset => match e.reset_by {
                 Some(ResetBy::Remote) => self.reset_remote += 1,
                 _ => self.reset_local += 1,
             },
             _ => {}
         }
-        if e.kind != EventKind::Failed {
-            self.conns.insert(e.conn_id, (e.protocol, e.bytes_sent, e.bytes_received));
+        if self.open.insert(e.conn_id, (e.bytes_sent, e.bytes_received)).is_none() {
+            match e.protocol {
+                Protocol::Tcp => self.tcp += 1,
+                Protocol::Udp => self.udp += 1,
+            }
         }
+        if e.kind.is_terminal() {
+            self.open.remove(&e.conn_id);
+            self.sent += e.bytes_sent;
+            self.received += e.bytes_received;
+        }
+    }
+
+    /// Bytes each way: ended connections plus the last values of those still open.
+    fn bytes(&self) -> (u64, u64) {
+        self.open.values().fold((self.sent, self.received), |(s, r), c| (s + c.0, r + c.1))
     }
 }
 
@@ -269,8 +285,7 @@ fn human_bytes(b: u64) -> String {
 }
 
 fn print_summary(path: &Path, t: &Totals, lost: u64, size: u64, took: Duration) {
-    let count = |p: Protocol| t.conns.values().filter(|c| c.0 == p).count();
-    let (sent, recv) = t.conns.values().fold((0u64, 0u64), |(s, r), c| (s + c.1, r + c.2));
+    let (sent, recv) = t.bytes();
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(vec!["recorded", "value"]);
@@ -278,8 +293,8 @@ fn print_summary(path: &Path, t: &Totals, lost: u64, size: u64, took: Duration) 
         "window".to_string(),
         humantime::format_duration(Duration::from_secs(took.as_secs())).to_string(),
     ]);
-    table.add_row(vec!["TCP connections".to_string(), count(Protocol::Tcp).to_string()]);
-    table.add_row(vec!["UDP flows".to_string(), count(Protocol::Udp).to_string()]);
+    table.add_row(vec!["TCP connections".to_string(), t.tcp.to_string()]);
+    table.add_row(vec!["UDP flows".to_string(), t.udp.to_string()]);
     table.add_row(vec!["failed attempts".to_string(), t.failed.to_string()]);
     table.add_row(vec!["resets (sent / received)".to_string(), format!("{} / {}", t.reset_local, t.reset_remote)]);
     table.add_row(vec!["bytes sent / received".to_string(), format!("{} / {}", human_bytes(sent), human_bytes(recv))]);

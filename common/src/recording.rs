@@ -285,7 +285,7 @@ fn addr_text<'a>(cache: &'a mut rustc_hash::FxHashMap<IpAddr, Box<str>>, buf: &m
 /// Writer properties for recordings: zstd, dictionary-encoded strings, delta-encoded time and ids.
 pub fn writer_properties() -> WriterProperties {
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")))
         .set_max_row_group_row_count(Some(1 << 20))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_created_by(format!("gespann {}", env!("CARGO_PKG_VERSION")));
