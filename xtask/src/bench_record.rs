@@ -101,10 +101,17 @@ pub fn churn(secs: f64, clients: usize) -> Result<f64> {
 
 enum Tracer {
     None,
-    Gespann { child: Child, out: PathBuf },
-    Tcplife { child: Child },
+    Gespann {
+        child: Child,
+        out: PathBuf,
+    },
+    Tcplife {
+        child: Child,
+    },
     /// `gespann replay --live`: the sidecar (live metrics, nothing written).
-    Live { child: Child },
+    Live {
+        child: Child,
+    },
 }
 
 fn start_gespann(bin: &Path, dir: &Path, n: usize) -> Result<Tracer> {
@@ -159,7 +166,10 @@ impl Drop for Tracer {
 fn start_live(bin: &Path, dir: &Path) -> Result<Tracer> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let cfg = dir.join("live.yaml");
-    std::fs::write(&cfg, format!("adapters:\n  - type: prometheus\n    settings:\n      listen: 127.0.0.1\n      port: \"{port}\"\n"))?;
+    std::fs::write(
+        &cfg,
+        format!("adapters:\n  - type: prometheus\n    settings:\n      listen: 127.0.0.1\n      port: \"{port}\"\n"),
+    )?;
     let child = Command::new(bin)
         .args(["replay", "--live", "-c"])
         .arg(&cfg)
