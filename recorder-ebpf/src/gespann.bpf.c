@@ -407,6 +407,11 @@ int handle_set_state(struct bpf_raw_tracepoint_args *ctx)
 	int newstate = (int)ctx->args[2];
 	__u64 key = (__u64)sk;
 
+	/* Half of a connection's transitions (SYN_RECV, FIN_WAIT*, CLOSE_WAIT, LAST_ACK) carry
+	 * nothing Gespann records: leave before reading anything. */
+	if (newstate != TCP_SYN_SENT && newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE &&
+	    newstate != TCP_LISTEN)
+		return 0;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 
