@@ -146,6 +146,41 @@ pub struct Event {
     pub preexisting: bool,
 }
 
+/// An `open` row of TCP client connection 0 between unspecified addresses, with every counter
+/// zero and every optional column empty: a base for `Event { .., ..Event::default() }`.
+impl Default for Event {
+    fn default() -> Self {
+        let unspecified = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        Event {
+            ts_ns: 0,
+            kind: EventKind::Open,
+            conn_id: 0,
+            protocol: Protocol::Tcp,
+            role: Role::Client,
+            local_addr: unspecified,
+            remote_addr: unspecified,
+            local_port: 0,
+            remote_port: 0,
+            pid: 0,
+            comm: Arc::from(""),
+            cgroup_id: 0,
+            state: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            packets_sent: 0,
+            packets_received: 0,
+            retransmits: 0,
+            rtt_us: None,
+            handshake_us: None,
+            duration_ns: None,
+            error: None,
+            reset_by: None,
+            reset_reason: None,
+            preexisting: false,
+        }
+    }
+}
+
 impl Event {
     /// The `family` column: 4 or 6.
     pub fn family(&self) -> u8 {

@@ -76,18 +76,7 @@ pub fn ev(kind: EventKind, ts_s: f64, conn_id: u64) -> Event {
         comm: Arc::from("curl"),
         cgroup_id: 1,
         state: Some("ESTABLISHED"),
-        bytes_sent: 0,
-        bytes_received: 0,
-        packets_sent: 0,
-        packets_received: 0,
-        retransmits: 0,
-        rtt_us: None,
-        handshake_us: None,
-        duration_ns: None,
-        error: None,
-        reset_by: None,
-        reset_reason: None,
-        preexisting: false,
+        ..Event::default()
     }
 }
 

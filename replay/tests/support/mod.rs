@@ -49,19 +49,7 @@ fn base_event(ts_ns: i64, kind: EventKind, conn_id: u64) -> Event {
         pid: 100,
         comm: Arc::from("curl"),
         cgroup_id: 1,
-        state: None,
-        bytes_sent: 0,
-        bytes_received: 0,
-        packets_sent: 0,
-        packets_received: 0,
-        retransmits: 0,
-        rtt_us: None,
-        handshake_us: None,
-        duration_ns: None,
-        error: None,
-        reset_by: None,
-        reset_reason: None,
-        preexisting: false,
+        ..Event::default()
     }
 }
 
