@@ -62,7 +62,8 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub top: usize,
 
-    /// Memory the query engine may use before it spills to disk (e.g. 512MiB, 4GiB).
+    /// Memory the query engine may use (e.g. 512MiB, 4GiB). Sorts and aggregations spill to
+    /// disk beyond it, and connections that do not fit are computed in several passes.
     #[arg(long, default_value = "2GiB", value_parser = parse_size, value_name = "SIZE")]
     pub memory_limit: u64,
 
@@ -237,6 +238,12 @@ async fn run_async(
 
     if let Some(sql) = &args.sql {
         let p = Progress::start(progress, 1, format!("--sql over {what}"));
+        // A query over `connections` too large for one pass gets them computed first, in
+        // as many passes as the memory limit needs.
+        if sql.to_ascii_lowercase().contains("connections") && analyzer.connections_need_passes().await? {
+            p.step(format!("computing connections ({what})"));
+            analyzer.materialize_connections().await?;
+        }
         let df = analyzer.sql("--sql", sql).await?;
         log_lost(&analyzer.recordings);
         let r = stream_sql(df, args.format, out).await;
@@ -246,11 +253,11 @@ async fn run_async(
 
     let p = Progress::start(progress, reports.len() as u64 + 1, what.clone());
     let uses_connections = reports.iter().filter(|r| r.sql.contains("connections")).count();
-    if uses_connections >= 2 {
+    if uses_connections >= 2 || (uses_connections == 1 && analyzer.connections_need_passes().await?) {
         p.step(format!("computing connections ({what})"));
         let t = std::time::Instant::now();
-        analyzer.materialize_connections().await?;
-        tracing::debug!(elapsed = ?t.elapsed(), "connections computed");
+        let passes = analyzer.materialize_connections().await?;
+        tracing::debug!(elapsed = ?t.elapsed(), passes, "connections computed");
     }
     p.inc();
     let mut sections = Vec::with_capacity(reports.len());

@@ -56,7 +56,9 @@ impl AnalyzeError {
 fn one_line(e: &DataFusionError) -> String {
     let text = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
     if text.contains("Resources exhausted") {
-        format!("{text} (hash joins cannot spill: raise --memory-limit, about 1 KiB per connection)")
+        format!(
+            "{text} (the query needs more than --memory-limit allows, and hash joins cannot spill: raise the limit)"
+        )
     } else {
         text
     }

@@ -13,10 +13,14 @@
 //!
 //! Speed and memory shape the rest. `connections` is built per file and grouped by `conn_id`
 //! alone (grouping by a string `source` was several times slower), with string columns taken
-//! from each connection's terminal or open row rather than aggregated over every row. A run of
-//! several reports computes it once: in memory when it fits well within the limit, else into a
-//! temporary Parquet file. The session runs with a fair spilling memory pool
-//! (`--memory-limit`), so sorts and aggregations spill to disk instead of growing without bound.
+//! from each connection's terminal or open row (two hash joins) rather than aggregated over
+//! every row (string min/max aggregates were twice as slow). A run of several reports computes it
+//! once, in memory when it fits well within the limit. The session runs with a fair spilling
+//! memory pool (`--memory-limit`), so sorts and aggregations spill to disk instead of growing
+//! without bound; hash joins cannot spill, so their size is planned instead: the connections
+//! are counted first (HyperLogLog), and when they would not fit, [`split`] writes the events to
+//! disk sliced by `conn_id` and `connections` is computed one slice per pass into temporary
+//! Parquet files. A pass that still runs out of memory doubles the number of slices.
 
 pub mod cli;
 pub mod diff;
@@ -25,5 +29,6 @@ pub mod inputs;
 pub mod render;
 pub mod reports;
 pub mod session;
+pub mod split;
 
 pub use error::AnalyzeError;

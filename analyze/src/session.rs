@@ -1,17 +1,20 @@
 //! The query engine: one DataFusion session with the recordings, their metadata, the
 //! `connections` view and the `epoch_ns` function registered.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
-use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
@@ -62,9 +65,17 @@ impl Analyzer {
         if let Some(n) = opts.threads {
             config = config.with_target_partitions(n.max(1));
         }
+        // Each sort sets aside this much for merging what it spilled (10 MiB by default, per
+        // partition); within a small limit that reservation alone would exhaust the pool.
+        if std::env::var_os("DATAFUSION_EXECUTION_SORT_SPILL_RESERVATION_BYTES").is_none() {
+            let partitions = config.target_partitions().max(1);
+            let share = opts.memory_limit / 16 / partitions;
+            let exec = &mut config.options_mut().execution;
+            exec.sort_spill_reservation_bytes = exec.sort_spill_reservation_bytes.min(share.max(256 << 10));
+        }
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(TrackConsumersPool::new(
-                GreedyMemoryPool::new(opts.memory_limit),
+                FairSpillPool::new(opts.memory_limit),
                 std::num::NonZeroUsize::new(3).unwrap_or(std::num::NonZeroUsize::MIN),
             )))
             .with_disk_manager_builder(DiskManagerBuilder::default())
@@ -121,46 +132,150 @@ impl Analyzer {
     }
 
     /// Computes the `connections` view once, so that several reports share one pass over the
-    /// events instead of one pass each. When it fits comfortably in the memory limit (about one
-    /// connection per six events, a few hundred bytes each) it is kept in memory; otherwise it
-    /// is written to a temporary Parquet file (deleted when the analyzer is dropped), so memory
-    /// stays bounded however large the recordings are.
-    pub async fn materialize_connections(&mut self) -> Result<(), AnalyzeError> {
-        let estimate = self.total_rows().saturating_mul(64);
-        if estimate <= (self.memory_limit as u64) / 2 {
-            self.connections_to_memory().await
-        } else {
-            tracing::debug!(estimate, limit = self.memory_limit, "connections go to disk");
-            self.connections_to_disk().await
+    /// events instead of one pass each, and returns the number of passes it took.
+    ///
+    /// Memory stays within the limit however many connections there are. The view's joins
+    /// cannot spill in DataFusion (its aggregation can), so their size is planned instead: the
+    /// connections are counted first (a HyperLogLog estimate, one cheap pass over `conn_id`),
+    /// and when they would not fit, the view is computed in several passes over the events, each
+    /// taking the connections whose `conn_id` falls in its residue class, and written to a
+    /// temporary Parquet file per pass (deleted when the analyzer is dropped). A pass that still
+    /// runs out of memory (an estimate is an estimate) doubles the number of passes. A small
+    /// result is kept in memory instead.
+    pub async fn materialize_connections(&mut self) -> Result<usize, AnalyzeError> {
+        let connections = self.estimate_connections().await?;
+        let mut passes = passes_for(connections, self.memory_limit);
+        loop {
+            let cached = connections.saturating_mul(CACHED_BYTES_PER_CONNECTION);
+            let result = if passes == 1 && cached <= self.memory_limit as u64 / 4 {
+                self.connections_to_memory().await
+            } else {
+                self.connections_to_disk(passes).await
+            };
+            match result {
+                Err(AnalyzeError::Query { cause, .. }) if out_of_memory(&cause) && passes < MAX_PASSES => {
+                    tracing::debug!(passes, %cause, "the connections did not fit; doubling the passes");
+                    passes *= 2;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    tracing::debug!(connections, passes, limit = self.memory_limit, "connections computed");
+                    return Ok(passes);
+                }
+            }
         }
+    }
+
+    /// Whether the `connections` view over these inputs needs more than one pass to stay within
+    /// the memory limit; `--sql` then materializes it before running a query that uses it.
+    pub async fn connections_need_passes(&self) -> Result<bool, AnalyzeError> {
+        Ok(passes_for(self.estimate_connections().await?, self.memory_limit) > 1)
+    }
+
+    /// Distinct connections over all inputs, estimated (HyperLogLog, within a few percent).
+    pub async fn estimate_connections(&self) -> Result<u64, AnalyzeError> {
+        let what = "counting the connections";
+        let per_file: Vec<String> = (0..self.recordings.len())
+            .map(|i| format!("SELECT approx_distinct(conn_id) AS n FROM recording_{i}"))
+            .collect();
+        let sql = format!("SELECT CAST(sum(n) AS BIGINT) AS n FROM ({})", per_file.join(" UNION ALL "));
+        let batches = self.sql(what, &sql).await?.collect().await.map_err(|e| AnalyzeError::query(what, e))?;
+        let n = batches
+            .first()
+            .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.iter().flatten().sum::<i64>()))
+            .unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Replaces the `connections` view by its result, kept in memory.
     pub async fn connections_to_memory(&mut self) -> Result<(), AnalyzeError> {
         let what = "the `connections` view";
         let df = self.sql(what, "SELECT * FROM connections").await?;
-        let cached = df.cache().await.map_err(|e| AnalyzeError::query(what, e))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect_partitioned().await.map_err(|e| AnalyzeError::query(what, e))?;
+        // The joins' output shares the string buffers of their inputs; copied out, each batch
+        // holds (and is accounted for by the memory pool as) only its own strings.
+        let batches = batches
+            .into_iter()
+            .map(|part| part.into_iter().map(compact).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AnalyzeError::query(what, e.into()))?;
+        let table = MemTable::try_new(schema, batches).map_err(|e| AnalyzeError::query(what, e))?;
         self.ctx.deregister_table("connections").map_err(|e| AnalyzeError::query(what, e))?;
-        self.ctx.register_table("connections", cached.into_view()).map_err(|e| AnalyzeError::query(what, e))?;
+        self.ctx.register_table("connections", Arc::new(table)).map_err(|e| AnalyzeError::query(what, e))?;
         Ok(())
     }
 
-    /// Replaces the `connections` view by its result, written to a temporary Parquet file.
-    pub async fn connections_to_disk(&mut self) -> Result<(), AnalyzeError> {
-        let what = "the `connections` view";
-        let df = self.sql(what, "SELECT * FROM connections").await?;
+    /// Replaces the `connections` view by its result, computed in `passes` passes (each over the
+    /// connections with `conn_id % passes` equal to its number, split off by
+    /// [`crate::split`]) and written to temporary Parquet files, one per pass.
+    pub async fn connections_to_disk(&mut self, passes: usize) -> Result<(), AnalyzeError> {
+        let passes = passes.max(1);
         let dir = tempfile::Builder::new()
             .prefix("gespann-analyze-")
             .tempdir()
             .map_err(|e| AnalyzeError::Engine(format!("cannot create a temporary directory: {e}")))?;
-        let file = dir.path().join("connections.parquet");
-        let file_s = file.to_string_lossy().into_owned();
-        df.write_parquet(&file_s, DataFrameWriteOptions::new().with_single_file_output(true), None)
+        let out = dir.path().join("connections");
+        std::fs::create_dir(&out)
+            .map_err(|e| AnalyzeError::Engine(format!("cannot create `{}`: {e}", out.display())))?;
+        // The slices of each input, [input][pass]; none when one pass reads the inputs.
+        let mut slices: Vec<Vec<PathBuf>> = Vec::new();
+        if passes > 1 {
+            for (i, rec) in self.recordings.iter().enumerate() {
+                let d = dir.path().join(format!("input{i}"));
+                let table = format!("recording_{i}");
+                slices.push(crate::split::split_by_connection(&self.ctx, &table, passes, &d, "part").await?);
+                tracing::debug!(input = %rec.source, passes, "split by connection");
+            }
+        }
+        for pass in 0..passes {
+            let what = if passes == 1 {
+                "the `connections` view".to_string()
+            } else {
+                format!("the `connections` view (pass {} of {passes})", pass + 1)
+            };
+            let mut union = Vec::with_capacity(self.recordings.len());
+            for (i, rec) in self.recordings.iter().enumerate() {
+                let table = if passes == 1 {
+                    format!("recording_{i}")
+                } else {
+                    let name = format!("slice_{i}");
+                    let path = slices[i][pass].to_string_lossy().into_owned();
+                    let _ = self.ctx.deregister_table(&name);
+                    self.ctx
+                        .register_arrow(&name, &path, ArrowReadOptions::default())
+                        .await
+                        .map_err(|e| AnalyzeError::query(what.as_str(), e))?;
+                    name
+                };
+                union.push(format!("SELECT * FROM ({})", connections_sql(&table, &rec.source)));
+            }
+            let df = self.sql(&what, &union.join("\nUNION ALL\n")).await?;
+            // Uncompressed: the file lives for one command, and compressing it costs more
+            // than the reports save reading it. Small row groups keep the writer's buffers
+            // small within a small memory limit.
+            let mut parquet = TableParquetOptions::default();
+            parquet.global.compression = Some("uncompressed".into());
+            parquet.global.max_row_group_size = 128 * 1024;
+            parquet.global.allow_single_file_parallelism = true;
+            let file = out.join(format!("part-{pass:05}.parquet"));
+            df.write_parquet(
+                &file.to_string_lossy(),
+                DataFrameWriteOptions::new().with_single_file_output(true),
+                Some(parquet),
+            )
             .await
-            .map_err(|e| AnalyzeError::query(what, e))?;
+            .map_err(|e| AnalyzeError::query(what.as_str(), e))?;
+            tracing::debug!(pass, "pass done");
+            for (i, s) in slices.iter().enumerate() {
+                let _ = self.ctx.deregister_table(format!("slice_{i}"));
+                let _ = std::fs::remove_dir_all(&s[pass]);
+            }
+        }
+        let what = "the `connections` view";
         self.ctx.deregister_table("connections").map_err(|e| AnalyzeError::query(what, e))?;
         self.ctx
-            .register_parquet("connections", &file_s, ParquetReadOptions::default())
+            .register_parquet("connections", &out.to_string_lossy(), ParquetReadOptions::default())
             .await
             .map_err(|e| AnalyzeError::query(what, e))?;
         self.spill_dir = Some(dir);
@@ -176,6 +291,41 @@ impl Analyzer {
             .map_err(|e| AnalyzeError::query(format!("the `{name}` table"), e))?;
         Ok(())
     }
+}
+
+/// What computing the `connections` view reserves per connection in its hash joins and
+/// aggregation (measured: about 700 bytes on the synthetic 10M-event benchmark).
+const JOIN_BYTES_PER_CONNECTION: u64 = 768;
+/// What one connection takes once computed, kept in memory.
+const CACHED_BYTES_PER_CONNECTION: u64 = 256;
+/// At most this many passes over the events: 4096 passes of 1 GiB each cover about 5 billion
+/// connections.
+const MAX_PASSES: usize = 4096;
+
+/// Passes needed for `connections` within `memory_limit` (leaving a tenth for the scans and
+/// the rest of the plan).
+fn passes_for(connections: u64, memory_limit: usize) -> usize {
+    let budget = (memory_limit as u64 / 10 * 9).max(1);
+    let need = connections.saturating_mul(JOIN_BYTES_PER_CONNECTION);
+    usize::try_from(need.div_ceil(budget)).unwrap_or(MAX_PASSES).clamp(1, MAX_PASSES)
+}
+
+/// `batch` with its string views copied into buffers of their own.
+fn compact(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match c.as_any().downcast_ref::<arrow::array::StringViewArray>() {
+            Some(v) => Arc::new(v.gc()) as ArrayRef,
+            None => c.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns)
+}
+
+/// Whether `e` is the memory pool refusing an allocation (possibly wrapped).
+fn out_of_memory(e: &DataFusionError) -> bool {
+    matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
 }
 
 /// The `connections` query over one file's table (see `queries/views/connections.sql`).

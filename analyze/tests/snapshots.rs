@@ -14,27 +14,6 @@ fn snapshot_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots")
 }
 
-/// Cells equal as text, or as numbers within a relative 1e-9 (parallel float sums).
-fn same_cell(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
-        _ => false,
-    }
-}
-
-fn same_csv(got: &str, want: &str) -> bool {
-    let g: Vec<&str> = got.lines().collect();
-    let w: Vec<&str> = want.lines().collect();
-    g.len() == w.len()
-        && g.iter().zip(&w).all(|(a, b)| {
-            let (ca, cb): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
-            ca.len() == cb.len() && ca.iter().zip(&cb).all(|(x, y)| same_cell(x, y))
-        })
-}
-
 /// Compares (or, with UPDATE_SNAPSHOTS=1, writes) one snapshot; returns a failure message.
 fn check(name: &str, report: &str, got: &str) -> Option<String> {
     let path = snapshot_dir().join(name).join(format!("{report}.csv"));
@@ -133,7 +112,7 @@ fn connections_kept_on_disk_give_the_same_reports_as_in_memory() {
             let recs = gespann_analyze::inputs::open_all(&[f.to_str().unwrap().to_string()]).unwrap();
             let mut a = Analyzer::new(recs, &Options::default()).await.unwrap();
             if to_disk {
-                a.connections_to_disk().await.unwrap();
+                a.connections_to_disk(1).await.unwrap();
             } else {
                 a.connections_to_memory().await.unwrap();
             }

@@ -337,3 +337,24 @@ pub fn gespann_bin() -> PathBuf {
     assert!(bin.exists(), "no binary at {}", bin.display());
     bin
 }
+
+/// Cells equal as text, or as numbers within a relative 1e-9 (parallel float sums).
+pub fn same_cell(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+        _ => false,
+    }
+}
+
+pub fn same_csv(got: &str, want: &str) -> bool {
+    let g: Vec<&str> = got.lines().collect();
+    let w: Vec<&str> = want.lines().collect();
+    g.len() == w.len()
+        && g.iter().zip(&w).all(|(a, b)| {
+            let (ca, cb): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
+            ca.len() == cb.len() && ca.iter().zip(&cb).all(|(x, y)| same_cell(x, y))
+        })
+}
