@@ -45,6 +45,32 @@ enum Command {
     Recover(recover::RecoverArgs),
 }
 
+/// A panic is a bug, here or in a library: one line naming it instead of the default report
+/// (which `RUST_BACKTRACE` brings back, with the backtrace). A panic on a worker thread (the
+/// query engine's, say) is also returned as the failing operation's error, which ends the run.
+fn install_panic_hook() {
+    if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return;
+    }
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    std::panic::set_hook(Box::new(|info| {
+        // Parallel workers tend to hit the same bug together: name it once.
+        if REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        eprintln!("gespann: internal error (a bug) in thread `{thread}` at {at}: {msg}");
+    }));
+}
+
 fn main() -> ExitCode {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let cli = Cli::parse();
@@ -59,6 +85,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    install_panic_hook();
     let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let result: anyhow::Result<bool> = match cli.command {
         Command::Record(args) => {

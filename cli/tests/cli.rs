@@ -64,3 +64,30 @@ fn recover_refuses_what_is_not_a_journal() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a Gespann checkpoint journal") && err.lines().count() == 1, "{err}");
 }
+
+/// A panic in a library (here a DataFusion assertion that skipping partial aggregation hits in
+/// `percentile_cont`, reached through DataFusion's own environment settings) ends the run with
+/// a one-line account and exit 1, not a backtrace. Should DataFusion fix it, the query simply
+/// succeeds.
+#[test]
+fn a_panic_in_a_library_is_one_line_not_a_backtrace() {
+    let sample = format!("{}/../samples/web.parquet", env!("CARGO_MANIFEST_DIR"));
+    let out = gespann()
+        .args(["analyze", &sample, "--format", "csv", "--sql"])
+        .arg("SELECT remote_addr, percentile_cont(0.99) WITHIN GROUP (ORDER BY rtt_us) FROM events GROUP BY 1 ORDER BY 1")
+        .env_remove("RUST_BACKTRACE")
+        .env("DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_ROWS_THRESHOLD", "1")
+        .env("DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD", "0")
+        .env("DATAFUSION_EXECUTION_BATCH_SIZE", "8")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        assert!(String::from_utf8_lossy(&out.stdout).lines().count() > 1);
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("backtrace") && !stderr.contains("panicked at"), "{stderr}");
+    assert!(stderr.lines().count() <= 2, "{stderr}");
+    assert!(stderr.contains("internal error (a bug)"), "{stderr}");
+}
