@@ -151,7 +151,11 @@ pub fn ping_pong(addr: SocketAddr, sizes: &[usize]) -> TcpStream {
 
 /// Tcp counters from /proc/net/snmp.
 pub fn snmp_tcp() -> std::collections::HashMap<String, i64> {
-    let text = std::fs::read_to_string("/proc/net/snmp").unwrap();
+    snmp_tcp_of(&std::fs::read_to_string("/proc/net/snmp").unwrap())
+}
+
+/// Tcp counters from the text of a /proc/net/snmp.
+pub fn snmp_tcp_of(text: &str) -> std::collections::HashMap<String, i64> {
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("Tcp:")).collect();
     let names = lines[0].split_whitespace().skip(1);
     let values = lines[1].split_whitespace().skip(1);
@@ -167,4 +171,59 @@ pub fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
+}
+
+/// Two network namespaces joined by a veth pair whose far end is down: what `near` sends
+/// through it disappears, as into a silent network. `near` has 10.213.0.1/24 on its end, a
+/// permanent neighbour entry for 10.213.0.2 (so no ARP is involved), and
+/// `net.ipv4.tcp_syn_retries` = 1, so a connect to 10.213.0.2 gives up after one SYN
+/// retransmission (about 3 s). Removed on drop.
+pub struct SilentNet {
+    pub near: String,
+    far: String,
+}
+
+impl SilentNet {
+    pub const PEER: &'static str = "10.213.0.2";
+
+    pub fn create() -> SilentNet {
+        let id = std::process::id();
+        let (near, far) = (format!("gsp{id}n"), format!("gsp{id}f"));
+        let net = SilentNet { near: near.clone(), far: far.clone() };
+        let veth = format!("gsp{id}v");
+        for cmd in [
+            format!("ip netns add {near}"),
+            format!("ip netns add {far}"),
+            format!("ip link add {veth}a netns {near} type veth peer name {veth}b netns {far}"),
+            format!("ip -n {near} link set lo up"),
+            format!("ip -n {near} addr add 10.213.0.1/24 dev {veth}a"),
+            format!("ip -n {near} link set {veth}a up"),
+            format!("ip -n {near} neigh add {} lladdr 02:00:00:00:00:02 dev {veth}a nud permanent", Self::PEER),
+            format!("ip netns exec {near} sysctl -qw net.ipv4.tcp_syn_retries=1"),
+        ] {
+            let args: Vec<&str> = cmd.split(' ').collect();
+            let out = Command::new(args[0]).args(&args[1..]).output().expect("run ip (iproute2)");
+            assert!(out.status.success(), "`{cmd}` failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        net
+    }
+
+    /// Runs a command in the near namespace.
+    pub fn exec(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip").args(["netns", "exec", &self.near]).args(args).output().expect("ip netns exec")
+    }
+
+    /// The near namespace's Tcp counters.
+    pub fn snmp_tcp(&self) -> std::collections::HashMap<String, i64> {
+        let out = self.exec(&["cat", "/proc/net/snmp"]);
+        snmp_tcp_of(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+impl Drop for SilentNet {
+    fn drop(&mut self) {
+        for ns in [&self.near, &self.far] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
 }

@@ -107,6 +107,67 @@ fn refused_connects_are_failed_rows_and_agree_with_snmp() {
     assert_eq!(after["AttemptFails"] - before["AttemptFails"], 10);
 }
 
+/// Connects into a network that never answers (a network namespace whose link leads nowhere;
+/// no packet leaves the host): each attempt is a `failed` row with ETIMEDOUT, its SYN
+/// retransmissions counted, no RTT, and the connecting process named, as the namespace's own
+/// /proc/net/snmp counts them.
+#[test]
+fn connects_into_silence_time_out_with_their_syn_retransmissions_counted() {
+    let _g = serial();
+    let net = SilentNet::create();
+    let port = 40_000 + (std::process::id() % 20_000) as u16;
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    let before = net.snmp_tcp();
+    // Two attempts at once, from one python3 process that prints its pid and each errno.
+    let script = format!(
+        "import errno, os, socket, threading\n\
+         print(os.getpid(), flush=True)\n\
+         def go():\n\
+         \x20   s = socket.socket()\n\
+         \x20   try:\n\
+         \x20       s.connect(('{}', {port}))\n\
+         \x20       print('connected')\n\
+         \x20   except OSError as e:\n\
+         \x20       print(errno.errorcode[e.errno])\n\
+         ts = [threading.Thread(target=go) for _ in range(2)]\n\
+         [t.start() for t in ts]\n\
+         [t.join() for t in ts]\n",
+        SilentNet::PEER
+    );
+    let out = net.exec(&["python3", "-c", &script]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines = text.lines();
+    let pid: u32 = lines.next().and_then(|l| l.trim().parse().ok()).expect("python3 prints its pid");
+    assert_eq!(lines.collect::<Vec<_>>(), ["ETIMEDOUT", "ETIMEDOUT"], "{text}");
+    std::thread::sleep(Duration::from_millis(200));
+    let after = net.snmp_tcp();
+    let (rows, meta, _) = rec.stop();
+    assert_eq!(meta.events_lost, 0);
+
+    let failed: Vec<_> = rows.iter().filter(|r| r.kind == EventKind::Failed).collect();
+    assert_eq!(failed.len(), 2, "{rows:#?}");
+    for r in &failed {
+        assert_eq!(r.error, Some("ETIMEDOUT"), "{r:?}");
+        assert_eq!((r.remote_addr.to_string(), r.remote_port), (SilentNet::PEER.to_string(), port));
+        assert_eq!(r.local_addr.to_string(), "10.213.0.1");
+        assert_eq!((r.pid, &*r.comm, r.role), (pid, "python3", Role::Client));
+        // tcp_syn_retries = 1, and the first tcp_syn_linear_timeouts (4) retransmissions come
+        // 1 s apart: the SYN at 0 s, again at 1 s and 2 s, given up at 3 s.
+        assert_eq!(r.retransmits, 2, "{r:?}");
+        assert_eq!(r.rtt_us, None, "no RTT was ever measured: {r:?}");
+        assert_eq!((r.bytes_sent, r.bytes_received), (0, 0));
+        let d = r.duration_ns.expect("a duration");
+        assert!((2_500_000_000..5_000_000_000).contains(&d), "{d} ns");
+        assert!(r.handshake_us.is_none());
+    }
+    assert!(rows.iter().all(|r| r.kind != EventKind::Open), "no open row for an attempt: {rows:#?}");
+    // The namespace's own counters agree: 2 attempts, 2 failed, 4 segments retransmitted.
+    assert_eq!(after["ActiveOpens"] - before["ActiveOpens"], 2);
+    assert_eq!(after["AttemptFails"] - before["AttemptFails"], 2);
+    assert_eq!(after["RetransSegs"] - before["RetransSegs"], 4);
+}
+
 fn set_linger_zero(s: &TcpStream) {
     let l = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: valid fd and option struct.

@@ -180,6 +180,12 @@ fn snapshot_payload(role: Role, state: u8, info: &crate::sockdiag::TcpInfo) -> (
     tcp_payload(role, info.bytes_acked, info.bytes_received, our_fin_acked, their_fin)
 }
 
+/// The smoothed RTT of a TCP record, if the kernel has measured one: an srtt of 0 means no
+/// sample yet (a failed attempt never has one; the kernel counts any sample as at least 1 µs).
+fn rtt_of(r: &RawEvent) -> Option<u32> {
+    (r.flags & flags::HAS_RTT != 0 && r.rtt_us != 0).then_some(r.rtt_us)
+}
+
 fn row(clock: &Clock, c: &Conn, conn_id: u64, kind: EventKind, ts_mono: u64) -> Event {
     Event {
         ts_ns: clock.wall(ts_mono),
@@ -329,9 +335,7 @@ impl Tracker {
         let mut e = row(&self.clock, &conn, r.conn_id, EventKind::Open, r.ts_ns);
         if conn.protocol == Protocol::Tcp {
             e.state = tcp_state_name(r.state);
-            if r.flags & flags::HAS_RTT != 0 {
-                e.rtt_us = Some(r.rtt_us);
-            }
+            e.rtt_us = rtt_of(r);
             if r.flags & flags::HAS_HANDSHAKE != 0 {
                 e.handshake_us = Some(r.handshake_us);
             }
@@ -389,9 +393,7 @@ impl Tracker {
         let mut e = row(&self.clock, conn, conn_id, ev_kind, r.ts_ns);
         if !is_udp {
             e.state = tcp_state_name(r.state);
-            if r.flags & flags::HAS_RTT != 0 {
-                e.rtt_us = Some(r.rtt_us);
-            }
+            e.rtt_us = rtt_of(r);
         }
         if ev_kind.is_terminal() {
             let start = if r.start_ns != 0 { r.start_ns } else { conn.start_mono };
@@ -507,7 +509,7 @@ impl Tracker {
             let mut e = row(&self.clock, &conn, id, EventKind::Open, now_mono);
             e.preexisting = true;
             e.state = tcp_state_name(s.state);
-            e.rtt_us = s.info.map(|i| i.rtt_us);
+            e.rtt_us = s.info.map(|i| i.rtt_us).filter(|&v| v != 0);
             self.tcp_tuples.insert(tuple, id);
             self.conns.insert(id, conn);
             self.push(e);
@@ -543,7 +545,7 @@ impl Tracker {
             let c = c.clone();
             let mut e = row(&self.clock, &c, id, EventKind::Sample, now_mono);
             e.state = tcp_state_name(s.state);
-            e.rtt_us = Some(info.rtt_us);
+            e.rtt_us = Some(info.rtt_us).filter(|&v| v != 0);
             self.push(e);
         }
     }
@@ -680,6 +682,21 @@ mod tests {
         assert_eq!(rows[0].kind, EventKind::Failed);
         assert_eq!(rows[0].error, Some("ECONNREFUSED"));
         assert_eq!(t.open_connections(), 0);
+    }
+
+    #[test]
+    fn an_srtt_of_zero_is_no_rtt_not_a_zero_rtt() {
+        let mut t = tracker();
+        let mut f = raw_tcp(kind::FAILED, 9, 500);
+        f.error = 110;
+        f.rtt_us = 0;
+        t.on_raw(&f);
+        let mut o = raw_tcp(kind::OPEN, 10, 600);
+        o.rtt_us = 1;
+        t.on_raw(&o);
+        let rows = t.drain_all();
+        assert_eq!((rows[0].error, rows[0].rtt_us), (Some("ETIMEDOUT"), None));
+        assert_eq!(rows[1].rtt_us, Some(1));
     }
 
     #[test]
