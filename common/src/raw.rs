@@ -14,6 +14,7 @@ pub mod kind {
     pub const AMEND_RESET: u8 = 6;
     pub const AMEND_OWNER: u8 = 7;
     pub const UDP_RELEASE: u8 = 8;
+    pub const AMEND_ERROR: u8 = 9;
 }
 
 /// `GSP_F_*`.

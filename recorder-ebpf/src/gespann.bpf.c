@@ -18,6 +18,9 @@
  *      tcp:tcp_retransmit_skb     one event per retransmitted segment
  *      tcp:tcp_destroy_sock       forgets the socket
  *      sock:sock_{send,recv}_length  the accepting process of a server connection
+ * Both cgroup/connect{4,6} + syscalls:sys_exit_connect  connect() failures the socket's states
+ *                                 do not show: refused before any SYN (no route, EACCES, no
+ *                                 free local port), with connect()'s own errno
  * UDP  sock:sock_{send,recv}_length  per-flow datagram/byte counters, aggregated here
  *      cgroup/{send,recv}msg{4,6}  the peer of unconnected sendto/recvfrom (same thread, just before)
  *      cgroup/sock_release        ends the socket's flows
@@ -83,6 +86,19 @@ struct udp_sock {
 	struct udp_key first;
 };
 
+/* A connect() in progress on a thread, from the cgroup hook to the syscall's return. */
+struct connect_call {
+	__u64 sk;
+	__u64 start_ns;
+	__u64 conn_id;		/* the attempt's id once it reached SYN_SENT (TCP) */
+	__u8 daddr[16];
+	__u16 dport;
+	__u8 family;
+	__u8 protocol;
+	__u8 need_errno;	/* its FAILED was reported without an errno (sk_err unset) */
+	__u8 _pad[3];
+};
+
 /* Peer of an unconnected sendmsg/recvmsg, left by the cgroup hook for the tracepoint. */
 struct peer {
 	__u8 addr[16];
@@ -138,6 +154,13 @@ struct {
 	__type(key, __u64);
 	__type(value, struct peer);
 } peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct connect_call);
+} connects SEC(".maps");
 
 static __always_inline void count_lost(__u32 slot)
 {
@@ -384,6 +407,14 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 			return;
 		}
 		kind = GSP_FAILED;
+		/* No sk_err: connect() itself failed after SYN_SENT (no free local port), in
+		 * process context; its return value will supply the errno. */
+		if (!BPF_CORE_READ(sk, sk_err)) {
+			__u64 tid = bpf_get_current_pid_tgid();
+			struct connect_call *cc = bpf_map_lookup_elem(&connects, &tid);
+			if (cc && cc->sk == key)
+				cc->need_errno = 1;
+		}
 	} else if (c->flags & (GSP_F_RESET_LOCAL | GSP_F_RESET_REMOTE))
 		kind = GSP_RESET;
 	else
@@ -428,8 +459,14 @@ int handle_set_state(struct bpf_raw_tracepoint_args *ctx)
 		c.role = GSP_ROLE_CLIENT;
 		c.cflags = C_CONFIRMED;
 		/* BPF_ANY: a socket reused for a new connect starts afresh. */
-		if (bpf_map_update_elem(&tcp_conns, &key, &c, BPF_ANY))
+		if (bpf_map_update_elem(&tcp_conns, &key, &c, BPF_ANY)) {
 			count_lost(GSP_LOST_TABLE);
+			break;
+		}
+		__u64 tid = bpf_get_current_pid_tgid();
+		struct connect_call *cc = bpf_map_lookup_elem(&connects, &tid);
+		if (cc && cc->sk == key)
+			cc->conn_id = c.conn_id;
 		break;
 	}
 	case TCP_ESTABLISHED:
@@ -764,4 +801,120 @@ int sock_release(struct bpf_sock *ctx)
 	}
 	bpf_map_delete_elem(&udp_socks, &skp);
 	return 1;
+}
+
+static __always_inline void connect_begin(struct bpf_sock_addr *ctx, __u8 family)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct connect_call cc = { .family = family };
+	struct bpf_sock *sk = ctx->sk;
+	__u32 w;
+
+	if (!sk)
+		return;
+	cc.protocol = sk->protocol;
+	if (cc.protocol != IPPROTO_TCP && cc.protocol != IPPROTO_UDP)
+		return;
+	cc.sk = (__u64)sk;
+	cc.start_ns = bpf_ktime_get_ns();
+	if (family == 4) {
+		w = ctx->user_ip4; __builtin_memcpy(&cc.daddr[0], &w, 4);
+	} else {
+		w = ctx->user_ip6[0]; __builtin_memcpy(&cc.daddr[0], &w, 4);
+		w = ctx->user_ip6[1]; __builtin_memcpy(&cc.daddr[4], &w, 4);
+		w = ctx->user_ip6[2]; __builtin_memcpy(&cc.daddr[8], &w, 4);
+		w = ctx->user_ip6[3]; __builtin_memcpy(&cc.daddr[12], &w, 4);
+	}
+	cc.dport = bpf_ntohs((__u16)ctx->user_port);
+	bpf_map_update_elem(&connects, &tid, &cc, BPF_ANY);
+}
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr *ctx)
+{
+	connect_begin(ctx, 4);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr *ctx)
+{
+	connect_begin(ctx, 6);
+	return 1;
+}
+
+/* The format of syscalls:sys_exit_connect (see its `format` file in tracefs). */
+struct sys_exit_connect_args {
+	__u64 _common;
+	__s32 syscall_nr;
+	__s32 _pad;
+	__s64 ret;
+};
+
+#define EALREADY 114
+#define EINPROGRESS 115
+#define EISCONN 106
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int handle_exit_connect(struct sys_exit_connect_args *ctx)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct connect_call *p = bpf_map_lookup_elem(&connects, &tid);
+	struct connect_call cc;
+	__s64 ret = ctx->ret;
+
+	if (!p)
+		return 0;
+	cc = *p;
+	bpf_map_delete_elem(&connects, &tid);
+	if (ret >= 0 || ret == -EINPROGRESS || ret == -EALREADY || ret == -EISCONN || ret < -4095)
+		return 0;
+
+	if (cc.conn_id) {
+		/* The attempt reached SYN_SENT, and its FAILED row is out already: amend its errno
+		 * if the socket had none to give. */
+		if (!cc.need_errno)
+			return 0;
+		struct gsp_event *e = reserve();
+		if (!e)
+			return 0;
+		e->kind = GSP_AMEND_ERROR;
+		e->protocol = GSP_PROTO_TCP;
+		e->conn_id = cc.conn_id;
+		e->error = (__u16)-ret;
+		submit(e);
+		return 0;
+	}
+
+	/* Refused before the socket changed state: no route, a cgroup or LSM veto, no local
+	 * address. One FAILED event, endpoints from the socket and the connect() address. */
+	struct sock *sk = (struct sock *)cc.sk;
+	struct owner o = {};
+	__u16 sport = local_port(sk);
+
+	current_owner(&o);
+	if (!owner_wanted(&o) || !ports_wanted(sport, cc.dport))
+		return 0;
+	struct gsp_event *e = reserve();
+	if (!e)
+		return 0;
+	e->kind = GSP_FAILED;
+	e->protocol = cc.protocol == IPPROTO_TCP ? GSP_PROTO_TCP : GSP_PROTO_UDP;
+	e->role = GSP_ROLE_CLIENT;
+	e->conn_id = new_conn_id();
+	e->start_ns = cc.start_ns;
+	e->sk = cc.sk;
+	e->family = cc.family;
+	e->sport = sport;
+	e->dport = cc.dport;
+	if (cc.family == 6)
+		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+	else
+		BPF_CORE_READ_INTO((__u32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
+	__builtin_memcpy(e->daddr, cc.daddr, sizeof(e->daddr));
+	e->state = TCP_CLOSE;
+	e->error = (__u16)-ret;
+	set_owner(e, &o);
+	submit(e);
+	return 0;
 }

@@ -25,6 +25,7 @@ enum gsp_kind {
 	GSP_AMEND_RESET = 6,	/* the CLOSE just reported for conn_id was followed by a local RST */
 	GSP_AMEND_OWNER = 7,	/* a server connection's owner, learnt at its first send/recv */
 	GSP_UDP_RELEASE = 8,	/* a UDP socket with several flows was released: user space ends them */
+	GSP_AMEND_ERROR = 9,	/* the FAILED just reported for conn_id failed with `error` (connect's errno) */
 };
 
 /* gsp_event.flags */

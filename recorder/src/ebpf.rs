@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint};
+use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader, Pod};
 use gespann_common::raw::{self, UdpFlow, UdpKey};
 
@@ -23,6 +23,12 @@ pub const TRACEPOINTS: &[(&str, &str, &str, &str)] = &[
     ("handle_destroy_sock", "tcp", "tcp_destroy_sock", "nothing visible (socket table cleanup)"),
     ("handle_send_length", "sock", "sock_send_length", "UDP rows; accepting process of server connections"),
     ("handle_recv_length", "sock", "sock_recv_length", "UDP rows; accepting process of server connections"),
+    (
+        "handle_exit_connect",
+        "syscalls",
+        "sys_exit_connect",
+        "`failed` rows for connects refused before any packet (no route, no free local port)",
+    ),
 ];
 
 /// cgroup hooks: (program, what is missing without it).
@@ -32,6 +38,8 @@ pub const CGROUP_HOOKS: &[(&str, &str)] = &[
     ("udp_recvmsg4", "remote address of unconnected UDP receives (IPv4)"),
     ("udp_recvmsg6", "remote address of unconnected UDP receives (IPv6)"),
     ("sock_release", "`close` rows of UDP flows"),
+    ("connect4", "`failed` rows for connects refused before any packet (IPv4)"),
+    ("connect6", "`failed` rows for connects refused before any packet (IPv6)"),
 ];
 
 /// `UdpKey`/`UdpFlow` as aya map types.
@@ -181,21 +189,26 @@ impl Probes {
     }
 }
 
-/// Attaches a program to a kernel tracepoint as a raw tracepoint (the tracepoint's own
-/// arguments, no trace record formatted per call).
+/// Attaches a program to a kernel tracepoint: as a raw tracepoint (the tracepoint's own
+/// arguments, no trace record formatted per call), except for syscall tracepoints.
 fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -> Result<(), RecorderError> {
     let err = |e: aya::programs::ProgramError| RecorderError::Attach {
         program: prog.to_owned(),
         target: format!("{category}:{event}"),
         source: Box::new(e),
     };
-    let p: &mut RawTracePoint = ebpf
-        .program_mut(prog)
-        .ok_or_else(|| RecorderError::MissingProgram(prog.to_owned()))?
-        .try_into()
-        .map_err(err)?;
-    p.load().map_err(err)?;
-    p.attach(event).map_err(err)?;
+    let p = ebpf.program_mut(prog).ok_or_else(|| RecorderError::MissingProgram(prog.to_owned()))?;
+    if category == "syscalls" {
+        // Syscall tracepoints have no raw form of their own (only the all-syscalls
+        // raw_syscalls:sys_exit, which would run for every syscall).
+        let p: &mut TracePoint = p.try_into().map_err(err)?;
+        p.load().map_err(err)?;
+        p.attach(category, event).map_err(err)?;
+    } else {
+        let p: &mut RawTracePoint = p.try_into().map_err(err)?;
+        p.load().map_err(err)?;
+        p.attach(event).map_err(err)?;
+    }
     Ok(())
 }
 

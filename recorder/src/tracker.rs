@@ -323,6 +323,7 @@ impl Tracker {
             kind::CLOSE | kind::RESET | kind::FAILED | kind::RETRANSMIT => self.on_tcp_or_udp_event(r),
             kind::AMEND_RESET => self.on_amend_reset(r),
             kind::AMEND_OWNER => self.on_amend_owner(r),
+            kind::AMEND_ERROR => self.on_amend_error(r),
             kind::UDP_RELEASE => return Followup::ReleaseUdpSocket(r.sk),
             _ => {}
         }
@@ -377,7 +378,8 @@ impl Tracker {
         };
 
         if !self.conns.contains_key(&conn_id) {
-            if is_udp {
+            // A UDP connect() refused before any datagram (no route) is its only record.
+            if is_udp && ev_kind != EventKind::Failed {
                 self.stats.untracked_dropped += 1;
                 return;
             }
@@ -427,6 +429,16 @@ impl Tracker {
                 row.reset_by = Some(ResetBy::Local);
                 row.reset_reason = reason;
             }
+            None => self.stats.late_amends += 1,
+        }
+    }
+
+    /// connect() returned `r.error` for an attempt whose `failed` row had no errno (the socket
+    /// had none: no free local port).
+    fn on_amend_error(&mut self, r: &RawEvent) {
+        match self.pending.iter_mut().rev().find(|p| p.conn_id == r.conn_id && p.kind == EventKind::Failed) {
+            Some(row) if row.error.is_none() => row.error = errno_name(r.error),
+            Some(_) => {}
             None => self.stats.late_amends += 1,
         }
     }
@@ -681,6 +693,31 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].kind, EventKind::Failed);
         assert_eq!(rows[0].error, Some("ECONNREFUSED"));
+        assert_eq!(t.open_connections(), 0);
+    }
+
+    #[test]
+    fn connects_errno_completes_a_failed_row_without_one() {
+        let mut t = tracker();
+        // No free local port: SYN_SENT -> CLOSE with no sk_err, then connect() returns.
+        let mut f = raw_tcp(kind::FAILED, 9, 500);
+        f.rtt_us = 0;
+        t.on_raw(&f);
+        let mut amend = raw_tcp(kind::AMEND_ERROR, 9, 510);
+        amend.error = 99;
+        t.on_raw(&amend);
+        // A UDP connect() without a route: its failed row is the flow's only record.
+        let mut u = raw_tcp(kind::FAILED, 10, 600);
+        u.protocol = raw::PROTO_UDP;
+        u.error = 113;
+        t.on_raw(&u);
+        let rows = t.drain_all();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!((rows[0].kind, rows[0].error), (EventKind::Failed, Some("EADDRNOTAVAIL")));
+        assert_eq!(
+            (rows[1].protocol, rows[1].kind, rows[1].error),
+            (Protocol::Udp, EventKind::Failed, Some("EHOSTUNREACH"))
+        );
         assert_eq!(t.open_connections(), 0);
     }
 
