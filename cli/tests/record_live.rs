@@ -70,6 +70,7 @@ fn exact_bytes_packets_and_owners_on_both_ends_over_ipv4_and_ipv6() {
             assert!(end.rtt_us.is_some());
         }
         for rows in servers.values() {
+            assert!(rows[0].kind == EventKind::Open && rows[0].handshake_us.is_some(), "server open: {rows:?}");
             let end = last_terminal(rows);
             assert_eq!(end.kind, EventKind::Close, "{end:?}");
             assert_eq!((end.bytes_sent, end.bytes_received), (total, total), "{end:?}");

@@ -371,6 +371,9 @@ static __always_inline void tcp_to_established(struct sock *sk, int oldstate)
 	nc.conn_id = new_conn_id();
 	nc.start_ns = now;
 	nc.role = GSP_ROLE_SERVER;
+	/* The server's side of the handshake, SYN-ACK sent to ACK received: the kernel takes
+	 * it as the connection's first RTT sample just before this transition. */
+	nc.handshake_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
 	if (bpf_map_update_elem(&tcp_conns, &key, &nc, BPF_ANY)) {
 		count_lost(GSP_LOST_TABLE);
 		return;

@@ -61,7 +61,7 @@ struct gsp_event {
 	__u32 pid;		/* owner's tgid */
 	__u32 retransmits;	/* TCP total_retrans */
 	__u32 rtt_us;		/* TCP smoothed RTT */
-	__u32 handshake_us;	/* TCP client: SYN_SENT -> ESTABLISHED */
+	__u32 handshake_us;	/* TCP client: SYN_SENT -> ESTABLISHED; server: SYN-ACK -> ACK */
 	__u16 sport;		/* local port, host order */
 	__u16 dport;		/* remote port, host order */
 	__u16 error;		/* errno (sk_err) on failed/reset */

@@ -375,7 +375,8 @@ impl Processor {
                 }
             }
             EventKind::Open => {
-                if let Some(h) = e.handshake_us {
+                // The client's side: a server's handshake time starts at its SYN-ACK.
+                if let (Some(h), gespann_common::Role::Client) = (e.handshake_us, e.role) {
                     self.handshake.observe(f64::from(h) / 1e6);
                 }
             }
