@@ -65,6 +65,11 @@ impl Analyzer {
         if let Some(n) = opts.threads {
             config = config.with_target_partitions(n.max(1));
         }
+        // Twice DataFusion's default batch: recordings are narrow rows by the million, and
+        // the reports' aggregations ran about 10% faster on the 10M-event benchmark.
+        if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_none() {
+            config = config.with_batch_size(16 * 1024);
+        }
         // Each sort sets aside this much for merging what it spilled (10 MiB by default, per
         // partition); within a small limit that reservation alone would exhaust the pool.
         if std::env::var_os("DATAFUSION_EXECUTION_SORT_SPILL_RESERVATION_BYTES").is_none() {
