@@ -707,56 +707,56 @@ int handle_recv_length(struct bpf_raw_tracepoint_args *ctx)
 	return msg_length(ctx, false);
 }
 
-static __always_inline void stash_peer4(struct bpf_sock_addr *ctx)
+/* The address a sock_addr hook was given (4 bytes for IPv4, network order), and its port. */
+static __always_inline __u16 sock_addr_peer(struct bpf_sock_addr *ctx, __u8 family, __u8 addr[16])
 {
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct peer p = { .family = 4 };
-	__u32 ip = ctx->user_ip4;
-
-	__builtin_memcpy(p.addr, &ip, 4);
-	p.port = bpf_ntohs((__u16)ctx->user_port);
-	bpf_map_update_elem(&peers, &tid, &p, BPF_ANY);
-}
-
-static __always_inline void stash_peer6(struct bpf_sock_addr *ctx)
-{
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct peer p = { .family = 6 };
 	__u32 w;
 
-	w = ctx->user_ip6[0]; __builtin_memcpy(&p.addr[0], &w, 4);
-	w = ctx->user_ip6[1]; __builtin_memcpy(&p.addr[4], &w, 4);
-	w = ctx->user_ip6[2]; __builtin_memcpy(&p.addr[8], &w, 4);
-	w = ctx->user_ip6[3]; __builtin_memcpy(&p.addr[12], &w, 4);
-	p.port = bpf_ntohs((__u16)ctx->user_port);
+	if (family == 4) {
+		w = ctx->user_ip4; __builtin_memcpy(&addr[0], &w, 4);
+	} else {
+		w = ctx->user_ip6[0]; __builtin_memcpy(&addr[0], &w, 4);
+		w = ctx->user_ip6[1]; __builtin_memcpy(&addr[4], &w, 4);
+		w = ctx->user_ip6[2]; __builtin_memcpy(&addr[8], &w, 4);
+		w = ctx->user_ip6[3]; __builtin_memcpy(&addr[12], &w, 4);
+	}
+	return bpf_ntohs((__u16)ctx->user_port);
+}
+
+static __always_inline void stash_peer(struct bpf_sock_addr *ctx, __u8 family)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct peer p = { .family = family };
+
+	p.port = sock_addr_peer(ctx, family, p.addr);
 	bpf_map_update_elem(&peers, &tid, &p, BPF_ANY);
 }
 
 SEC("cgroup/sendmsg4")
 int udp_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	stash_peer4(ctx);
+	stash_peer(ctx, 4);
 	return 1;
 }
 
 SEC("cgroup/sendmsg6")
 int udp_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	stash_peer6(ctx);
+	stash_peer(ctx, 6);
 	return 1;
 }
 
 SEC("cgroup/recvmsg4")
 int udp_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	stash_peer4(ctx);
+	stash_peer(ctx, 4);
 	return 1;
 }
 
 SEC("cgroup/recvmsg6")
 int udp_recvmsg6(struct bpf_sock_addr *ctx)
 {
-	stash_peer6(ctx);
+	stash_peer(ctx, 6);
 	return 1;
 }
 
@@ -811,7 +811,6 @@ static __always_inline void connect_begin(struct bpf_sock_addr *ctx, __u8 family
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct connect_call cc = { .family = family };
 	struct bpf_sock *sk = ctx->sk;
-	__u32 w;
 
 	if (!sk)
 		return;
@@ -820,15 +819,7 @@ static __always_inline void connect_begin(struct bpf_sock_addr *ctx, __u8 family
 		return;
 	cc.sk = (__u64)sk;
 	cc.start_ns = bpf_ktime_get_ns();
-	if (family == 4) {
-		w = ctx->user_ip4; __builtin_memcpy(&cc.daddr[0], &w, 4);
-	} else {
-		w = ctx->user_ip6[0]; __builtin_memcpy(&cc.daddr[0], &w, 4);
-		w = ctx->user_ip6[1]; __builtin_memcpy(&cc.daddr[4], &w, 4);
-		w = ctx->user_ip6[2]; __builtin_memcpy(&cc.daddr[8], &w, 4);
-		w = ctx->user_ip6[3]; __builtin_memcpy(&cc.daddr[12], &w, 4);
-	}
-	cc.dport = bpf_ntohs((__u16)ctx->user_port);
+	cc.dport = sock_addr_peer(ctx, family, cc.daddr);
 	bpf_map_update_elem(&connects, &tid, &cc, BPF_ANY);
 }
 
