@@ -18,7 +18,8 @@
 //! once, in memory when it fits well within the limit. The session runs with a fair spilling
 //! memory pool (`--memory-limit`), so sorts and aggregations spill to disk instead of growing
 //! without bound; hash joins cannot spill, so their size is planned instead: the connections
-//! are counted first (HyperLogLog), and when they would not fit, [`split`] writes the events to
+//! are counted first (the span of `conn_id` in the files' statistics, or, when that is too
+//! many, a HyperLogLog estimate), and when they would not fit, [`split`] writes the events to
 //! disk sliced by `conn_id` and `connections` is computed one slice per pass into temporary
 //! Parquet files. A pass that still runs out of memory doubles the number of slices.
 
