@@ -46,6 +46,8 @@ pub struct Analyzer {
     memory_limit: usize,
     /// Holds the materialized `connections` when they did not fit in memory.
     spill_dir: Option<tempfile::TempDir>,
+    /// The connection count, once estimated (deciding on passes and making them both need it).
+    connections: std::sync::OnceLock<u64>,
 }
 
 /// Quotes a string as a SQL literal.
@@ -124,7 +126,13 @@ impl Analyzer {
             .collect();
         let view = format!("CREATE VIEW connections AS {}", per_file.join("\nUNION ALL\n"));
         run_ddl(&ctx, "the `connections` view", &view).await?;
-        Ok(Analyzer { ctx, recordings, memory_limit: opts.memory_limit, spill_dir: None })
+        Ok(Analyzer {
+            ctx,
+            recordings,
+            memory_limit: opts.memory_limit,
+            spill_dir: None,
+            connections: std::sync::OnceLock::new(),
+        })
     }
 
     /// Total rows over all inputs.
@@ -142,10 +150,10 @@ impl Analyzer {
     ///
     /// Memory stays within the limit however many connections there are. The view's joins
     /// cannot spill in DataFusion (its aggregation can), so their size is planned instead: the
-    /// connections are counted first (a HyperLogLog estimate, one cheap pass over `conn_id`),
-    /// and when they would not fit, the view is computed in several passes over the events, each
-    /// taking the connections whose `conn_id` falls in its residue class, and written to a
-    /// temporary Parquet file per pass (deleted when the analyzer is dropped). A pass that still
+    /// connections are counted first ([`Self::estimate_connections`]), and when they would not
+    /// fit, the events are split once by `conn_id` residue class ([`crate::split`]) and the view
+    /// is computed one slice per pass, each written to a temporary Parquet file (deleted when
+    /// the analyzer is dropped). A pass that still
     /// runs out of memory (an estimate is an estimate) doubles the number of passes. A small
     /// result is kept in memory instead.
     pub async fn materialize_connections(&mut self) -> Result<usize, AnalyzeError> {
@@ -183,6 +191,14 @@ impl Analyzer {
     /// when that is too many for one pass, a HyperLogLog estimate (within a few percent) from
     /// one scan of `conn_id`.
     pub async fn estimate_connections(&self) -> Result<u64, AnalyzeError> {
+        if let Some(&n) = self.connections.get() {
+            return Ok(n);
+        }
+        let n = self.count_connections().await?;
+        Ok(*self.connections.get_or_init(|| n))
+    }
+
+    async fn count_connections(&self) -> Result<u64, AnalyzeError> {
         let bound: Option<u64> = self.recordings.iter().map(|r| conn_id_span(&r.path).map(|n| n.min(r.rows))).sum();
         if let Some(bound) = bound.filter(|&b| passes_for(b, self.memory_limit) == 1) {
             return Ok(bound);

@@ -180,10 +180,16 @@ fn snapshot_payload(role: Role, state: u8, info: &crate::sockdiag::TcpInfo) -> (
     tcp_payload(role, info.bytes_acked, info.bytes_received, our_fin_acked, their_fin)
 }
 
-/// The smoothed RTT of a TCP record, if the kernel has measured one: an srtt of 0 means no
-/// sample yet (a failed attempt never has one; the kernel counts any sample as at least 1 µs).
+/// A smoothed RTT (from a raw record or tcp_info), if the kernel has measured one: an srtt of 0
+/// means no sample yet (a failed attempt never has one; the kernel counts any sample as at
+/// least 1 µs).
+fn measured_rtt(rtt_us: u32) -> Option<u32> {
+    (rtt_us != 0).then_some(rtt_us)
+}
+
+/// The RTT of a TCP record, see [`measured_rtt`].
 fn rtt_of(r: &RawEvent) -> Option<u32> {
-    (r.flags & flags::HAS_RTT != 0 && r.rtt_us != 0).then_some(r.rtt_us)
+    if r.flags & flags::HAS_RTT != 0 { measured_rtt(r.rtt_us) } else { None }
 }
 
 fn row(clock: &Clock, c: &Conn, conn_id: u64, kind: EventKind, ts_mono: u64) -> Event {
@@ -521,7 +527,7 @@ impl Tracker {
             let mut e = row(&self.clock, &conn, id, EventKind::Open, now_mono);
             e.preexisting = true;
             e.state = tcp_state_name(s.state);
-            e.rtt_us = s.info.map(|i| i.rtt_us).filter(|&v| v != 0);
+            e.rtt_us = s.info.and_then(|i| measured_rtt(i.rtt_us));
             self.tcp_tuples.insert(tuple, id);
             self.conns.insert(id, conn);
             self.push(e);
@@ -557,7 +563,7 @@ impl Tracker {
             let c = c.clone();
             let mut e = row(&self.clock, &c, id, EventKind::Sample, now_mono);
             e.state = tcp_state_name(s.state);
-            e.rtt_us = Some(info.rtt_us).filter(|&v| v != 0);
+            e.rtt_us = measured_rtt(info.rtt_us);
             self.push(e);
         }
     }
