@@ -2,13 +2,12 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use gespann_common::journal::{journal_path, save_checkpoint};
-use gespann_common::{Event, EventKind, Protocol, RecordingMeta, RecordingWriter, ResetBy};
-use gespann_recorder::{RecordOptions, Recorder};
+use gespann_common::{Event, EventKind, Protocol, ResetBy};
+use gespann_recorder::{OutputOptions, RecorderArgs, RecorderStats, Session, StopSignals, run_until};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `gespann record`.
@@ -33,21 +32,8 @@ pub struct RecordArgs {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Only connections owned by this process id (repeatable, up to 8).
-    #[arg(long = "pid", value_name = "PID")]
-    pub pids: Vec<u32>,
-    /// Only connections owned by processes with this command name (repeatable, up to 8; first 15 bytes).
-    #[arg(long = "comm", value_name = "NAME")]
-    pub comms: Vec<String>,
-    /// Only connections with this local or remote port (repeatable, up to 16).
-    #[arg(long = "port", value_name = "PORT")]
-    pub ports: Vec<u16>,
-    /// How often live connections that moved get a `sample` row.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub sample_interval: Duration,
-    /// Kernel ring buffer size in MiB (a power of two). Larger absorbs bigger bursts.
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
-    pub buffer_mib: u32,
+    #[command(flatten)]
+    pub recorder: RecorderArgs,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
@@ -101,76 +87,6 @@ impl Totals {
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
-}
-
-pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
-}
-
-/// The recording and its crash checkpoints: about every second the rows so far are made
-/// recoverable (see `gespann_common::journal`).
-pub struct RecordingSink {
-    path: PathBuf,
-    journal: PathBuf,
-    writer: RecordingWriter<std::fs::File>,
-    last_checkpoint: Instant,
-}
-
-/// Recordings with more row groups than this (and not huge) are rewritten at the end.
-const COMPACT_ROW_GROUPS: usize = 16;
-const COMPACT_MAX_ROWS: u64 = 10_000_000;
-
-impl RecordingSink {
-    pub fn create(path: &Path, force: bool, meta: &RecordingMeta) -> Result<Self> {
-        let writer = RecordingWriter::create(path, force, meta)?;
-        let mut sink = RecordingSink {
-            path: path.to_owned(),
-            journal: journal_path(path),
-            writer,
-            last_checkpoint: Instant::now(),
-        };
-        sink.checkpoint(0)?;
-        Ok(sink)
-    }
-
-    fn checkpoint(&mut self, events_lost: u64) -> Result<()> {
-        let (len, footer) = self.writer.checkpoint(&rfc3339(SystemTime::now()), events_lost)?;
-        save_checkpoint(&self.journal, self.writer.sink(), len, &footer)?;
-        self.last_checkpoint = Instant::now();
-        Ok(())
-    }
-
-    pub fn write(&mut self, events: &[Event], events_lost: u64) -> Result<()> {
-        for e in events {
-            self.writer.push(e)?;
-        }
-        if self.last_checkpoint.elapsed() >= Duration::from_secs(1) {
-            self.checkpoint(events_lost)?;
-        }
-        Ok(())
-    }
-
-    /// Writes the footer, syncs, compacts small row groups, and drops the journal. Returns the
-    /// file size.
-    pub fn finish(mut self, events_lost: u64) -> Result<u64> {
-        let ended = rfc3339(SystemTime::now());
-        let summary = self.writer.finish(&ended, events_lost)?;
-        self.writer.sink().sync_all().with_context(|| format!("cannot sync `{}`", self.path.display()))?;
-        let mut bytes = summary.bytes;
-        if summary.row_groups > COMPACT_ROW_GROUPS && summary.rows <= COMPACT_MAX_ROWS {
-            bytes = gespann_common::recording::compact(&self.path)?.bytes;
-        }
-        std::fs::remove_file(&self.journal).with_context(|| format!("cannot remove `{}`", self.journal.display()))?;
-        Ok(bytes)
-    }
-}
-
 pub async fn run(args: RecordArgs, command_line: String) -> Result<()> {
     if args.output.exists() && !args.force {
         bail!("`{}` already exists (use --force to overwrite it)", args.output.display());
@@ -180,38 +96,16 @@ pub async fn run(args: RecordArgs, command_line: String) -> Result<()> {
             "recording needs root or CAP_BPF + CAP_PERFMON (and CAP_NET_ADMIN for the UDP hooks): run it with sudo; `gespann doctor` checks the rest"
         );
     }
-    let ring = args
-        .buffer_mib
-        .checked_mul(1 << 20)
-        .filter(|b| b.is_power_of_two())
-        .context("--buffer-mib must be a power of two, at most 2048")?;
-    let opts = RecordOptions {
-        pids: args.pids.clone(),
-        comms: args.comms.clone(),
-        ports: args.ports.clone(),
-        sample_interval: args.sample_interval,
-        ring_buffer_bytes: ring,
-    };
-    let started = SystemTime::now();
-    let mut rec = Recorder::start(&opts).context("cannot start recording")?;
-    for m in rec.missing() {
+    let opts = args.recorder.options()?;
+    let output = OutputOptions { path: args.output.clone(), force: args.force, command_line };
+    let mut signals = StopSignals::new()?;
+    let mut session = Session::open(&opts, Some(&output))?;
+    for m in session.missing() {
         eprintln!(
             "gespann: warning: {} is unavailable here ({}); the recording will lack {}",
             m.what, m.error, m.effect
         );
     }
-    let meta = RecordingMeta {
-        schema_version: gespann_common::schema::SCHEMA_VERSION,
-        version: env!("CARGO_PKG_VERSION").into(),
-        hostname: hostname(),
-        kernel: kernel_release(),
-        started_at: rfc3339(started),
-        ended_at: String::new(),
-        events_lost: 0,
-        command_line,
-        sample_interval_ms: Some(args.sample_interval.as_millis() as u64),
-    };
-    let mut sink = RecordingSink::create(&args.output, args.force, &meta)?;
 
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(args.duration.as_secs().max(1));
@@ -225,51 +119,38 @@ pub async fn run(args: RecordArgs, command_line: String) -> Result<()> {
     });
 
     let mut totals = Totals::default();
-    let deadline = tokio::time::Instant::now() + args.duration;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let start = Instant::now();
-    let outcome: Result<()> = loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => break Ok(()),
-            _ = tokio::signal::ctrl_c() => break Ok(()),
-            _ = sigterm.recv() => break Ok(()),
-            batch = rec.next_events() => {
-                let events = match batch {
-                    Ok(e) => e,
-                    Err(e) => break Err(anyhow::Error::from(e).context("recording failed")),
-                };
-                let stats = rec.stats();
-                for e in &events {
-                    totals.add(e);
-                }
-                if let Err(e) = sink.write(&events, stats.events_lost) {
-                    break Err(e);
-                }
-                if let Some(b) = &bar {
-                    b.set_position(start.elapsed().as_secs());
-                    b.set_message(format!("{} events · {} open · {} lost", stats.events, stats.open_connections, stats.events_lost));
-                }
-            }
+    let outcome = run_until(&mut session, Some(args.duration), &mut signals, |events, stats| {
+        for e in events {
+            totals.add(e);
         }
-    };
+        if let Some(b) = &bar {
+            b.set_position(start.elapsed().as_secs());
+            b.set_message(format!(
+                "{} events · {} open · {} lost",
+                stats.events(),
+                stats.open_connections,
+                stats.events_lost()
+            ));
+        }
+    })
+    .await;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    if let Err(e) = outcome {
-        return Err(e.context(format!(
+    let stopped_early = |e: anyhow::Error| {
+        e.context(format!(
             "the recording stopped early; `gespann recover {}` repairs it up to its last checkpoint",
             args.output.display()
-        )));
-    }
-
-    let stats = rec.stats();
-    let rest = rec.finish().context("cannot finish recording")?;
-    for e in &rest {
+        ))
+    };
+    outcome.map_err(|e| stopped_early(e.into()))?;
+    let ended = session.finish().map_err(|e| stopped_early(e.into()))?;
+    for e in &ended.events {
         totals.add(e);
     }
-    sink.write(&rest, stats.events_lost)?;
-    let size = sink.finish(stats.events_lost)?;
-    print_summary(&args.output, &totals, stats.events_lost, size, start.elapsed());
+    let size = ended.file.as_ref().map_or(0, |f| f.bytes);
+    print_summary(&args.output, &totals, &ended.stats, size, start.elapsed());
     Ok(())
 }
 
@@ -284,7 +165,8 @@ fn human_bytes(b: u64) -> String {
     if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
-fn print_summary(path: &Path, t: &Totals, lost: u64, size: u64, took: Duration) {
+fn print_summary(path: &Path, t: &Totals, stats: &RecorderStats, size: u64, took: Duration) {
+    let lost = stats.events_lost();
     let (sent, recv) = t.bytes();
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
@@ -307,6 +189,21 @@ fn print_summary(path: &Path, t: &Totals, lost: u64, size: u64, took: Duration) 
             format!("{lost}  (!) the ring buffer overflowed: try --buffer-mib 64 or filters")
         },
     ]);
+    let late = (stats.tracker.late_rows, stats.tracker.late_amends);
+    table.add_row(vec![
+        "late rows / amendments".to_string(),
+        if late == (0, 0) {
+            "0 / 0".to_string()
+        } else {
+            format!("{} / {}  (!) the file is out of time order by that many rows", late.0, late.1)
+        },
+    ]);
+    if stats.unknown_records > 0 {
+        table.add_row(vec![
+            "unknown kernel records".to_string(),
+            format!("{}  (!) dropped: this build does not match its BPF object", stats.unknown_records),
+        ]);
+    }
     table.add_row(vec!["file".to_string(), format!("{} ({})", path.display(), human_bytes(size))]);
     println!("{table}");
     println!("next: gespann analyze {}", path.display());

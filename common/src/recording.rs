@@ -306,6 +306,8 @@ pub struct RecordingWriter<W: Write + Send> {
     rows: u64,
     /// Footer metadata as the file starts it (including the encoded Arrow schema), for checkpoints.
     start_kv: Vec<KeyValue>,
+    /// Closing counts (`gespann.late_rows`, ...) for checkpoints and the footer.
+    counts: Vec<KeyValue>,
     writer_version: i32,
 }
 
@@ -360,6 +362,7 @@ impl<W: Write + Send> RecordingWriter<W> {
             batch: BatchBuilder::default(),
             rows: 0,
             start_kv,
+            counts: Vec::new(),
             writer_version,
         })
     }
@@ -378,6 +381,7 @@ impl<W: Write + Send> RecordingWriter<W> {
         let mut kv = self.start_kv.clone();
         kv.push(KeyValue::new(meta::ENDED_AT.into(), ended_at.to_string()));
         kv.push(KeyValue::new(meta::EVENTS_LOST.into(), events_lost.to_string()));
+        kv.extend(self.counts.iter().cloned());
         let descr =
             parquet::arrow::ArrowSchemaConverter::new().convert(&schema::schema()).map_err(|e| werr(&self.path, e))?;
         let file_meta = FileMetaData::new(
@@ -392,6 +396,12 @@ impl<W: Write + Send> RecordingWriter<W> {
         let mut footer = Vec::new();
         ParquetMetaDataWriter::new(&mut footer, &md).finish().map_err(|e| werr(&self.path, e))?;
         Ok((data_len, footer))
+    }
+
+    /// Counts the closing metadata carries besides `gespann.events_lost` (for the next
+    /// checkpoint and the footer), as `(key, value)`.
+    pub fn set_counts(&mut self, counts: &[(&str, u64)]) {
+        self.counts = counts.iter().map(|(k, v)| KeyValue::new((*k).to_owned(), v.to_string())).collect();
     }
 
     pub fn push(&mut self, e: &Event) -> Result<(), FormatError> {
@@ -431,6 +441,9 @@ impl<W: Write + Send> RecordingWriter<W> {
         self.write_batch()?;
         self.writer.append_key_value_metadata(KeyValue::new(meta::ENDED_AT.into(), ended_at.to_string()));
         self.writer.append_key_value_metadata(KeyValue::new(meta::EVENTS_LOST.into(), events_lost.to_string()));
+        for kv in std::mem::take(&mut self.counts) {
+            self.writer.append_key_value_metadata(kv);
+        }
         let err = |source| FormatError::Write { path: self.path.clone(), source };
         let md = self.writer.finish().map_err(err)?;
         self.writer

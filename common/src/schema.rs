@@ -16,8 +16,19 @@ pub mod meta {
     pub const ENDED_AT: &str = "gespann.ended_at";
     pub const EVENTS_LOST: &str = "gespann.events_lost";
     pub const COMMAND_LINE: &str = "gespann.command_line";
-    /// Not in the list, but useful: the sampling period in milliseconds.
+    /// The sampling period in milliseconds.
     pub const SAMPLE_INTERVAL_MS: &str = "gespann.sample_interval_ms";
+    /// Rows that arrived after a newer row had been written: the file is out of time order
+    /// by that many rows (0 in a healthy recording).
+    pub const LATE_ROWS: &str = "gespann.late_rows";
+    /// Kernel amendments (a local RST after a close, connect()'s errno, the accepting
+    /// process) that arrived after the rows they change had been written.
+    pub const LATE_AMENDMENTS: &str = "gespann.late_amendments";
+    /// Kernel records of a kind or size this version does not know (dropped).
+    pub const UNKNOWN_RECORDS: &str = "gespann.unknown_records";
+    /// UDP flows ended because the kernel's table lost them without a `close` record (which
+    /// was lost, and counted in `gespann.events_lost`).
+    pub const UDP_ENDS_INFERRED: &str = "gespann.udp_ends_inferred";
 }
 
 /// Column names, in file order.

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::ebpf::{self, CGROUP_HOOKS, TRACEPOINTS};
+use crate::kernel::Kernel;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -136,8 +137,9 @@ pub fn run(try_load: bool) -> (Vec<Check>, bool) {
 
     let mut can_record = btf && priv_ok && essential_ok;
     if try_load && priv_ok {
-        match crate::Recorder::start(&crate::RecordOptions { ring_buffer_bytes: 1 << 16, ..Default::default() }) {
-            Ok(rec) => {
+        match crate::ebpf::Probes::load(&crate::RecordOptions { ring_buffer_bytes: 1 << 16, ..Default::default() }) {
+            Ok(probes) => {
+                let rec = &probes;
                 let missing = rec.missing().len();
                 out.push(check(
                     "load and attach",

@@ -1,15 +1,22 @@
-//! The one seam to the kernel: loads `recorder-ebpf/gespann.bpf.o` with aya, sets the filters,
-//! attaches every program, and hands out the ring buffer and the maps user space reads.
+//! The real [`Kernel`]: loads `recorder-ebpf/gespann.bpf.o` with aya, sets the filters,
+//! attaches every program, and reads the ring buffer and the maps; sock_diag and `/proc` for
+//! the sockets.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader, Pod};
-use gespann_common::raw::{self, UdpFlow, UdpKey};
+use gespann_common::raw::{self, Owner, UdpFlow, UdpKey};
+use tokio::io::unix::AsyncFd;
 
-use crate::RecorderError;
+use crate::kernel::{Kernel, Lost, Missing};
+use crate::sockdiag::{self, ProcOwner, TcpSocket};
+use crate::tracker::{Clock, ResetReasons, monotonic_ns};
+use crate::{RecordOptions, RecorderError};
 
 /// The compiled kernel side, committed so that `cargo build` needs no clang.
 static OBJECT: &[u8] = aya::include_bytes_aligned!("../../recorder-ebpf/gespann.bpf.o");
@@ -42,40 +49,34 @@ pub const CGROUP_HOOKS: &[(&str, &str)] = &[
     ("connect6", "`failed` rows for connects refused before any packet (IPv6)"),
 ];
 
-/// `UdpKey`/`UdpFlow` as aya map types.
+/// `UdpKey`/`UdpFlow`/`Owner` as aya map types.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub struct Key(pub UdpKey);
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub struct Flow(pub UdpFlow);
-// SAFETY: repr(transparent) over repr(C) structs of integers without padding.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct OwnerPod(Owner);
+// SAFETY: repr(transparent) over repr(C) structs of integers without padding (checked against
+// the object's BTF by the layout test).
 unsafe impl Pod for Key {}
 // SAFETY: as above.
 unsafe impl Pod for Flow {}
+// SAFETY: as above.
+unsafe impl Pod for OwnerPod {}
 
-/// Kernel-side filters (empty: record everything).
-#[derive(Clone, Debug, Default)]
-pub struct Filters {
-    pub pids: Vec<u32>,
-    pub comms: Vec<String>,
-    pub ports: Vec<u16>,
-}
-
-/// A feature that could not be attached, and what the recording lacks because of it.
-#[derive(Clone, Debug)]
-pub struct Missing {
-    pub what: String,
-    pub effect: &'static str,
-    pub error: String,
-}
-
+/// The loaded and attached kernel side: the real [`Kernel`]. Dropping it detaches every program.
 pub struct Probes {
-    pub ebpf: Ebpf,
-    pub ring: RingBuf<MapData>,
-    pub lost: PerCpuArray<MapData, u64>,
-    pub udp_flows: BpfHashMap<MapData, Key, Flow>,
-    pub missing: Vec<Missing>,
+    _ebpf: Ebpf,
+    ring: AsyncFd<RingBuf<MapData>>,
+    lost: PerCpuArray<MapData, u64>,
+    udp_flows: BpfHashMap<MapData, Key, Flow>,
+    listeners: BpfHashMap<MapData, u16, OwnerPod>,
+    missing: Vec<Missing>,
+    cgroup2: Option<PathBuf>,
+    clock: Clock,
 }
 
 /// Mounts tracefs at /sys/kernel/tracing if nothing is mounted there (the names of the kernel's
@@ -106,41 +107,28 @@ pub fn cgroup2_root() -> Option<PathBuf> {
 }
 
 impl Probes {
-    pub fn load(filters: &Filters, ring_bytes: u32) -> Result<Probes, RecorderError> {
-        if filters.pids.len() > raw::MAX_PIDS
-            || filters.comms.len() > raw::MAX_COMMS
-            || filters.ports.len() > raw::MAX_PORTS
-        {
-            return Err(RecorderError::TooManyFilters {
-                pids: raw::MAX_PIDS,
-                comms: raw::MAX_COMMS,
-                ports: raw::MAX_PORTS,
-            });
+    /// Loads the object with `opts`' filters and ring size and attaches every program (must
+    /// run inside a tokio runtime: the ring buffer is polled through it).
+    pub fn load(opts: &RecordOptions) -> Result<Probes, RecorderError> {
+        let ring_bytes = opts.ring_buffer_bytes;
+        if ring_bytes < 4096 || !ring_bytes.is_power_of_two() {
+            return Err(RecorderError::RingSize(ring_bytes));
         }
-        let mut pids = [0u32; raw::MAX_PIDS];
-        pids[..filters.pids.len()].copy_from_slice(&filters.pids);
-        let mut comms = [[0u8; raw::COMM_LEN]; raw::MAX_COMMS];
-        for (slot, c) in comms.iter_mut().zip(&filters.comms) {
-            let b = c.as_bytes();
-            let n = b.len().min(raw::COMM_LEN - 1);
-            slot[..n].copy_from_slice(&b[..n]);
+        if let Err(e) = raise_memlock() {
+            tracing::debug!(error = %e, "cannot raise RLIMIT_MEMLOCK");
         }
-        let mut ports = [0u16; raw::MAX_PORTS];
-        ports[..filters.ports.len()].copy_from_slice(&filters.ports);
-        let (npids, ncomms, nports) =
-            (filters.pids.len() as u32, filters.comms.len() as u32, filters.ports.len() as u32);
-
+        let k = opts.filters.kernel_globals();
         // Raw tracepoints need no tracefs, but the reset-reason names and `doctor` read it.
         if let Err(e) = ensure_tracefs() {
             tracing::debug!(error = %error_chain(&e), "tracefs unavailable");
         }
         let mut ebpf = EbpfLoader::new()
-            .override_global("filter_pids", &pids, true)
-            .override_global("filter_npids", &npids, true)
-            .override_global("filter_comms", &comms, true)
-            .override_global("filter_ncomms", &ncomms, true)
-            .override_global("filter_ports", &ports, true)
-            .override_global("filter_nports", &nports, true)
+            .override_global("filter_pids", &k.pids, true)
+            .override_global("filter_npids", &k.npids, true)
+            .override_global("filter_comms", &k.comms, true)
+            .override_global("filter_ncomms", &k.ncomms, true)
+            .override_global("filter_ports", &k.ports, true)
+            .override_global("filter_nports", &k.nports, true)
             .override_global("wakeup_bytes", &(u64::from(ring_bytes) / 8), true)
             .map_max_entries("events", ring_bytes)
             .load(OBJECT)
@@ -159,10 +147,11 @@ impl Probes {
                 });
             }
         }
-        match cgroup2_root() {
+        let cgroup2 = cgroup2_root();
+        match &cgroup2 {
             Some(root) => {
                 for &(prog, effect) in CGROUP_HOOKS {
-                    if let Err(e) = attach_cgroup(&mut ebpf, prog, &root) {
+                    if let Err(e) = attach_cgroup(&mut ebpf, prog, root) {
                         missing.push(Missing { what: format!("cgroup hook {prog}"), effect, error: error_chain(&e) });
                     }
                 }
@@ -177,16 +166,107 @@ impl Probes {
                 }
             }
         }
+        for m in &missing {
+            tracing::debug!(missing = %m.what, effect = m.effect, error = %m.error, "recording without it");
+        }
 
         let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(RecorderError::MissingMap(name));
-        let ring =
-            RingBuf::try_from(take(&mut ebpf, "events")?).map_err(|e| RecorderError::Map("events", Box::new(e)))?;
-        let lost =
-            PerCpuArray::try_from(take(&mut ebpf, "lost")?).map_err(|e| RecorderError::Map("lost", Box::new(e)))?;
-        let udp_flows = BpfHashMap::try_from(take(&mut ebpf, "udp_flows")?)
-            .map_err(|e| RecorderError::Map("udp_flows", Box::new(e)))?;
-        Ok(Probes { ebpf, ring, lost, udp_flows, missing })
+        let map_err = |name: &'static str| move |e| RecorderError::Map(name, Box::new(e));
+        let ring = RingBuf::try_from(take(&mut ebpf, "events")?).map_err(map_err("events"))?;
+        let lost = PerCpuArray::try_from(take(&mut ebpf, "lost")?).map_err(map_err("lost"))?;
+        let udp_flows = BpfHashMap::try_from(take(&mut ebpf, "udp_flows")?).map_err(map_err("udp_flows"))?;
+        let listeners = BpfHashMap::try_from(take(&mut ebpf, "listeners")?).map_err(map_err("listeners"))?;
+        // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open and the same for as
+        // long as it is registered.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| RecorderError::Poll(e.into()))?;
+        Ok(Probes { _ebpf: ebpf, ring, lost, udp_flows, listeners, missing, cgroup2, clock: Clock::now() })
     }
+}
+
+impl Kernel for Probes {
+    fn drain(&mut self, each: &mut dyn FnMut(&[u8])) {
+        let ring = self.ring.get_mut();
+        while let Some(item) = ring.next() {
+            each(&item);
+        }
+    }
+
+    async fn wait(&mut self, timeout: Duration) -> std::io::Result<()> {
+        match tokio::time::timeout(timeout, self.ring.readable_mut()).await {
+            Ok(Ok(mut guard)) => {
+                guard.clear_ready();
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_elapsed) => Ok(()),
+        }
+    }
+
+    fn lost(&self) -> Lost {
+        let slot = |i| self.lost.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
+        Lost { ring: slot(raw::LOST_RINGBUF), table: slot(raw::LOST_TABLE) }
+    }
+
+    fn udp_flows(&self) -> Vec<(UdpKey, UdpFlow)> {
+        self.udp_flows.iter().filter_map(Result::ok).map(|(k, v)| (k.0, v.0)).collect()
+    }
+
+    fn take_udp_flows(&mut self, sk: u64) -> Vec<UdpFlow> {
+        let keys: Vec<Key> = self.udp_flows.keys().filter_map(Result::ok).filter(|k| k.0.sk == sk).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Ok(v) = self.udp_flows.get(&k, 0) {
+                out.push(v.0);
+            }
+            // Gone already if the kernel removed it meanwhile: nothing to undo.
+            let _ = self.udp_flows.remove(&k);
+        }
+        out
+    }
+
+    fn tcp_sockets(&mut self, states: u32, with_info: bool) -> std::io::Result<Vec<TcpSocket>> {
+        sockdiag::dump_tcp(states, with_info)
+    }
+
+    fn socket_owners(&mut self) -> HashMap<u64, ProcOwner> {
+        sockdiag::socket_owners(self.cgroup2.as_deref())
+    }
+
+    fn set_listener_owner(&mut self, port: u16, o: &ProcOwner) {
+        let mut comm = [0u8; raw::COMM_LEN];
+        let n = o.comm.len().min(comm.len() - 1);
+        comm[..n].copy_from_slice(&o.comm.as_bytes()[..n]);
+        let owner = Owner { cgroup_id: o.cgroup_id, pid: o.pid, _pad: 0, comm };
+        if let Err(e) = self.listeners.insert(port, OwnerPod(owner), 0) {
+            tracing::debug!(port, error = %e, "cannot prefill a listener's owner");
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        monotonic_ns()
+    }
+
+    fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn reset_reasons(&self) -> ResetReasons {
+        ResetReasons::load()
+    }
+
+    fn missing(&self) -> &[Missing] {
+        &self.missing
+    }
+}
+
+fn raise_memlock() -> std::io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Attaches a program to a kernel tracepoint: as a raw tracepoint (the tracepoint's own

@@ -172,9 +172,9 @@ fn parse_diag_msg(m: &[u8]) -> Option<TcpSocket> {
         attrs = &attrs[aligned.min(attrs.len())..];
     }
     Some(TcpSocket {
-        local: crate::tracker::unmap(local),
+        local: crate::addr::unmap(local),
         local_port: sport,
-        remote: crate::tracker::unmap(remote),
+        remote: crate::addr::unmap(remote),
         remote_port: dport,
         state,
         inode,

@@ -1,13 +1,12 @@
 //! `gespann replay`: the arguments and the entry point the binary calls.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use gespann_recorder::RecordOptions;
+use gespann_recorder::RecorderArgs;
 
 use crate::config::Config;
 use crate::run::{Input, RunOptions, shutdown_signal};
-use crate::source::{LiveOptions, Speed};
+use crate::source::{LiveError, LiveOptions, Speed};
 
 pub use crate::run::ReplayError;
 
@@ -16,6 +15,7 @@ pub use crate::run::ReplayError;
 #[command(group(clap::ArgGroup::new("source").required(true).args(["input", "live"])))]
 pub struct ReplayArgs {
     /// The recording to replay (a Parquet file written by `gespann record`).
+    #[arg(conflicts_with_all = ["pids", "comms", "ports", "buffer_mib", "sample_interval"])]
     pub input: Option<PathBuf>,
     /// Replay speed: a factor of the original pacing (1 = as recorded, 20 = 20x faster), or
     /// `max` for as fast as possible.
@@ -34,21 +34,9 @@ pub struct ReplayArgs {
     /// With --record: overwrite the file if it exists.
     #[arg(long, conflicts_with = "input")]
     pub force: bool,
-    /// With --live: only connections owned by this process id (repeatable, as `gespann record`).
-    #[arg(long = "pid", value_name = "PID", conflicts_with = "input")]
-    pub pids: Vec<u32>,
-    /// With --live: only connections of processes with this command name (repeatable).
-    #[arg(long = "comm", value_name = "NAME", conflicts_with = "input")]
-    pub comms: Vec<String>,
-    /// With --live: only connections with this local or remote port (repeatable).
-    #[arg(long = "port", value_name = "PORT", conflicts_with = "input")]
-    pub ports: Vec<u16>,
-    /// With --live: kernel ring buffer size in MiB (a power of two).
-    #[arg(long, default_value_t = 16, value_name = "MIB", conflicts_with = "input")]
-    pub buffer_mib: u32,
-    /// With --live: how often open connections are sampled.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, conflicts_with = "input")]
-    pub sample_interval: Duration,
+    /// With --live: what to record, as `gespann record` takes it.
+    #[command(flatten)]
+    pub recorder: RecorderArgs,
     /// Exit when the replay reaches the end, instead of serving the final values until Ctrl-C.
     #[arg(long, conflicts_with = "live")]
     pub exit_on_end: bool,
@@ -69,13 +57,7 @@ impl ReplayArgs {
         };
         let input = match (&self.input, self.live) {
             (_, true) => Input::Live(LiveOptions {
-                recorder: RecordOptions {
-                    pids: self.pids.clone(),
-                    comms: self.comms.clone(),
-                    ports: self.ports.clone(),
-                    sample_interval: self.sample_interval,
-                    ring_buffer_bytes: self.buffer_mib.saturating_mul(1 << 20),
-                },
+                recorder: self.recorder.options().map_err(|e| ReplayError::Live(LiveError::Options(e)))?,
                 record: self.record.clone(),
                 force: self.force,
             }),

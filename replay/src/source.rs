@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use gespann_common::FormatError;
 use gespann_common::recording::RecordingReader;
-use gespann_common::{FormatError, RecordingMeta, RecordingWriter};
-use gespann_recorder::{RecordOptions, Recorder, RecorderError};
+use gespann_recorder::ebpf::Probes;
+use gespann_recorder::{OutputOptions, RecordOptions, RecorderError, Session, SessionError};
 
 use crate::adapters::MetricsHandle;
 
@@ -105,118 +106,63 @@ pub struct LiveOptions {
     pub force: bool,
 }
 
-/// Live events: the recorder, and optionally a recording being written.
+/// Live events: the recording session `gespann record` uses (so `--record` gets the same
+/// file, checkpoints and crash recovery), whose rows also feed the metrics.
 pub struct Live {
-    recorder: Recorder,
-    writer: Option<(PathBuf, RecordingWriter<std::fs::File>)>,
+    session: Session<Probes>,
 }
 
 /// A problem of the live source, naming the part that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("cannot start the live recorder (it needs root, or CAP_BPF + CAP_PERFMON, like `gespann record`): {0}")]
-    Start(#[source] Box<RecorderError>),
-    #[error("live recorder failed: {0}")]
-    Recorder(#[source] Box<RecorderError>),
-    #[error("--record: {0}")]
-    Record(#[source] FormatError),
-}
-
-fn rfc3339_now() -> String {
-    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
-}
-
-fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
+    #[error("invalid --live options")]
+    Options(#[source] RecorderError),
+    #[error("live recording failed")]
+    Session(#[source] SessionError),
 }
 
 impl Live {
     /// Creates the `--record` file first (so a bad path fails before the probes are attached),
     /// then starts the recorder.
     pub fn start(opts: &LiveOptions) -> Result<Live, LiveError> {
-        let writer = match &opts.record {
-            Some(path) => {
-                let meta = RecordingMeta {
-                    schema_version: gespann_common::schema::SCHEMA_VERSION,
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    hostname: read_trimmed("/proc/sys/kernel/hostname"),
-                    kernel: read_trimmed("/proc/sys/kernel/osrelease"),
-                    started_at: rfc3339_now(),
-                    ended_at: String::new(),
-                    events_lost: 0,
-                    command_line: std::env::args().collect::<Vec<_>>().join(" "),
-                    sample_interval_ms: Some(opts.recorder.sample_interval.as_millis() as u64),
-                };
-                let w = RecordingWriter::create(path, opts.force, &meta).map_err(LiveError::Record)?;
-                Some((path.clone(), w))
-            }
-            None => None,
-        };
-        let recorder = match Recorder::start(&opts.recorder) {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some((path, _)) = &writer {
-                    let _ = std::fs::remove_file(path);
-                }
-                return Err(LiveError::Start(Box::new(e)));
-            }
-        };
-        Ok(Live { recorder, writer })
+        let output = opts.record.as_ref().map(|path| OutputOptions {
+            path: path.clone(),
+            force: opts.force,
+            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        });
+        let session = Session::open(&opts.recorder, output.as_ref()).map_err(LiveError::Session)?;
+        for m in session.missing() {
+            tracing::warn!(missing = %m.what, effect = m.effect, error = %m.error, "recording without it");
+        }
+        Ok(Live { session })
     }
 
-    /// Waits (at most about 200 ms) for the next events, records them if asked, and feeds them
+    /// Waits (at most about 100 ms) for the next events, records them if asked, and feeds them
     /// to `metrics`.
     pub async fn step(&mut self, metrics: &MetricsHandle) -> Result<usize, LiveError> {
-        let events = self.recorder.next_events().await.map_err(|e| LiveError::Recorder(Box::new(e)))?;
-        self.consume(metrics, &events)?;
+        let events = self.session.next_batch().await.map_err(LiveError::Session)?;
+        feed(metrics, &events, self.session.stats().events_lost());
         Ok(events.len())
-    }
-
-    fn consume(&mut self, metrics: &MetricsHandle, events: &[gespann_common::Event]) -> Result<(), LiveError> {
-        if let Some((_, w)) = &mut self.writer {
-            for e in events {
-                w.push(e).map_err(LiveError::Record)?;
-            }
-        }
-        let lost = self.recorder.stats().events_lost;
-        let mut p = metrics.lock();
-        p.process_all(events);
-        p.set_events_lost(lost);
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-        p.advance_clock(now);
-        Ok(())
     }
 
     /// Stops the recorder, feeds its last events (final samples of open connections) and
     /// closes the recording.
     pub fn finish(self, metrics: &MetricsHandle) -> Result<(), LiveError> {
-        let Live { recorder, mut writer } = self;
-        let lost = recorder.stats().events_lost;
-        let last = recorder.finish().map_err(|e| LiveError::Recorder(Box::new(e)))?;
-        if let Some((_, w)) = &mut writer {
-            for e in &last {
-                w.push(e).map_err(LiveError::Record)?;
-            }
-        }
-        {
-            let mut p = metrics.lock();
-            p.process_all(&last);
-            p.set_events_lost(lost);
-        }
-        if let Some((path, mut w)) = writer {
-            let summary = w.finish(&rfc3339_now(), lost).map_err(LiveError::Record)?;
-            if let Err(e) = w.sink().sync_all() {
-                tracing::warn!(path = %path.display(), error = %e, "sync failed");
-            }
-            tracing::info!(
-                path = %path.display(),
-                rows = summary.rows,
-                bytes = summary.bytes,
-                "recording written"
-            );
+        let ended = self.session.finish().map_err(LiveError::Session)?;
+        feed(metrics, &ended.events, ended.stats.events_lost());
+        if let Some(f) = ended.file {
+            tracing::info!(path = %f.path.display(), rows = f.rows, bytes = f.bytes, "recording written");
         }
         Ok(())
     }
+}
+
+fn feed(metrics: &MetricsHandle, events: &[gespann_common::Event], events_lost: u64) {
+    let mut p = metrics.lock();
+    p.process_all(events);
+    p.set_events_lost(events_lost);
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+    p.advance_clock(now);
 }
 
 /// A flag the blocking replay thread polls.
@@ -227,7 +173,7 @@ mod tests {
     use super::*;
     use crate::processor::{Processor, ProcessorOptions};
     use crate::testutil::ev;
-    use gespann_common::EventKind;
+    use gespann_common::{EventKind, RecordingMeta, RecordingWriter};
 
     #[test]
     fn speeds() {

@@ -1,18 +1,24 @@
-//! `cargo xtask bench-drain`: user-space throughput of the recorder's pipeline, without the
-//! kernel: raw ring-buffer records -> tracker -> rows -> Parquet file + crash journal.
-//! Realistic records (client and server open/close pairs, some failures) built in memory.
+//! `cargo xtask bench-drain [N]`: the recorder's user-space path, measured as it runs in
+//! `gespann record`: raw ring-buffer records -> the recorder's control loop (drain, tracker,
+//! reorder watermark) -> rows -> Parquet file + crash checkpoints, through the same
+//! `gespann_recorder::Session`, with an in-memory kernel (`FakeKernel`) instead of the BPF
+//! ring. Realistic records: client and server open/close pairs, some resets, arriving at
+//! 200k records per second of (virtual) kernel time. A second run without the file shows how
+//! the time splits between the recorder and the writer.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use gespann_common::journal::save_checkpoint;
 use gespann_common::raw::{self, RawEvent, kind};
-use gespann_common::recording::{RecordingMeta, RecordingWriter};
-use gespann_recorder::tracker::{Clock, ResetReasons, Tracker};
+use gespann_recorder::fake::{FakeHandle, FakeKernel, START_NS};
+use gespann_recorder::{OutputOptions, RecordOptions, Session};
+
+/// Kernel time between two records.
+const SPACING_NS: u64 = 5_000;
 
 fn records(n: usize) -> Vec<RawEvent> {
     let mut out = Vec::with_capacity(n);
-    let mut t = 1_000_000u64;
+    let mut t = START_NS + 1_000;
     let mut id = 1u64;
     while out.len() < n {
         for role in [raw::ROLE_CLIENT, raw::ROLE_SERVER] {
@@ -26,7 +32,7 @@ fn records(n: usize) -> Vec<RawEvent> {
                 family: 4,
                 sport: if role == raw::ROLE_CLIENT { 30000 + (id % 30000) as u16 } else { 8080 },
                 dport: if role == raw::ROLE_CLIENT { 8080 } else { 30000 + (id % 30000) as u16 },
-                pid: 1000 + role as u32,
+                pid: 1000 + u32::from(role),
                 state: 1,
                 flags: raw::flags::HAS_RTT | raw::flags::HAS_HANDSHAKE,
                 rtt_us: 40,
@@ -48,77 +54,72 @@ fn records(n: usize) -> Vec<RawEvent> {
             c.packets_received = 1;
             out.push(c);
             id += 1;
+            t += SPACING_NS;
         }
-        t += 50_000;
     }
+    out.truncate(n);
     out
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let n: usize = args.first().map(|a| a.parse()).transpose()?.unwrap_or(4_000_000);
-    let recs = records(n);
-    let bytes: Vec<Vec<u8>> = recs.iter().map(|r| r.as_bytes().to_vec()).collect();
-    let dir = tempfile::tempdir()?;
-    let meta = RecordingMeta::default();
-    let mut w = RecordingWriter::create(&dir.path().join("d.parquet"), false, &meta)?;
-    let journal = dir.path().join("d.parquet.journal");
-    let mut tr = Tracker::new(Clock::fixed(0), ResetReasons::default());
+struct Run {
+    secs: f64,
+    rows: u64,
+    bytes: u64,
+}
+
+/// Feeds `recs` to a session tick by tick, as the kernel would fill the ring, and finishes it.
+async fn run_session(recs: &[RawEvent], output: Option<&OutputOptions>) -> Result<Run> {
+    let (kernel, handle): (FakeKernel, FakeHandle) = FakeKernel::new(1_700_000_000_000_000_000);
+    let opts = RecordOptions::default();
+    let out = output.map(|o| gespann_recorder::output::Output::create(o, opts.sample_interval)).transpose()?;
+    // Records in their order in the ring: by the time the kernel wrote them.
+    let mut bytes: Vec<(u64, Vec<u8>)> = recs.iter().map(|r| (r.ts_ns, r.as_bytes().to_vec())).collect();
+    bytes.sort_by_key(|b| b.0);
     let start = Instant::now();
+    let mut session = Session::with_kernel(kernel, &opts, out)?;
     let mut rows = 0u64;
-    for (i, b) in bytes.iter().enumerate() {
-        let r = RawEvent::from_bytes(b).expect("record");
-        tr.on_raw(&r);
-        // The recorder hands rows out every 200 ms; here every 50k records.
-        if i % 50_000 == 49_999 {
-            let ready = tr.drain_ready(r.ts_ns.saturating_sub(10_000_000));
-            for e in &ready {
-                w.push(e)?;
-            }
-            let (len, footer) = w.checkpoint("x", 0)?;
-            save_checkpoint(&journal, w.sink(), len, &footer)?;
-            rows += ready.len() as u64;
+    let mut next = 0;
+    while next < bytes.len() {
+        // What the kernel wrote up to now, then one tick of the recorder.
+        let now = handle.now_ns();
+        let upto = bytes[next..].partition_point(|b| b.0 <= now) + next;
+        {
+            let mut s = handle.state();
+            s.ring.extend(bytes[next..upto].iter().map(|b| b.1.clone()));
         }
+        next = upto;
+        rows += session.next_batch().await?.len() as u64;
     }
-    for e in tr.drain_all() {
-        w.push(&e)?;
-        rows += 1;
-    }
-    let s = w.finish("x", 0)?;
+    handle.advance(Duration::from_secs(1));
+    let ended = session.finish()?;
+    rows += ended.events.len() as u64;
     let secs = start.elapsed().as_secs_f64();
-    // Stage timings, for finding the bottleneck.
-    let t = Instant::now();
-    let mut tr2 = Tracker::new(Clock::fixed(0), ResetReasons::default());
-    let mut all = Vec::new();
-    for (i, b) in bytes.iter().enumerate() {
-        let r = RawEvent::from_bytes(b).expect("record");
-        tr2.on_raw(&r);
-        if i % 50_000 == 49_999 {
-            all.extend(tr2.drain_ready(r.ts_ns.saturating_sub(10_000_000)));
-        }
-    }
-    all.extend(tr2.drain_all());
-    let tracker_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let mut b = gespann_common::recording::BatchBuilder::default();
-    for e in &all {
-        b.push(e);
-        if b.len() == 65536 {
-            b.finish();
-        }
-    }
-    let batch_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let mut w2 = RecordingWriter::new(&dir.path().join("x"), Vec::new(), &meta)?;
-    for e in &all {
-        w2.push(e)?;
-    }
-    w2.finish("x", 0)?;
-    let parquet_s = t.elapsed().as_secs_f64();
-    eprintln!("stages: tracker {tracker_s:.2} s, arrow batches {batch_s:.2} s, arrow+parquet {parquet_s:.2} s");
+    Ok(Run { secs, rows, bytes: ended.file.map_or(0, |f| f.bytes) })
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let n: usize = args.first().map(|a| a.parse()).transpose()?.unwrap_or(2_000_000);
+    let recs = records(n);
+    let dir = tempfile::tempdir()?;
+    let output = OutputOptions { path: dir.path().join("d.parquet"), force: false, command_line: "bench-drain".into() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let with_file = rt.block_on(run_session(&recs, Some(&output)))?;
+    let no_file = rt.block_on(run_session(&recs, None))?;
+    anyhow::ensure!(with_file.rows == n as u64 && no_file.rows == n as u64, "every record became a row");
+    let per = |r: &Run| (n as f64 / r.secs / 1e6, r.secs * 1e6 / n as f64);
+    let (rate, us) = per(&with_file);
+    let (rate_nf, us_nf) = per(&no_file);
     println!(
-        "drain: {n} raw events -> {rows} rows in {secs:.2} s = {:.2} M events/s (tracker + Parquet + checkpoints), {:.1} bytes/event on disk",
-        n as f64 / secs / 1e6,
-        s.bytes as f64 / rows as f64
+        "drain (the recorder's real path: Session over an in-memory ring -> tracker -> Parquet + checkpoints): \
+         {n} records -> {} rows in {:.2} s = {rate:.2} M events/s, {us:.2} µs per event, {:.1} bytes/event on disk",
+        with_file.rows,
+        with_file.secs,
+        with_file.bytes as f64 / with_file.rows as f64,
+    );
+    println!(
+        "  of which the recorder alone (no file): {rate_nf:.2} M events/s, {us_nf:.2} µs per event; \
+         the writer: {:.2} µs per event",
+        us - us_nf
     );
     Ok(())
 }

@@ -1,0 +1,164 @@
+//! A [`Kernel`] in memory, for tests and for `cargo xtask bench-drain`: ring records, lost
+//! counters, the UDP flow table, sock_diag dumps and socket owners, all set by the caller
+//! through a [`FakeHandle`] while a [`crate::Recorder`] owns the kernel.
+//!
+//! Time is virtual: [`Kernel::wait`] returns at once when records are waiting, and otherwise
+//! moves the clock on by the timeout, so a recording of minutes runs in milliseconds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gespann_common::raw::{RawEvent, UdpFlow, UdpKey};
+
+use crate::kernel::{Kernel, Lost, Missing};
+use crate::sockdiag::{LISTEN, ProcOwner, TcpSocket};
+use crate::tracker::{Clock, ResetReasons};
+
+/// Everything the fake kernel holds.
+#[derive(Default)]
+pub struct FakeState {
+    /// Ring records waiting to be drained, oldest first.
+    pub ring: Vec<Vec<u8>>,
+    pub lost: Lost,
+    pub udp_flows: HashMap<UdpKey, UdpFlow>,
+    /// Every TCP socket sock_diag would report (listeners included).
+    pub tcp: Vec<TcpSocket>,
+    pub owners: HashMap<u64, ProcOwner>,
+    /// What the recorder told the kernel about listeners open at start.
+    pub listener_owners: HashMap<u16, ProcOwner>,
+    /// CLOCK_MONOTONIC now.
+    pub now_ns: u64,
+    /// How many times the ring was drained.
+    pub drains: u64,
+    /// Called at the start of every drain, as if the kernel had done something meanwhile.
+    #[expect(clippy::type_complexity, reason = "a test hook, named once")]
+    pub on_drain: Option<Box<dyn FnMut(&mut FakeState) + Send>>,
+}
+
+/// The recorder's side of the fake kernel.
+pub struct FakeKernel {
+    state: Arc<Mutex<FakeState>>,
+    clock: Clock,
+}
+
+/// The test's side: changes what the kernel holds.
+#[derive(Clone)]
+pub struct FakeHandle(Arc<Mutex<FakeState>>);
+
+/// Where the virtual monotonic clock starts (an hour after boot).
+pub const START_NS: u64 = 3_600_000_000_000;
+
+impl FakeKernel {
+    /// A fake kernel whose wall clock is `wall_offset_ns` ahead of its monotonic clock.
+    pub fn new(wall_offset_ns: i64) -> (FakeKernel, FakeHandle) {
+        let state = Arc::new(Mutex::new(FakeState { now_ns: START_NS, ..Default::default() }));
+        (FakeKernel { state: state.clone(), clock: Clock::fixed(wall_offset_ns) }, FakeHandle(state))
+    }
+
+    fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl FakeHandle {
+    pub fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues one record as the kernel would write it.
+    pub fn push(&self, r: &RawEvent) {
+        self.state().ring.push(r.as_bytes().to_vec());
+    }
+
+    /// Queues raw bytes (a record of another size, say).
+    pub fn push_bytes(&self, b: &[u8]) {
+        self.state().ring.push(b.to_vec());
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.state().now_ns
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.state().now_ns += by.as_nanos() as u64;
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn drain(&mut self, each: &mut dyn FnMut(&[u8])) {
+        let records = {
+            let mut s = self.state();
+            s.drains += 1;
+            if let Some(mut hook) = s.on_drain.take() {
+                hook(&mut s);
+                s.on_drain = Some(hook);
+            }
+            std::mem::take(&mut s.ring)
+        };
+        for r in &records {
+            each(r);
+        }
+    }
+
+    async fn wait(&mut self, timeout: Duration) -> std::io::Result<()> {
+        let mut s = self.state();
+        if s.ring.is_empty() {
+            s.now_ns += timeout.as_nanos() as u64;
+        }
+        Ok(())
+    }
+
+    fn lost(&self) -> Lost {
+        self.state().lost
+    }
+
+    fn udp_flows(&self) -> Vec<(UdpKey, UdpFlow)> {
+        self.state().udp_flows.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    fn take_udp_flows(&mut self, sk: u64) -> Vec<UdpFlow> {
+        let mut s = self.state();
+        let keys: Vec<UdpKey> = s.udp_flows.keys().filter(|k| k.sk == sk).copied().collect();
+        keys.iter().filter_map(|k| s.udp_flows.remove(k)).collect()
+    }
+
+    fn tcp_sockets(&mut self, states: u32, with_info: bool) -> std::io::Result<Vec<TcpSocket>> {
+        let s = self.state();
+        Ok(s.tcp
+            .iter()
+            .filter(|t| states & (1 << t.state) != 0)
+            .map(|t| {
+                let mut t = t.clone();
+                if !with_info || states == LISTEN {
+                    t.info = None;
+                }
+                t
+            })
+            .collect())
+    }
+
+    fn socket_owners(&mut self) -> HashMap<u64, ProcOwner> {
+        self.state().owners.clone()
+    }
+
+    fn set_listener_owner(&mut self, port: u16, owner: &ProcOwner) {
+        self.state().listener_owners.insert(port, owner.clone());
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.state().now_ns
+    }
+
+    fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn reset_reasons(&self) -> ResetReasons {
+        ResetReasons::default()
+    }
+
+    fn missing(&self) -> &[Missing] {
+        &[]
+    }
+}

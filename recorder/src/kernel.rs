@@ -1,0 +1,82 @@
+//! The seam between the recorder and the kernel: everything [`crate::Recorder`] asks of it.
+//!
+//! The real implementation is [`crate::ebpf::Probes`] (aya maps, a ring buffer, sock_diag,
+//! `/proc`); [`crate::fake::FakeKernel`] holds the same things in memory, so the recorder's
+//! control loop (ticks, the reorder watermark, UDP flow release, the final drain, lost-event
+//! totals, the user-space copy of the kernel filters) is tested without root, and
+//! `cargo xtask bench-drain` measures the recorder's real path on records it makes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use gespann_common::raw::{UdpFlow, UdpKey};
+
+use crate::sockdiag::{ProcOwner, TcpSocket};
+use crate::tracker::{Clock, ResetReasons};
+
+/// The kernel's per-CPU lost counters, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// Records dropped because the ring buffer was full.
+    pub ring: u64,
+    /// Connections or flows the kernel's tables had no room for.
+    pub table: u64,
+}
+
+impl Lost {
+    /// What `gespann.events_lost` holds.
+    pub fn total(&self) -> u64 {
+        self.ring + self.table
+    }
+}
+
+/// A feature that could not be attached, and what the recording lacks because of it.
+#[derive(Clone, Debug)]
+pub struct Missing {
+    pub what: String,
+    pub effect: &'static str,
+    pub error: String,
+}
+
+/// What the recorder needs from the kernel.
+pub trait Kernel {
+    /// Hands every record waiting in the ring buffer to `each`, in ring order.
+    fn drain(&mut self, each: &mut dyn FnMut(&[u8]));
+
+    /// Completes when records are waiting (the kernel woke the reader) or `timeout` passed.
+    fn wait(&mut self, timeout: Duration) -> impl Future<Output = io::Result<()>>;
+
+    /// The lost counters so far.
+    fn lost(&self) -> Lost;
+
+    /// Every live UDP flow the kernel aggregates.
+    fn udp_flows(&self) -> Vec<(UdpKey, UdpFlow)>;
+
+    /// Removes the flows of UDP socket `sk` from the kernel's table and returns them.
+    fn take_udp_flows(&mut self, sk: u64) -> Vec<UdpFlow>;
+
+    /// TCP sockets whose state is in the `1 << state` mask `states` (sock_diag), with
+    /// `tcp_info` if `with_info`.
+    fn tcp_sockets(&mut self, states: u32, with_info: bool) -> io::Result<Vec<TcpSocket>>;
+
+    /// Socket inode -> the process holding it.
+    fn socket_owners(&mut self) -> HashMap<u64, ProcOwner>;
+
+    /// Tells the kernel who owns the sockets listening on `port` before the recording started,
+    /// so that connections they accept get an owner at once.
+    fn set_listener_owner(&mut self, port: u16, owner: &ProcOwner);
+
+    /// CLOCK_MONOTONIC, the clock of every record's timestamps.
+    fn now_ns(&self) -> u64;
+
+    /// How record timestamps map to wall-clock time.
+    fn clock(&self) -> Clock;
+
+    /// The names of the kernel's RST reasons.
+    fn reset_reasons(&self) -> ResetReasons;
+
+    /// What could not be attached, and what the recording lacks because of it.
+    fn missing(&self) -> &[Missing];
+}

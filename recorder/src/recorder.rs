@@ -1,0 +1,452 @@
+//! The recorder's control loop over a [`Kernel`]: drain the ring on a timer (or when the kernel
+//! wakes the reader), sample live connections every `sample_interval`, release rows behind the
+//! reorder watermark, end UDP flows, and at the end drain everything before the lost counters
+//! are read. Generic over the kernel so that every step is tested without root.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use gespann_common::Event;
+use gespann_common::raw::RawEvent;
+
+use crate::RecorderError;
+use crate::filters::RecordOptions;
+use crate::kernel::{Kernel, Lost, Missing};
+use crate::sockdiag::{ESTABLISHED_LIKE, LISTEN};
+use crate::tracker::{Followup, Tracker, TrackerStats};
+
+/// How long rows wait in user space so that rows from different CPUs, and amendments, can be
+/// put in order before they are handed out.
+pub const REORDER_WINDOW: Duration = Duration::from_millis(500);
+/// How often [`Recorder::next_events`] drains the ring buffer and returns. The kernel wakes
+/// the reader only when an eighth of the buffer is full, so this timer does most draining.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Running totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// Kernel-side losses by cause; `lost.total()` is `gespann.events_lost`.
+    pub lost: Lost,
+    pub open_connections: usize,
+    /// Ring records that were too short or of a kind this version does not know (dropped).
+    pub unknown_records: u64,
+    pub tracker: TrackerStats,
+}
+
+impl RecorderStats {
+    /// Rows produced so far (including rows still in the reorder window).
+    pub fn events(&self) -> u64 {
+        self.tracker.rows
+    }
+
+    pub fn events_lost(&self) -> u64 {
+        self.lost.total()
+    }
+}
+
+/// What [`Recorder::finish`] hands back: the last rows, and the totals read after them.
+#[derive(Debug)]
+pub struct Finished {
+    pub events: Vec<Event>,
+    pub stats: RecorderStats,
+}
+
+/// A running recording over kernel `K`. Dropping it (and so `K`) detaches every program.
+pub struct Recorder<K: Kernel> {
+    kernel: K,
+    tracker: Tracker,
+    sample_interval: u64,
+    next_sample: u64,
+    next_tick: u64,
+    listening: HashSet<u16>,
+    unknown_records: u64,
+}
+
+impl<K: Kernel> Recorder<K> {
+    /// Starts recording on an attached kernel: the connections already open get their `open`
+    /// rows (preexisting, with their counters so far), filtered as the kernel filters.
+    pub fn new(mut kernel: K, opts: &RecordOptions) -> Result<Recorder<K>, RecorderError> {
+        let mut tracker = Tracker::new(kernel.clock(), kernel.reset_reasons());
+        let listeners = kernel.tcp_sockets(LISTEN, false).map_err(RecorderError::SockDiag)?;
+        let established = kernel.tcp_sockets(ESTABLISHED_LIKE, true).map_err(RecorderError::SockDiag)?;
+        let owners = kernel.socket_owners();
+        for l in &listeners {
+            if let Some(o) = owners.get(&l.inode) {
+                kernel.set_listener_owner(l.local_port, o);
+            }
+        }
+        let listening: HashSet<u16> = listeners.iter().map(|s| s.local_port).collect();
+        let wanted: Vec<_> = established
+            .into_iter()
+            .filter(|s| {
+                let owner = owners.get(&s.inode).map(|o| (o.pid, o.comm.as_str()));
+                opts.filters.wants(s.local_port, s.remote_port, owner)
+            })
+            .collect();
+        let now = kernel.now_ns();
+        tracker.add_preexisting(&wanted, &owners, &listening, now);
+        let sample_interval = opts.sample_interval.as_nanos() as u64;
+        Ok(Recorder {
+            kernel,
+            tracker,
+            sample_interval,
+            next_sample: now + sample_interval,
+            next_tick: now + TICK.as_nanos() as u64,
+            listening,
+            unknown_records: 0,
+        })
+    }
+
+    /// What could not be attached on this kernel, and what the recording lacks because of it.
+    pub fn missing(&self) -> &[Missing] {
+        self.kernel.missing()
+    }
+
+    /// Ports that were listening at start.
+    pub fn listening_ports(&self) -> &HashSet<u16> {
+        &self.listening
+    }
+
+    /// Waits for the next tick (every [`TICK`]) and returns the rows released by it, in time
+    /// order (possibly none). Records are drained whenever the kernel wakes the reader.
+    pub async fn next_events(&mut self) -> Result<Vec<Event>, RecorderError> {
+        loop {
+            let now = self.kernel.now_ns();
+            if now >= self.next_tick {
+                return self.tick(now);
+            }
+            self.kernel.wait(Duration::from_nanos(self.next_tick - now)).await.map_err(RecorderError::Poll)?;
+            self.drain();
+        }
+    }
+
+    /// One tick at `now` (monotonic ns): drain, sample if due, release rows behind the watermark.
+    pub fn tick(&mut self, now: u64) -> Result<Vec<Event>, RecorderError> {
+        self.drain();
+        if now >= self.next_sample {
+            self.next_sample = now + self.sample_interval;
+            self.sample(false)?;
+        }
+        self.next_tick = now + TICK.as_nanos() as u64;
+        let watermark = now.saturating_sub(REORDER_WINDOW.as_nanos() as u64);
+        Ok(self.tracker.drain_ready(watermark))
+    }
+
+    /// Hands every waiting ring record to the tracker, and ends the flows of released UDP
+    /// sockets.
+    fn drain(&mut self) {
+        let mut releases = Vec::new();
+        let tracker = &mut self.tracker;
+        let unknown = &mut self.unknown_records;
+        self.kernel.drain(&mut |bytes| {
+            let Some(raw) = RawEvent::from_bytes(bytes) else {
+                *unknown += 1;
+                return;
+            };
+            tracing::trace!(kind = raw.kind, conn_id = raw.conn_id, flags = raw.flags, "raw record");
+            if let Followup::ReleaseUdpSocket(sk) = tracker.on_raw(&raw) {
+                releases.push(sk);
+            }
+        });
+        for sk in releases {
+            let now = self.kernel.now_ns();
+            for flow in self.kernel.take_udp_flows(sk) {
+                self.tracker.udp_flow_ended(&flow, now);
+            }
+        }
+    }
+
+    /// Samples every live connection (that moved, unless `force`): TCP from sock_diag, UDP
+    /// from the kernel's flow table; ends flows the table lost.
+    fn sample(&mut self, force: bool) -> Result<(), RecorderError> {
+        let socks = self.kernel.tcp_sockets(ESTABLISHED_LIKE, true).map_err(RecorderError::SockDiag)?;
+        let at = self.kernel.now_ns();
+        self.tracker.on_tcp_snapshot(&socks, at, force);
+        let known = self.tracker.live_udp();
+        let flows = self.kernel.udp_flows();
+        let at = self.kernel.now_ns();
+        // Every record submitted before the table was read, before the table is compared.
+        self.drain();
+        self.tracker.on_udp_snapshot(&flows, at, force);
+        self.tracker.end_missing_udp(&known, &flows, at);
+        Ok(())
+    }
+
+    pub fn stats(&self) -> RecorderStats {
+        RecorderStats {
+            lost: self.kernel.lost(),
+            open_connections: self.tracker.open_connections(),
+            unknown_records: self.unknown_records + self.tracker.stats().unknown_records,
+            tracker: self.tracker.stats(),
+        }
+    }
+
+    /// Ends the recording: lets in-flight records land, drains the kernel, samples every open
+    /// connection one last time, and only then reads the lost counters.
+    pub fn finish(mut self) -> Result<Finished, RecorderError> {
+        std::thread::sleep(Duration::from_millis(20));
+        self.drain();
+        self.sample(true)?;
+        self.drain();
+        let events = self.tracker.drain_all();
+        Ok(Finished { events, stats: self.stats() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use gespann_common::raw::{self, UdpFlow, UdpKey, flags, kind};
+    use gespann_common::{EventKind, Protocol, Role};
+
+    use super::*;
+    use crate::Filters;
+    use crate::fake::{FakeHandle, FakeKernel};
+    use crate::sockdiag::{ProcOwner, TcpInfo, TcpSocket};
+
+    const MS: u64 = 1_000_000;
+
+    fn tcp(kind: u8, conn_id: u64, ts: u64) -> RawEvent {
+        let mut r = RawEvent {
+            ts_ns: ts,
+            start_ns: ts,
+            conn_id,
+            kind,
+            protocol: raw::PROTO_TCP,
+            role: raw::ROLE_CLIENT,
+            family: 4,
+            sport: 40000 + conn_id as u16,
+            dport: 80,
+            pid: 42,
+            state: if kind == raw::kind::OPEN { 1 } else { 7 },
+            flags: flags::HAS_RTT,
+            rtt_us: 30,
+            ..Default::default()
+        };
+        r.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        r.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
+        r.comm[..4].copy_from_slice(b"curl");
+        r
+    }
+
+    fn udp_flow(conn_id: u64, sk: u64, port: u16, sent: u64) -> (UdpKey, UdpFlow) {
+        let mut key = UdpKey { sk, dport: port, ..Default::default() };
+        key.daddr[..4].copy_from_slice(&[127, 0, 0, 9]);
+        let flow = UdpFlow {
+            conn_id,
+            start_ns: crate::fake::START_NS,
+            bytes_sent: sent,
+            packets_sent: 1,
+            role: raw::ROLE_CLIENT,
+            ..Default::default()
+        };
+        (key, flow)
+    }
+
+    fn udp_open(conn_id: u64, sk: u64, port: u16, ts: u64) -> RawEvent {
+        let mut r = RawEvent {
+            ts_ns: ts,
+            start_ns: ts,
+            conn_id,
+            sk,
+            kind: kind::OPEN,
+            protocol: raw::PROTO_UDP,
+            role: raw::ROLE_CLIENT,
+            family: 4,
+            sport: 5353,
+            dport: port,
+            pid: 7,
+            bytes_sent: 10,
+            packets_sent: 1,
+            ..Default::default()
+        };
+        r.daddr[..4].copy_from_slice(&[127, 0, 0, 9]);
+        r
+    }
+
+    fn start(opts: &RecordOptions, setup: impl FnOnce(&FakeHandle)) -> (Recorder<FakeKernel>, FakeHandle) {
+        let (k, h) = FakeKernel::new(1_000_000_000_000);
+        setup(&h);
+        (Recorder::new(k, opts).unwrap(), h)
+    }
+
+    /// Runs the loop until `h`'s clock passed `until` (virtual ns after start), collecting rows.
+    fn run(rec: &mut Recorder<FakeKernel>, h: &FakeHandle, for_ns: u64) -> Vec<Event> {
+        let end = h.now_ns() + for_ns;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut out = Vec::new();
+        while h.now_ns() < end {
+            out.extend(rt.block_on(rec.next_events()).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn rows_wait_for_the_reorder_window_and_come_out_in_time_order() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        let t0 = h.now_ns();
+        h.push(&tcp(kind::OPEN, 2, t0 + 20 * MS));
+        h.push(&tcp(kind::OPEN, 1, t0 + 10 * MS));
+        let early = run(&mut rec, &h, 300 * MS);
+        assert!(early.is_empty(), "nothing before the window passed: {early:?}");
+        let rows = run(&mut rec, &h, 400 * MS);
+        assert_eq!(rows.iter().map(|e| e.conn_id).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(rec.stats().tracker.late_rows, 0);
+    }
+
+    #[test]
+    fn a_record_behind_the_watermark_is_counted_late() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        let t0 = h.now_ns();
+        h.push(&tcp(kind::OPEN, 1, t0 + 10 * MS));
+        assert_eq!(run(&mut rec, &h, 800 * MS).len(), 1);
+        // A record stamped before the row already handed out (a CPU that lagged by a second).
+        h.push(&tcp(kind::OPEN, 2, t0 + 5 * MS));
+        let rows = run(&mut rec, &h, 200 * MS);
+        assert_eq!(rows.len(), 1, "the fact is kept");
+        assert_eq!(rec.stats().tracker.late_rows, 1, "and counted");
+    }
+
+    #[test]
+    fn an_owner_amendment_after_its_rows_were_written_is_counted_late() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        let t0 = h.now_ns();
+        let mut open = tcp(kind::OPEN, 3, t0 + MS);
+        open.role = raw::ROLE_SERVER;
+        h.push(&open);
+        assert_eq!(run(&mut rec, &h, 800 * MS).len(), 1);
+        let amend = RawEvent { kind: kind::AMEND_OWNER, conn_id: 3, pid: 777, ts_ns: h.now_ns(), ..Default::default() };
+        h.push(&amend);
+        run(&mut rec, &h, 200 * MS);
+        assert_eq!(rec.stats().tracker.late_amends, 1);
+    }
+
+    #[test]
+    fn records_of_unknown_kind_or_size_are_counted() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        h.push(&RawEvent { kind: 200, ..Default::default() });
+        h.push_bytes(&[1, 2, 3]);
+        run(&mut rec, &h, 200 * MS);
+        assert_eq!(rec.stats().unknown_records, 2);
+    }
+
+    #[test]
+    fn connections_open_at_start_follow_the_kernel_filters_and_listeners_get_their_owner() {
+        let sock = |port: u16, remote: u16, inode: u64, state: u8| TcpSocket {
+            local: "127.0.0.1".parse().unwrap(),
+            local_port: port,
+            remote: "127.0.0.1".parse().unwrap(),
+            remote_port: remote,
+            state,
+            inode,
+            info: Some(TcpInfo { bytes_acked: 1, ..Default::default() }),
+        };
+        let owner = |pid, comm: &str| ProcOwner { pid, comm: comm.into(), cgroup_id: 1 };
+        let opts = RecordOptions { filters: Filters::new(vec![], vec!["nginx".into()], vec![]).unwrap(), ..Default::default() };
+        let (mut rec, h) = start(&opts, |h| {
+            let mut s = h.state();
+            s.tcp = vec![sock(443, 0, 1, 10), sock(443, 5000, 2, 1), sock(5001, 80, 3, 1), sock(5002, 80, 4, 1)];
+            s.owners = HashMap::from([(1, owner(10, "nginx")), (2, owner(10, "nginx")), (3, owner(11, "curl"))]);
+        });
+        assert_eq!(h.state().listener_owners.get(&443).map(|o| o.pid), Some(10));
+        let rows = run(&mut rec, &h, 700 * MS);
+        assert_eq!(rows.len(), 1, "only nginx's connection; the ownerless one is filtered too: {rows:?}");
+        assert!(rows[0].preexisting && rows[0].role == Role::Server && rows[0].pid == 10);
+    }
+
+    #[test]
+    fn a_released_udp_socket_ends_each_of_its_flows() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        let t0 = h.now_ns();
+        for (id, port) in [(1, 53), (2, 54)] {
+            let (k, f) = udp_flow(id, 9, port, 10);
+            h.state().udp_flows.insert(k, f);
+            h.push(&udp_open(id, 9, port, t0 + MS));
+        }
+        h.push(&RawEvent { kind: kind::UDP_RELEASE, protocol: raw::PROTO_UDP, sk: 9, ts_ns: t0 + 2 * MS, ..Default::default() });
+        let rows = run(&mut rec, &h, 800 * MS);
+        let closes: Vec<_> = rows.iter().filter(|e| e.kind == EventKind::Close).collect();
+        assert_eq!(closes.len(), 2, "{rows:?}");
+        assert!(closes.iter().all(|e| e.protocol == Protocol::Udp && e.bytes_sent == 10));
+        assert!(h.state().udp_flows.is_empty(), "taken out of the kernel's table");
+        assert_eq!(rec.stats().open_connections, 0);
+    }
+
+    #[test]
+    fn a_udp_flow_whose_close_was_lost_does_not_stay_live() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        let t0 = h.now_ns();
+        let (k, f) = udp_flow(1, 9, 53, 10);
+        h.state().udp_flows.insert(k, f);
+        h.push(&udp_open(1, 9, 53, t0 + MS));
+        run(&mut rec, &h, 200 * MS);
+        // sock_release deleted the flow, but its `close` record did not fit in the ring.
+        {
+            let mut s = h.state();
+            s.udp_flows.clear();
+            s.lost.ring += 1;
+        }
+        let rows = run(&mut rec, &h, 2_000 * MS);
+        let close = rows.iter().find(|e| e.kind == EventKind::Close).expect("a close row");
+        assert_eq!((close.conn_id, close.bytes_sent), (1, 10));
+        let stats = rec.stats();
+        assert_eq!((stats.open_connections, stats.tracker.udp_ends_inferred, stats.events_lost()), (0, 1, 1));
+    }
+
+    #[test]
+    fn a_flow_whose_close_is_still_in_the_ring_is_not_ended_twice() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        let t0 = h.now_ns();
+        let (k, f) = udp_flow(1, 9, 53, 10);
+        h.state().udp_flows.insert(k, f);
+        h.push(&udp_open(1, 9, 53, t0 + MS));
+        run(&mut rec, &h, 200 * MS);
+        // Released right before the sample: the flow is gone and its close waits in the ring.
+        {
+            let mut s = h.state();
+            s.udp_flows.clear();
+            let mut close = udp_open(1, 9, 53, s.now_ns);
+            close.kind = kind::CLOSE;
+            s.ring.push(close.as_bytes().to_vec());
+        }
+        let rows = run(&mut rec, &h, 2_000 * MS);
+        assert_eq!(rows.iter().filter(|e| e.kind == EventKind::Close).count(), 1);
+        assert_eq!(rec.stats().tracker.udp_ends_inferred, 0);
+    }
+
+    #[test]
+    fn finish_drains_the_ring_before_reading_the_lost_counters() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        run(&mut rec, &h, 200 * MS);
+        let t = h.now_ns();
+        h.push(&tcp(kind::OPEN, 1, t));
+        h.state().on_drain = Some(Box::new(|s| s.lost.ring = 5));
+        let done = rec.finish().unwrap();
+        assert_eq!(done.events.len(), 1, "the record still in the ring: {:?}", done.events);
+        assert_eq!(done.stats.events_lost(), 5);
+    }
+
+    #[test]
+    fn live_tcp_connections_are_sampled_every_interval_when_they_move() {
+        let opts = RecordOptions { sample_interval: Duration::from_millis(500), ..Default::default() };
+        let (mut rec, h) = start(&opts, |_| {});
+        let t0 = h.now_ns();
+        let open = tcp(kind::OPEN, 1, t0 + MS);
+        h.push(&open);
+        let sock = |acked| TcpSocket {
+            local: "127.0.0.1".parse().unwrap(),
+            local_port: open.sport,
+            remote: "127.0.0.2".parse().unwrap(),
+            remote_port: 80,
+            state: 1,
+            inode: 1,
+            info: Some(TcpInfo { bytes_acked: acked, ..Default::default() }),
+        };
+        h.state().tcp = vec![sock(101)];
+        let rows = run(&mut rec, &h, 3_000 * MS);
+        let samples: Vec<_> = rows.iter().filter(|e| e.kind == EventKind::Sample).collect();
+        assert_eq!(samples.len(), 1, "one sample when it moved, none while it did not: {rows:?}");
+        assert_eq!(samples[0].bytes_sent, 100, "the SYN is not payload");
+    }
+}
