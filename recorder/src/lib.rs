@@ -71,6 +71,8 @@ pub struct RecorderStats {
     pub open_connections: usize,
     /// Kernel events about sockets the recorder could not attribute (dropped).
     pub unattributed: u64,
+    /// Kernel records of a kind this build does not know (dropped).
+    pub unknown_records: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +282,7 @@ impl Recorder {
             events_lost: lost_total(&self.probes_rest.lost),
             open_connections: self.tracker.open_connections(),
             unattributed: self.tracker.stats.untracked_dropped,
+            unknown_records: self.tracker.stats.unknown_records,
         }
     }
 

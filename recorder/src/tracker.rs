@@ -129,6 +129,9 @@ pub struct TrackerStats {
     pub rows: u64,
     pub untracked_dropped: u64,
     pub late_amends: u64,
+    /// Ring-buffer records of a `kind` this build does not know (an object newer than the
+    /// recorder): dropped, and counted here.
+    pub unknown_records: u64,
 }
 
 /// Names of `enum sk_rst_reason`, read from the `tcp_send_reset` tracepoint's format.
@@ -331,7 +334,7 @@ impl Tracker {
             kind::AMEND_OWNER => self.on_amend_owner(r),
             kind::AMEND_ERROR => self.on_amend_error(r),
             kind::UDP_RELEASE => return Followup::ReleaseUdpSocket(r.sk),
-            _ => {}
+            _ => self.stats.unknown_records += 1,
         }
         Followup::None
     }
