@@ -640,3 +640,38 @@ fn pid_and_comm_filters_keep_only_the_chosen_process() {
         assert!(rows.iter().all(|r| r.role == Role::Server), "the client (this test) is filtered out: {filter:?}");
     }
 }
+
+/// An IPv6 socket sending to an IPv4-mapped address takes the kernel's IPv4 path (the cgroup
+/// sendmsg4 hook sees a 4-byte address) while its replies arrive through recvmsg6 in the mapped
+/// form: still one flow, recorded as IPv4, with exact counts both ways.
+#[test]
+fn udp_from_an_ipv6_socket_to_an_ipv4_mapped_address_is_one_ipv4_flow() {
+    let _g = serial();
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    let c = UdpSocket::bind("[::]:0").unwrap();
+    let cport = c.local_addr().unwrap().port();
+    for n in [11usize, 22, 33] {
+        c.send_to(&vec![1u8; n], format!("[::ffff:127.0.0.1]:{port}")).unwrap();
+        let mut buf = [0u8; 64];
+        let (_, from) = server.recv_from(&mut buf).unwrap();
+        server.send_to(b"pong!", from).unwrap();
+        let (_, from) = c.recv_from(&mut buf).unwrap();
+        assert_eq!(from.to_string(), format!("[::ffff:127.0.0.1]:{port}"));
+    }
+    drop((c, server));
+    std::thread::sleep(Duration::from_millis(300));
+    let (rows, meta, _) = rec.stop();
+    assert_eq!(meta.events_lost, 0);
+    let client = conns_where(&rows, |r| r.protocol == Protocol::Udp && r.local_port == cport);
+    assert_eq!(client.len(), 1, "one flow: {client:#?}");
+    let rows = client.values().next().unwrap();
+    assert_eq!((rows[0].kind, rows[0].role), (EventKind::Open, Role::Client), "{rows:?}");
+    let end = last_terminal(rows);
+    assert_eq!(end.kind, EventKind::Close, "{rows:?}");
+    assert_eq!((end.remote_addr.to_string(), end.remote_port), ("127.0.0.1".to_string(), port), "{end:?}");
+    assert_eq!((end.local_addr.to_string(), end.family()), ("0.0.0.0".to_string(), 4), "{end:?}");
+    assert_eq!((end.bytes_sent, end.packets_sent), (66, 3), "{end:?}");
+    assert_eq!((end.bytes_received, end.packets_received), (15, 3), "{end:?}");
+}

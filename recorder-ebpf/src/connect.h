@@ -27,7 +27,7 @@ struct sys_exit_connect_args {
 static __always_inline void connect_begin(struct bpf_sock_addr *ctx, __u8 family)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
-	struct connect_call cc = { .family = family };
+	struct connect_call cc = {};
 	struct bpf_sock *sk = ctx->sk;
 
 	if (!sk)
@@ -37,7 +37,7 @@ static __always_inline void connect_begin(struct bpf_sock_addr *ctx, __u8 family
 		return;
 	cc.sk = (__u64)sk;
 	cc.start_ns = bpf_ktime_get_ns();
-	cc.dport = sock_addr_peer(ctx, family, cc.daddr);
+	cc.family = sock_addr_peer(ctx, family, cc.daddr, &cc.dport);
 	bpf_map_update_elem(&connects, &tid, &cc, BPF_ANY);
 }
 
@@ -93,6 +93,8 @@ static __always_inline void connect_end(__s64 ret)
 	e->dport = cc.dport;
 	sk_addrs(sk, cc.family == 6, &e->saddr, NULL);
 	__builtin_memcpy(e->daddr, cc.daddr, sizeof(e->daddr));
+	if (cc.family == 6)
+		local_like_peer(e->saddr, e->daddr);
 	e->state = TCP_CLOSE;
 	e->error = (__u16)-ret;
 	set_owner(e, &o);

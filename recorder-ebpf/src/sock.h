@@ -47,20 +47,59 @@ static __always_inline void sk_addrs(struct sock *sk, bool v6, __u8 (*saddr)[16]
 	}
 }
 
-/* The address a sock_addr hook was given (4 bytes for IPv4, network order), and its port. */
-static __always_inline __u16 sock_addr_peer(struct bpf_sock_addr *ctx, __u8 family, __u8 addr[16])
+static __always_inline bool v4_mapped(const __u8 a[16])
+{
+	__u32 w[3];
+
+	__builtin_memcpy(w, a, sizeof(w));
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff);
+}
+
+/* An IPv4 address in the mapped form an IPv6 socket holds: ::ffff:a.b.c.d. */
+static __always_inline void map_v4(__u8 addr[16], __u32 v4)
+{
+	__u32 w[4] = { 0, 0, bpf_htonl(0xffff), v4 };
+
+	__builtin_memcpy(addr, w, sizeof(w));
+}
+
+/* An IPv6 socket talking to an IPv4 peer (mapped) from an unspecified local address (::, not
+ * bound or not connected): the local address in the same form, 0.0.0.0 mapped, so that user
+ * space records the flow as IPv4 at both ends. */
+static __always_inline void local_like_peer(__u8 saddr[16], const __u8 daddr[16])
+{
+	__u32 w[4];
+
+	__builtin_memcpy(w, saddr, sizeof(w));
+	if (v4_mapped(daddr) && !(w[0] | w[1] | w[2] | w[3]))
+		map_v4(saddr, 0);
+}
+
+/* The address a sock_addr hook was given, in the form its socket holds addresses: 4 bytes for
+ * an AF_INET socket, 16 for AF_INET6. An IPv6 socket can run the IPv4 hooks (a sendmsg to
+ * ::ffff:a.b.c.d or to an AF_INET address takes the kernel's IPv4 path), while its replies come
+ * through the IPv6 hooks in the mapped form: that form is the one kept, so that both directions
+ * make one flow. Returns the form's family (4 or 6); `*port` gets the port, host order. */
+static __always_inline __u8 sock_addr_peer(struct bpf_sock_addr *ctx, __u8 hook_family, __u8 addr[16],
+					   __u16 *port)
 {
 	__u32 w;
 
-	if (family == 4) {
-		w = ctx->user_ip4; __builtin_memcpy(&addr[0], &w, 4);
-	} else {
+	*port = bpf_ntohs((__u16)ctx->user_port);
+	if (hook_family == 6) {
 		w = ctx->user_ip6[0]; __builtin_memcpy(&addr[0], &w, 4);
 		w = ctx->user_ip6[1]; __builtin_memcpy(&addr[4], &w, 4);
 		w = ctx->user_ip6[2]; __builtin_memcpy(&addr[8], &w, 4);
 		w = ctx->user_ip6[3]; __builtin_memcpy(&addr[12], &w, 4);
+		return 6;
 	}
-	return bpf_ntohs((__u16)ctx->user_port);
+	w = ctx->user_ip4;
+	if (ctx->family == AF_INET6) {
+		map_v4(addr, w);
+		return 6;
+	}
+	__builtin_memcpy(&addr[0], &w, 4);
+	return 4;
 }
 
 /* The owner is the process (thread group), named after its main thread: a server's worker

@@ -66,6 +66,8 @@ static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes
 			if (e) {
 				fill_endpoints(e, sk);
 				__builtin_memcpy(e->daddr, key.daddr, sizeof(e->daddr));
+				if (e->family == 6)
+					local_like_peer(e->saddr, e->daddr);
 				e->dport = key.dport;
 				e->kind = GSP_OPEN;
 				e->protocol = GSP_PROTO_UDP;
@@ -118,9 +120,9 @@ static __always_inline int msg_length(struct bpf_raw_tracepoint_args *ctx, bool 
 static __always_inline void stash_peer(struct bpf_sock_addr *ctx, __u8 family)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
-	struct peer p = { .family = family };
+	struct peer p = {};
 
-	p.port = sock_addr_peer(ctx, family, p.addr);
+	p.family = sock_addr_peer(ctx, family, p.addr, &p.port);
 	bpf_map_update_elem(&peers, &tid, &p, BPF_ANY);
 }
 
