@@ -675,3 +675,58 @@ fn udp_from_an_ipv6_socket_to_an_ipv4_mapped_address_is_one_ipv4_flow() {
     assert_eq!((end.bytes_sent, end.packets_sent), (66, 3), "{end:?}");
     assert_eq!((end.bytes_received, end.packets_received), (15, 3), "{end:?}");
 }
+
+/// The ids of the BPF maps a process holds, by map name (from /proc/PID/fdinfo).
+fn bpf_maps_of(pid: u32) -> std::collections::HashMap<String, u32> {
+    let mut out = std::collections::HashMap::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap().flatten() {
+        let Ok(info) = std::fs::read_to_string(fd.path()) else { continue };
+        let Some(id) = info.lines().find_map(|l| l.strip_prefix("map_id:")).and_then(|v| v.trim().parse().ok()) else {
+            continue;
+        };
+        let Ok(map) = aya::maps::MapData::from_id(id) else { continue };
+        if let Some(name) = map.info().ok().and_then(|i| i.name_as_str().map(str::to_owned)) {
+            out.insert(name, id);
+        }
+    }
+    out
+}
+
+/// Fills a `udp_socks` table (socket -> struct udp_sock, 40 bytes) with entries for sockets that
+/// do not exist, until the kernel refuses one more.
+fn fill_udp_socks(id: u32, next_key: &mut u64) {
+    let data = aya::maps::MapData::from_id(id).unwrap();
+    let mut map = aya::maps::HashMap::<_, u64, [u8; 40]>::try_from(aya::maps::Map::HashMap(data)).unwrap();
+    loop {
+        *next_key += 1;
+        if map.insert(*next_key, [0u8; 40], 0).is_err() {
+            return;
+        }
+    }
+}
+
+/// A UDP flow whose socket cannot be entered in the full `udp_socks` table would never be ended
+/// by sock_release: it is taken out of `udp_flows` at once and counted in `events_lost`.
+#[test]
+fn a_full_udp_socket_table_leaves_no_flow_behind_and_is_counted_lost() {
+    let _g = serial();
+    let port = free_port(false);
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    let maps = bpf_maps_of(rec.child.id());
+    let (socks, flows) = (maps["udp_socks"], maps["udp_flows"]);
+    let mut key = 0u64;
+    for _ in 0..3 {
+        fill_udp_socks(socks, &mut key);
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.send_to(&[1u8; 10], ("127.0.0.1", port)).unwrap();
+        drop(u);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let data = aya::maps::MapData::from_id(flows).unwrap();
+    let flow_map = aya::maps::HashMap::<_, [u8; 32], [u8; 88]>::try_from(aya::maps::Map::HashMap(data)).unwrap();
+    let left = flow_map.keys().filter_map(Result::ok).filter(|k| u16::from_ne_bytes([k[24], k[25]]) == port).count();
+    let (rows, meta, _) = rec.stop();
+    assert_eq!(left, 0, "flows left in udp_flows that no sock_release will end");
+    assert!(rows.iter().all(|r| r.remote_port != port), "{rows:#?}");
+    assert_eq!(meta.events_lost, 3, "each flow the table had no room for is counted");
+}

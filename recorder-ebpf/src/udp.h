@@ -18,6 +18,25 @@
 #include "emit.h"
 #include "tcp.h"
 
+/* Counts a new flow on its socket's entry, made at the socket's first flow. False when the
+ * table has no room for the socket. */
+static __always_inline bool udp_sock_add_flow(const struct udp_key *key)
+{
+	struct udp_sock *us = bpf_map_lookup_elem(&udp_socks, &key->sk);
+
+	if (!us) {
+		struct udp_sock nus = { .nflows = 1, .first = *key };
+		if (!bpf_map_update_elem(&udp_socks, &key->sk, &nus, BPF_NOEXIST))
+			return true;
+		/* Another CPU may have entered the socket just now: count the flow there. */
+		us = bpf_map_lookup_elem(&udp_socks, &key->sk);
+		if (!us)
+			return false;
+	}
+	__sync_fetch_and_add(&us->nflows, 1);
+	return true;
+}
+
 static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes, bool sent)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
@@ -53,12 +72,11 @@ static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes
 		if (!f)
 			return;
 
-		struct udp_sock *us = bpf_map_lookup_elem(&udp_socks, &key.sk);
-		if (us) {
-			__sync_fetch_and_add(&us->nflows, 1);
-		} else {
-			struct udp_sock nus = { .nflows = 1, .first = key };
-			bpf_map_update_elem(&udp_socks, &key.sk, &nus, BPF_NOEXIST);
+		if (!udp_sock_add_flow(&key)) {
+			/* No room for the socket: sock_release would never end the flow. */
+			bpf_map_delete_elem(&udp_flows, &key);
+			count_lost(GSP_LOST_TABLE);
+			return;
 		}
 
 		if (!nf.ignored) {
