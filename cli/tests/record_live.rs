@@ -676,6 +676,100 @@ fn udp_from_an_ipv6_socket_to_an_ipv4_mapped_address_is_one_ipv4_flow() {
     assert_eq!((end.bytes_received, end.packets_received), (15, 3), "{end:?}");
 }
 
+/// `raw event` trace lines of the recorder whose local or remote port is `port`.
+fn raw_events_on_port(stderr: &str, port: u16) -> Vec<String> {
+    let (sport, dport) = (format!("sport={port}"), format!("dport={port}"));
+    stderr
+        .lines()
+        .map(strip_ansi)
+        .filter(|l| l.contains("raw event") && l.split_whitespace().any(|w| w == sport || w == dport))
+        .collect()
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// With `--pid`, connections of other processes are dropped in the kernel: their closes (and
+/// retransmits) never reach the ring buffer, while a connection of the chosen process that
+/// predates the recording still gets its close.
+#[test]
+fn owner_filters_drop_other_processes_closes_in_the_kernel() {
+    let _g = serial();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // A python3 process that owns one connection opened before the recording, and closes it
+    // when told.
+    let script = format!(
+        "import socket, sys\n\
+         s = socket.create_connection(('127.0.0.1', {port}))\n\
+         print(s.getsockname()[1], flush=True)\n\
+         sys.stdin.read(1)\n\
+         s.close()\n\
+         print('closed', flush=True)\n\
+         sys.stdin.read()\n"
+    );
+    let mut py = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let py_port: u16 = line.trim().parse().unwrap();
+    let (mut accepted, _) = listener.accept().unwrap();
+
+    let pid = py.id().to_string();
+    let mut rec = Recording::start_with_env(&["--pid", &pid], &[("RUST_LOG", "gespann_recorder=trace")]);
+    // Churn from this process, which the filter leaves out: 20 connections, both ends here.
+    for _ in 0..20 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        c.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).unwrap();
+        drop((c, s));
+    }
+    // The chosen process closes its old connection; this end follows.
+    py.stdin.as_mut().unwrap().write_all(b"x").unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "closed");
+    let mut rest = Vec::new();
+    accepted.read_to_end(&mut rest).unwrap();
+    drop(accepted);
+    std::thread::sleep(Duration::from_millis(300));
+    let (rows, _, stderr) = rec.stop_with_stderr();
+    let _ = py.kill();
+    let _ = py.wait();
+
+    let on_port: Vec<_> = rows.iter().filter(|r| r.local_port == port || r.remote_port == port).collect();
+    assert_eq!(on_port.len(), 2, "the old connection's open and close: {on_port:#?}");
+    assert!(on_port[0].kind == EventKind::Open && on_port[0].preexisting, "{on_port:#?}");
+    assert_eq!(on_port[1].kind, EventKind::Close, "{on_port:#?}");
+    assert!(on_port.iter().all(|r| r.pid == py.id() && r.local_port == py_port), "{on_port:#?}");
+    // What the ring buffer carried for that port: that one close, nothing of the churn, nothing
+    // of the old connection's other end.
+    let raw = raw_events_on_port(&stderr, port);
+    assert_eq!(raw.len(), 1, "records of filtered-out connections reached user space: {raw:#?}");
+    assert!(raw[0].contains(&format!("sport={py_port}")), "{raw:#?}");
+}
+
 /// The ids of the BPF maps a process holds, by map name (from /proc/PID/fdinfo).
 fn bpf_maps_of(pid: u32) -> std::collections::HashMap<String, u32> {
     let mut out = std::collections::HashMap::new();

@@ -49,6 +49,11 @@ static __always_inline bool owner_wanted(const struct owner *o)
 	return true;
 }
 
+static __always_inline bool owner_filters_on(void)
+{
+	return filter_npids || filter_ncomms;
+}
+
 static __always_inline bool ports_wanted(__u16 sport, __u16 dport)
 {
 	if (!filter_nports)

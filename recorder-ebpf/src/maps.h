@@ -122,6 +122,25 @@ struct {
 	__type(value, struct peer);
 } peers SEC(".maps");
 
+/* With owner filters (--pid, --comm): the connections older than the recording that user space
+ * wants (it knows their owners from sock_diag), filled at start. Events about other untracked
+ * sockets are dropped here rather than in user space; each entry goes at its connection's end. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tcp_tuple);
+	__type(value, __u8);
+} wanted_preexisting SEC(".maps");
+
+/* Slot 0: set to 1 by user space once wanted_preexisting is complete. Until then (or if it could
+ * not be completed) untracked events all go to user space, which filters them as before. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} preexisting_ready SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);

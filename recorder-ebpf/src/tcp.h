@@ -24,6 +24,49 @@ static __always_inline bool tcp_wanted(struct sock *sk, const struct owner *o)
 	return ports_wanted(sport, dport) && owner_wanted(o);
 }
 
+/* The socket's endpoints as struct tcp_tuple holds them (IPv6 form). */
+static __always_inline void sk_tuple(struct sock *sk, struct tcp_tuple *t)
+{
+	if (sk_is_v6(sk)) {
+		sk_addrs(sk, true, &t->saddr, &t->daddr);
+	} else {
+		__u8 s[16] = {}, d[16] = {};
+		__u32 w;
+
+		sk_addrs(sk, false, &s, &d);
+		__builtin_memcpy(&w, s, 4);
+		map_v4(t->saddr, w);
+		__builtin_memcpy(&w, d, 4);
+		map_v4(t->daddr, w);
+	}
+	t->sport = local_port(sk);
+	t->dport = remote_port(sk);
+}
+
+/* Whether an event about an untracked TCP socket (no tcp_conns entry: older than the recording,
+ * or left out by the owner filters) goes to user space. Without owner filters, always: user
+ * space matches it by its endpoints. With them, only for a connection user space listed in
+ * wanted_preexisting, once that list is complete. `ends`: the connection ends here, so its entry
+ * goes. */
+static __always_inline bool untracked_wanted(struct sock *sk, bool ends)
+{
+	struct tcp_tuple t = {};
+	__u32 zero = 0;
+	__u32 *ready;
+
+	if (!owner_filters_on())
+		return true;
+	ready = bpf_map_lookup_elem(&preexisting_ready, &zero);
+	if (!ready || !*ready)
+		return true;
+	sk_tuple(sk, &t);
+	if (!bpf_map_lookup_elem(&wanted_preexisting, &t))
+		return false;
+	if (ends)
+		bpf_map_delete_elem(&wanted_preexisting, &t);
+	return true;
+}
+
 static __always_inline void tcp_to_established(struct sock *sk, int oldstate)
 {
 	__u64 key = (__u64)sk;
@@ -76,13 +119,12 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 	if (c && (c->cflags & C_CLOSED))
 		return;
 	if (!c) {
-		/* A connection that predates the recording: user space matches it by its
-		 * endpoints. Half-open children (SYN_RECV) and listeners are not connections. */
+		/* A connection that predates the recording (user space matches it by its
+		 * endpoints), or one the owner filters left out. Half-open children (SYN_RECV)
+		 * and listeners are not connections. */
 		if (oldstate == TCP_SYN_RECV || oldstate == TCP_LISTEN || oldstate == TCP_SYN_SENT)
 			return;
-		__u16 sport = local_port(sk);
-		__u16 dport = remote_port(sk);
-		if (!ports_wanted(sport, dport))
+		if (!ports_wanted(local_port(sk), remote_port(sk)) || !untracked_wanted(sk, true))
 			return;
 		emit_tcp(sk, NULL, GSP_CLOSE, TCP_CLOSE, oldstate);
 		return;
@@ -221,7 +263,7 @@ static __always_inline void tcp_retransmit(struct sock *sk)
 	c = bpf_map_lookup_elem(&tcp_conns, &key);
 	if (c && (c->cflags & C_CLOSED))
 		return;
-	if (!c && (state == TCP_SYN_SENT || state == TCP_SYN_RECV))
+	if (!c && (state == TCP_SYN_SENT || state == TCP_SYN_RECV || !untracked_wanted(sk, false)))
 		return;
 	emit_tcp(sk, c, GSP_RETRANSMIT, state, 0);
 }

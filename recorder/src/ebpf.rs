@@ -4,10 +4,10 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader, Pod};
-use gespann_common::raw::{self, UdpFlow, UdpKey};
+use gespann_common::raw::{self, TcpTuple, UdpFlow, UdpKey};
 
 use crate::RecorderError;
 
@@ -49,8 +49,14 @@ pub struct Key(pub UdpKey);
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub struct Flow(pub UdpFlow);
+/// `TcpTuple` as an aya map key.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Tuple(pub TcpTuple);
 // SAFETY: repr(transparent) over repr(C) structs of integers without padding.
 unsafe impl Pod for Key {}
+// SAFETY: as above.
+unsafe impl Pod for Tuple {}
 // SAFETY: as above.
 unsafe impl Pod for Flow {}
 
@@ -187,6 +193,29 @@ impl Probes {
             .map_err(|e| RecorderError::Map("udp_flows", Box::new(e)))?;
         Ok(Probes { ebpf, ring, lost, udp_flows, missing })
     }
+}
+
+/// With owner filters (`--pid`, `--comm`), tells the kernel which connections older than the
+/// recording are wanted: their owners are known here (from sock_diag), not there. The kernel then
+/// drops the closes and retransmits of every other socket it does not track (connections the
+/// filters left out) instead of sending them for user space to drop. Until the list is complete,
+/// and for good if it cannot be (more than its table holds), the kernel sends them all, as without
+/// the list: nothing is lost either way.
+pub fn want_preexisting(ebpf: &mut Ebpf, wanted: &[crate::sockdiag::TcpSocket]) -> Result<(), RecorderError> {
+    const MAP: &str = "wanted_preexisting";
+    const READY: &str = "preexisting_ready";
+    let map = ebpf.map_mut(MAP).ok_or(RecorderError::MissingMap(MAP))?;
+    let mut map = BpfHashMap::<_, Tuple, u8>::try_from(map).map_err(|e| RecorderError::Map(MAP, Box::new(e)))?;
+    for s in wanted {
+        let t = TcpTuple::new(s.local, s.local_port, s.remote, s.remote_port);
+        if let Err(e) = map.insert(Tuple(t), 1, 0) {
+            tracing::debug!(error = %e, wanted = wanted.len(), "the kernel filters no untracked events");
+            return Ok(());
+        }
+    }
+    let ready = ebpf.map_mut(READY).ok_or(RecorderError::MissingMap(READY))?;
+    let mut ready = Array::<_, u32>::try_from(ready).map_err(|e| RecorderError::Map(READY, Box::new(e)))?;
+    ready.set(0, 1, 0).map_err(|e| RecorderError::Map(READY, Box::new(e)))
 }
 
 /// Attaches a program to a kernel tracepoint: as a raw tracepoint (the tracepoint's own

@@ -194,6 +194,9 @@ impl Recorder {
             })
             .collect();
         tracker.add_preexisting(&filtered, &owners, &listening, monotonic_ns());
+        if !opts.pids.is_empty() || !opts.comms.is_empty() {
+            ebpf::want_preexisting(&mut rest._ebpf, &filtered)?;
+        }
 
         let now = monotonic_ns();
         Ok(Recorder {
