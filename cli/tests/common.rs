@@ -33,12 +33,18 @@ impl Recording {
     /// Starts `gespann record` with extra args and waits until its probes are attached (the
     /// crash journal appears right after).
     pub fn start(extra: &[&str]) -> Recording {
+        Recording::start_with_env(extra, &[])
+    }
+
+    /// [`Recording::start`] with extra environment variables (e.g. `RUST_LOG`).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Recording {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.parquet");
         let child = gespann()
             .args(["record", "--duration", "60s", "-q", "-o"])
             .arg(&path)
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -71,6 +77,16 @@ impl Recording {
         let r = RecordingReader::open(&self.path).expect("a valid recording");
         let meta = r.meta.clone();
         (r.read_all().unwrap(), meta, out.1)
+    }
+
+    /// [`Recording::stop`], returning the recorder's stderr (its log) instead of its stdout.
+    pub fn stop_with_stderr(&mut self) -> (Vec<Event>, gespann_common::RecordingMeta, String) {
+        self.signal(libc::SIGINT);
+        let out = self.wait_output();
+        assert!(out.0.success(), "gespann record failed: {}", out.2);
+        let r = RecordingReader::open(&self.path).expect("a valid recording");
+        let meta = r.meta.clone();
+        (r.read_all().unwrap(), meta, out.2)
     }
 
     pub fn wait_output(&mut self) -> (std::process::ExitStatus, String, String) {

@@ -1,8 +1,10 @@
 //! The Rust mirror of `recorder-ebpf/src/gespann.h`: what the kernel writes into the ring buffer.
 //!
-//! `RawEvent` is `#[repr(C)]` with every field placed by hand, no implicit padding; the
-//! recorder's `layout` test compares its size and field offsets with the BTF of the compiled
-//! object so the C and Rust definitions cannot drift apart.
+//! Every struct is `#[repr(C)]` with every field placed by hand, no implicit padding. The tables
+//! at the end ([`MIRRORED_STRUCTS`], [`MIRRORED_ENUMS`]) describe the mirror in one place: the
+//! recorder's `layout` test compares each struct field by field (name, offset, size) and each
+//! enum name by name and value by value with the BTF of the compiled object, so the C and Rust
+//! definitions cannot drift apart.
 
 /// `enum gsp_kind`.
 pub mod kind {
@@ -31,9 +33,11 @@ pub const ROLE_SERVER: u8 = 2;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 
-/// Per-CPU counters of the `lost` map, by index.
+/// Per-CPU counters of the `lost` map, by index (`enum gsp_lost_slot`).
 pub const LOST_RINGBUF: u32 = 0;
 pub const LOST_TABLE: u32 = 1;
+/// The number of slots.
+pub const LOST_SLOTS: u32 = 2;
 
 pub const COMM_LEN: usize = 16;
 pub const MAX_PIDS: usize = 8;
@@ -110,44 +114,191 @@ pub struct UdpFlow {
     pub owner: Owner,
 }
 
-/// Sizes of the mirrored structs, for the layout test: (C name, Rust size).
-pub const MIRRORED_SIZES: &[(&str, usize)] = &[
-    ("gsp_event", std::mem::size_of::<RawEvent>()),
-    ("owner", std::mem::size_of::<Owner>()),
-    ("udp_key", std::mem::size_of::<UdpKey>()),
-    ("udp_flow", std::mem::size_of::<UdpFlow>()),
+/// `struct tcp_tuple`: a TCP connection's endpoints, key of the kernel's `wanted_preexisting`
+/// map. Addresses in IPv6 form (IPv4 as `::ffff:a.b.c.d`, see [`TcpTuple::new`]), ports in host
+/// order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpTuple {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+}
+
+impl TcpTuple {
+    /// The tuple as the kernel builds it from a socket, whatever its family.
+    pub fn new(local: std::net::IpAddr, sport: u16, remote: std::net::IpAddr, dport: u16) -> TcpTuple {
+        let v6 = |a: std::net::IpAddr| match a {
+            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            std::net::IpAddr::V6(v6) => v6.octets(),
+        };
+        TcpTuple { saddr: v6(local), daddr: v6(remote), sport, dport }
+    }
+}
+
+/// One field of a mirrored struct: its C name, byte offset and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub offset: usize,
+    pub size: usize,
+}
+
+/// A mirrored struct: its C name (`struct NAME` in `gespann.h`), size, and every field in order.
+#[derive(Clone, Copy, Debug)]
+pub struct MirroredStruct {
+    pub c_name: &'static str,
+    pub size: usize,
+    pub fields: &'static [Field],
+}
+
+/// A mirrored C enum (`enum NAME` in `gespann.h`): every enumerator and its value, in order.
+#[derive(Clone, Copy, Debug)]
+pub struct MirroredEnum {
+    pub c_name: &'static str,
+    pub values: &'static [(&'static str, i64)],
+}
+
+const fn size_of_pointee<T>(_: *const T) -> usize {
+    std::mem::size_of::<T>()
+}
+
+/// `Field`s of a struct, by name: offsets and sizes computed from the Rust definition.
+macro_rules! fields {
+    ($t:ty { $($f:ident),* $(,)? }) => {
+        &[$(Field {
+            name: stringify!($f),
+            offset: std::mem::offset_of!($t, $f),
+            size: {
+                let u = std::mem::MaybeUninit::<$t>::uninit();
+                // SAFETY: only the field's address is taken (inside a live local), never read.
+                size_of_pointee(unsafe { &raw const (*u.as_ptr()).$f })
+            },
+        }),*]
+    };
+}
+
+/// Every struct that crosses the kernel boundary, for the layout test against the object's BTF.
+pub const MIRRORED_STRUCTS: &[MirroredStruct] = &[
+    MirroredStruct {
+        c_name: "gsp_event",
+        size: std::mem::size_of::<RawEvent>(),
+        fields: fields!(RawEvent {
+            ts_ns,
+            start_ns,
+            conn_id,
+            sk,
+            cgroup_id,
+            bytes_sent,
+            bytes_received,
+            packets_sent,
+            packets_received,
+            saddr,
+            daddr,
+            pid,
+            retransmits,
+            rtt_us,
+            handshake_us,
+            sport,
+            dport,
+            error,
+            reset_reason,
+            kind,
+            protocol,
+            role,
+            family,
+            state,
+            flags,
+            prev_state,
+            fin_rcvd,
+            comm,
+        }),
+    },
+    MirroredStruct {
+        c_name: "owner",
+        size: std::mem::size_of::<Owner>(),
+        fields: fields!(Owner { cgroup_id, pid, _pad, comm }),
+    },
+    MirroredStruct {
+        c_name: "udp_key",
+        size: std::mem::size_of::<UdpKey>(),
+        fields: fields!(UdpKey { sk, daddr, dport, _pad }),
+    },
+    MirroredStruct {
+        c_name: "udp_flow",
+        size: std::mem::size_of::<UdpFlow>(),
+        fields: fields!(UdpFlow {
+            conn_id,
+            start_ns,
+            bytes_sent,
+            bytes_received,
+            packets_sent,
+            packets_received,
+            role,
+            ignored,
+            _pad,
+            owner,
+        }),
+    },
+    MirroredStruct {
+        c_name: "tcp_tuple",
+        size: std::mem::size_of::<TcpTuple>(),
+        fields: fields!(TcpTuple { saddr, daddr, sport, dport }),
+    },
 ];
 
-/// Field names and offsets of [`RawEvent`], for the layout test against the object's BTF.
-pub const RAW_EVENT_FIELDS: &[(&str, usize)] = &[
-    ("ts_ns", std::mem::offset_of!(RawEvent, ts_ns)),
-    ("start_ns", std::mem::offset_of!(RawEvent, start_ns)),
-    ("conn_id", std::mem::offset_of!(RawEvent, conn_id)),
-    ("sk", std::mem::offset_of!(RawEvent, sk)),
-    ("cgroup_id", std::mem::offset_of!(RawEvent, cgroup_id)),
-    ("bytes_sent", std::mem::offset_of!(RawEvent, bytes_sent)),
-    ("bytes_received", std::mem::offset_of!(RawEvent, bytes_received)),
-    ("packets_sent", std::mem::offset_of!(RawEvent, packets_sent)),
-    ("packets_received", std::mem::offset_of!(RawEvent, packets_received)),
-    ("saddr", std::mem::offset_of!(RawEvent, saddr)),
-    ("daddr", std::mem::offset_of!(RawEvent, daddr)),
-    ("pid", std::mem::offset_of!(RawEvent, pid)),
-    ("retransmits", std::mem::offset_of!(RawEvent, retransmits)),
-    ("rtt_us", std::mem::offset_of!(RawEvent, rtt_us)),
-    ("handshake_us", std::mem::offset_of!(RawEvent, handshake_us)),
-    ("sport", std::mem::offset_of!(RawEvent, sport)),
-    ("dport", std::mem::offset_of!(RawEvent, dport)),
-    ("error", std::mem::offset_of!(RawEvent, error)),
-    ("reset_reason", std::mem::offset_of!(RawEvent, reset_reason)),
-    ("kind", std::mem::offset_of!(RawEvent, kind)),
-    ("protocol", std::mem::offset_of!(RawEvent, protocol)),
-    ("role", std::mem::offset_of!(RawEvent, role)),
-    ("family", std::mem::offset_of!(RawEvent, family)),
-    ("state", std::mem::offset_of!(RawEvent, state)),
-    ("flags", std::mem::offset_of!(RawEvent, flags)),
-    ("prev_state", std::mem::offset_of!(RawEvent, prev_state)),
-    ("fin_rcvd", std::mem::offset_of!(RawEvent, fin_rcvd)),
-    ("comm", std::mem::offset_of!(RawEvent, comm)),
+/// Every enum that crosses the kernel boundary, against the Rust constants.
+pub const MIRRORED_ENUMS: &[MirroredEnum] = &[
+    MirroredEnum {
+        c_name: "gsp_limit",
+        values: &[
+            ("GSP_COMM_LEN", COMM_LEN as i64),
+            ("GSP_MAX_PIDS", MAX_PIDS as i64),
+            ("GSP_MAX_COMMS", MAX_COMMS as i64),
+            ("GSP_MAX_PORTS", MAX_PORTS as i64),
+        ],
+    },
+    MirroredEnum {
+        c_name: "gsp_kind",
+        values: &[
+            ("GSP_OPEN", kind::OPEN as i64),
+            ("GSP_CLOSE", kind::CLOSE as i64),
+            ("GSP_RESET", kind::RESET as i64),
+            ("GSP_FAILED", kind::FAILED as i64),
+            ("GSP_RETRANSMIT", kind::RETRANSMIT as i64),
+            ("GSP_AMEND_RESET", kind::AMEND_RESET as i64),
+            ("GSP_AMEND_OWNER", kind::AMEND_OWNER as i64),
+            ("GSP_UDP_RELEASE", kind::UDP_RELEASE as i64),
+            ("GSP_AMEND_ERROR", kind::AMEND_ERROR as i64),
+        ],
+    },
+    MirroredEnum {
+        c_name: "gsp_flag",
+        values: &[
+            ("GSP_F_RESET_LOCAL", flags::RESET_LOCAL as i64),
+            ("GSP_F_RESET_REMOTE", flags::RESET_REMOTE as i64),
+            ("GSP_F_HAS_HANDSHAKE", flags::HAS_HANDSHAKE as i64),
+            ("GSP_F_HAS_RTT", flags::HAS_RTT as i64),
+            ("GSP_F_UNTRACKED", flags::UNTRACKED as i64),
+        ],
+    },
+    MirroredEnum {
+        c_name: "gsp_role",
+        values: &[("GSP_ROLE_CLIENT", ROLE_CLIENT as i64), ("GSP_ROLE_SERVER", ROLE_SERVER as i64)],
+    },
+    MirroredEnum {
+        c_name: "gsp_proto",
+        values: &[("GSP_PROTO_TCP", PROTO_TCP as i64), ("GSP_PROTO_UDP", PROTO_UDP as i64)],
+    },
+    MirroredEnum {
+        c_name: "gsp_lost_slot",
+        values: &[
+            ("GSP_LOST_RINGBUF", LOST_RINGBUF as i64),
+            ("GSP_LOST_TABLE", LOST_TABLE as i64),
+            ("GSP_LOST_SLOTS", LOST_SLOTS as i64),
+        ],
+    },
 ];
 
 impl RawEvent {
@@ -184,6 +335,28 @@ pub fn comm_to_str(comm: &[u8]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each table lists every byte of its struct: fields back to back, the last ending at the
+    /// struct's end. So no field is missing from a table and no struct has implicit padding.
+    #[test]
+    fn mirrored_structs_are_listed_whole_and_have_no_padding() {
+        for s in MIRRORED_STRUCTS {
+            let mut end = 0;
+            for f in s.fields {
+                assert_eq!(f.offset, end, "struct {}: field {} does not follow the previous one", s.c_name, f.name);
+                end = f.offset + f.size;
+            }
+            assert_eq!(end, s.size, "struct {}: the fields do not fill it", s.c_name);
+        }
+    }
+
+    #[test]
+    fn tcp_tuples_use_the_ipv6_form() {
+        let t = TcpTuple::new([127, 0, 0, 1].into(), 5, "::1".parse().unwrap(), 6);
+        assert_eq!(t.saddr, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]);
+        assert_eq!(t.daddr[15], 1);
+        assert_eq!((t.sport, t.dport), (5, 6));
+    }
 
     #[test]
     fn raw_event_has_no_padding() {

@@ -2,18 +2,28 @@
 /*
  * The one definition of everything that crosses the kernel/user boundary.
  *
- * The Rust mirror lives in common/src/raw.rs (`RawEvent`, `RawEventKind`, ...). A test there reads
- * the BTF of the compiled object (recorder-ebpf/gespann.bpf.o) and checks size and every field
- * offset against the mirror, so the two cannot drift apart silently. Keep the struct free of
- * implicit padding: every field is placed by hand.
+ * The Rust mirror lives in common/src/raw.rs (`RawEvent`, `Owner`, `UdpKey`, `UdpFlow`, `TcpTuple`,
+ * the `kind`/`flags` constants, ...). recorder/tests/layout.rs reads the BTF of the compiled object
+ * (recorder-ebpf/gespann.bpf.o) and checks every struct below field by field (name, offset, size)
+ * and every enum below name by name and value by value against the mirror, so the two cannot drift
+ * apart silently. Keep the structs free of implicit padding: every field is placed by hand.
  */
 #ifndef GESPANN_H
 #define GESPANN_H
 
-#define GSP_COMM_LEN 16
-#define GSP_MAX_PIDS 8
-#define GSP_MAX_COMMS 8
-#define GSP_MAX_PORTS 16
+/*
+ * Every constant user space shares is a named enum, so that it lands in the object's BTF (see
+ * `gsp_btf_anchor` in maps.h) and the layout test can check each name and value against the Rust
+ * constants in common/src/raw.rs.
+ */
+
+/* Sizes of the filter tables and of a command name. */
+enum gsp_limit {
+	GSP_COMM_LEN = 16,
+	GSP_MAX_PIDS = 8,
+	GSP_MAX_COMMS = 8,
+	GSP_MAX_PORTS = 16,
+};
 
 /* What a `struct gsp_event` reports. */
 enum gsp_kind {
@@ -28,23 +38,34 @@ enum gsp_kind {
 	GSP_AMEND_ERROR = 9,	/* the FAILED just reported for conn_id failed with `error` (connect's errno) */
 };
 
-/* gsp_event.flags */
-#define GSP_F_RESET_LOCAL (1 << 0)	/* an RST was sent by this host */
-#define GSP_F_RESET_REMOTE (1 << 1)	/* an RST was received */
-#define GSP_F_HAS_HANDSHAKE (1 << 2)	/* handshake_us is meaningful */
-#define GSP_F_HAS_RTT (1 << 3)		/* rtt_us is meaningful (TCP) */
-#define GSP_F_UNTRACKED (1 << 4)	/* socket not seen opening (older than the recording) */
+/* gsp_event.flags, a bit set. */
+enum gsp_flag {
+	GSP_F_RESET_LOCAL = 1 << 0,	/* an RST was sent by this host */
+	GSP_F_RESET_REMOTE = 1 << 1,	/* an RST was received */
+	GSP_F_HAS_HANDSHAKE = 1 << 2,	/* handshake_us is meaningful */
+	GSP_F_HAS_RTT = 1 << 3,		/* rtt_us is meaningful (TCP) */
+	GSP_F_UNTRACKED = 1 << 4,	/* socket not seen opening (older than the recording) */
+};
 
-#define GSP_ROLE_CLIENT 1
-#define GSP_ROLE_SERVER 2
+/* gsp_event.role, udp_flow.role */
+enum gsp_role {
+	GSP_ROLE_CLIENT = 1,	/* this host initiated: connect / first datagram sent */
+	GSP_ROLE_SERVER = 2,	/* accepted / first datagram received */
+};
 
-#define GSP_PROTO_TCP 6
-#define GSP_PROTO_UDP 17
+/* gsp_event.protocol: the IP protocol numbers. */
+enum gsp_proto {
+	GSP_PROTO_TCP = 6,
+	GSP_PROTO_UDP = 17,
+};
 
-/* Per-CPU counters in the `lost` map, by index. */
-#define GSP_LOST_RINGBUF 0	/* ring buffer full: event dropped */
-#define GSP_LOST_TABLE 1	/* connection table full: connection not tracked */
-#define GSP_LOST_SLOTS 2
+/* Per-CPU counters in the `lost` map, by index; user space writes their sum to
+ * `gespann.events_lost`. */
+enum gsp_lost_slot {
+	GSP_LOST_RINGBUF = 0,	/* ring buffer full: event dropped */
+	GSP_LOST_TABLE = 1,	/* a connection/flow table full: connection or flow not tracked */
+	GSP_LOST_SLOTS = 2,	/* the number of slots */
+};
 
 struct gsp_event {
 	__u64 ts_ns;		/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
@@ -67,11 +88,11 @@ struct gsp_event {
 	__u16 error;		/* errno (sk_err) on failed/reset */
 	__u16 reset_reason;	/* enum sk_rst_reason + 1 for a local RST; 0 = none */
 	__u8 kind;		/* enum gsp_kind */
-	__u8 protocol;		/* GSP_PROTO_* */
-	__u8 role;		/* GSP_ROLE_* */
+	__u8 protocol;		/* enum gsp_proto */
+	__u8 role;		/* enum gsp_role */
 	__u8 family;		/* 4 or 6 */
 	__u8 state;		/* TCP state after the event (TCP_ESTABLISHED = 1, ...) */
-	__u8 flags;		/* GSP_F_* */
+	__u8 flags;		/* enum gsp_flag bits */
 	__u8 prev_state;	/* TCP state before a CLOSE (to know whether our FIN was acked) */
 	__u8 fin_rcvd;		/* TCP: the peer's FIN was received (SOCK_DONE) */
 	char comm[GSP_COMM_LEN];
@@ -103,6 +124,16 @@ struct udp_flow {
 	__u8 ignored;
 	__u8 _pad[6];
 	struct owner owner;
+};
+
+/* A TCP connection's endpoints, every address in IPv6 form (IPv4 as ::ffff:a.b.c.d), ports in
+ * host order. Key of `wanted_preexisting`: with owner filters on, user space puts there the
+ * connections older than the recording that it wants (it knows their owners from sock_diag). */
+struct tcp_tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
 };
 
 #endif /* GESPANN_H */

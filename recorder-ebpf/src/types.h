@@ -79,4 +79,23 @@ enum sk_rst_reason {
 
 #pragma clang attribute pop
 
+/* Kernel constants Gespann compares against (include/linux/socket.h, uapi/linux/in.h,
+ * include/net/tcp_states.h, include/net/sock.h). */
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
+
+#define SOCK_DONE 1	/* enum sock_flags: set by tcp_fin() when the peer's FIN arrives */
+
+#define EISCONN 106
+#define EALREADY 114
+#define EINPROGRESS 115
+
 #endif /* GESPANN_TYPES_H */

@@ -7,10 +7,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader, Pod};
-use gespann_common::raw::{self, Owner, UdpFlow, UdpKey};
+use gespann_common::raw::{self, Owner, TcpTuple, UdpFlow, UdpKey};
 use tokio::io::unix::AsyncFd;
 
 use crate::kernel::{Kernel, Lost, Missing};
@@ -59,6 +59,9 @@ pub struct Flow(pub UdpFlow);
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 struct OwnerPod(Owner);
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct Tuple(TcpTuple);
 // SAFETY: repr(transparent) over repr(C) structs of integers without padding (checked against
 // the object's BTF by the layout test).
 unsafe impl Pod for Key {}
@@ -66,10 +69,12 @@ unsafe impl Pod for Key {}
 unsafe impl Pod for Flow {}
 // SAFETY: as above.
 unsafe impl Pod for OwnerPod {}
+// SAFETY: as above.
+unsafe impl Pod for Tuple {}
 
 /// The loaded and attached kernel side: the real [`Kernel`]. Dropping it detaches every program.
 pub struct Probes {
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
     udp_flows: BpfHashMap<MapData, Key, Flow>,
@@ -180,7 +185,24 @@ impl Probes {
         // long as it is registered.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| RecorderError::Poll(e.into()))?;
-        Ok(Probes { _ebpf: ebpf, ring, lost, udp_flows, listeners, missing, cgroup2, clock: Clock::now() })
+        Ok(Probes { ebpf, ring, lost, udp_flows, listeners, missing, cgroup2, clock: Clock::now() })
+    }
+}
+
+impl Probes {
+    fn try_want_preexisting(&mut self, wanted: &[TcpSocket]) -> Result<(), RecorderError> {
+        const MAP: &str = "wanted_preexisting";
+        const READY: &str = "preexisting_ready";
+        let map_err = |name: &'static str| move |e| RecorderError::Map(name, Box::new(e));
+        let map = self.ebpf.map_mut(MAP).ok_or(RecorderError::MissingMap(MAP))?;
+        let mut map = BpfHashMap::<_, Tuple, u8>::try_from(map).map_err(map_err(MAP))?;
+        for s in wanted {
+            let t = TcpTuple::new(s.local, s.local_port, s.remote, s.remote_port);
+            map.insert(Tuple(t), 1, 0).map_err(map_err(MAP))?;
+        }
+        let ready = self.ebpf.map_mut(READY).ok_or(RecorderError::MissingMap(READY))?;
+        let mut ready = Array::<_, u32>::try_from(ready).map_err(map_err(READY))?;
+        ready.set(0, 1, 0).map_err(map_err(READY))
     }
 }
 
@@ -240,6 +262,12 @@ impl Kernel for Probes {
         let owner = Owner { cgroup_id: o.cgroup_id, pid: o.pid, _pad: 0, comm };
         if let Err(e) = self.listeners.insert(port, OwnerPod(owner), 0) {
             tracing::debug!(port, error = %e, "cannot prefill a listener's owner");
+        }
+    }
+
+    fn want_preexisting(&mut self, wanted: &[TcpSocket]) {
+        if let Err(e) = self.try_want_preexisting(wanted) {
+            tracing::debug!(error = %error_chain(&e), wanted = wanted.len(), "the kernel filters no untracked events");
         }
     }
 

@@ -3,7 +3,8 @@
 //! through a [`FakeHandle`] while a [`crate::Recorder`] owns the kernel.
 //!
 //! Time is virtual: [`Kernel::wait`] returns at once when records are waiting, and otherwise
-//! moves the clock on by the timeout, so a recording of minutes runs in milliseconds.
+//! moves the clock on by the timeout, so a recording of minutes runs in milliseconds. It still
+//! yields to the runtime once, so timers and signals are seen as with a real wait.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +28,8 @@ pub struct FakeState {
     pub owners: HashMap<u64, ProcOwner>,
     /// What the recorder told the kernel about listeners open at start.
     pub listener_owners: HashMap<u16, ProcOwner>,
+    /// What the recorder told the kernel about wanted connections older than the recording.
+    pub wanted_preexisting: Option<Vec<TcpSocket>>,
     /// CLOCK_MONOTONIC now.
     pub now_ns: u64,
     /// How many times the ring was drained.
@@ -102,10 +105,14 @@ impl Kernel for FakeKernel {
     }
 
     async fn wait(&mut self, timeout: Duration) -> std::io::Result<()> {
-        let mut s = self.state();
-        if s.ring.is_empty() {
-            s.now_ns += timeout.as_nanos() as u64;
+        {
+            let mut s = self.state();
+            if s.ring.is_empty() {
+                s.now_ns += timeout.as_nanos() as u64;
+            }
         }
+        // Give the runtime its turn (timers, signals), as a real wait would.
+        tokio::task::yield_now().await;
         Ok(())
     }
 
@@ -144,6 +151,10 @@ impl Kernel for FakeKernel {
 
     fn set_listener_owner(&mut self, port: u16, owner: &ProcOwner) {
         self.state().listener_owners.insert(port, owner.clone());
+    }
+
+    fn want_preexisting(&mut self, wanted: &[TcpSocket]) {
+        self.state().wanted_preexisting = Some(wanted.to_vec());
     }
 
     fn now_ns(&self) -> u64 {

@@ -68,6 +68,14 @@ pub trait Kernel {
     /// so that connections they accept get an owner at once.
     fn set_listener_owner(&mut self, port: u16, owner: &ProcOwner);
 
+    /// With owner filters (`--pid`, `--comm`), tells the kernel which connections older than
+    /// the recording are wanted: their owners are known here (from sock_diag), not there. The
+    /// kernel then drops the closes and retransmits of every other socket it does not track
+    /// (connections the filters left out) instead of sending them for user space to drop.
+    /// Until the list is complete, and for good if it cannot be (more than its table holds),
+    /// the kernel sends them all: nothing is lost either way.
+    fn want_preexisting(&mut self, wanted: &[TcpSocket]);
+
     /// CLOCK_MONOTONIC, the clock of every record's timestamps.
     fn now_ns(&self) -> u64;
 

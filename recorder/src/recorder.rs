@@ -83,6 +83,9 @@ impl<K: Kernel> Recorder<K> {
                 opts.filters.wants(s.local_port, s.remote_port, owner)
             })
             .collect();
+        if opts.filters.by_owner() {
+            kernel.want_preexisting(&wanted);
+        }
         let now = kernel.now_ns();
         tracker.add_preexisting(&wanted, &owners, &listening, now);
         let sample_interval = opts.sample_interval.as_nanos() as u64;
@@ -350,6 +353,8 @@ mod tests {
             s.owners = HashMap::from([(1, owner(10, "nginx")), (2, owner(10, "nginx")), (3, owner(11, "curl"))]);
         });
         assert_eq!(h.state().listener_owners.get(&443).map(|o| o.pid), Some(10));
+        let told = h.state().wanted_preexisting.clone().expect("owner filters: the kernel is told");
+        assert_eq!(told.iter().map(|s| s.inode).collect::<Vec<_>>(), vec![2]);
         let rows = run(&mut rec, &h, 700 * MS);
         assert_eq!(rows.len(), 1, "only nginx's connection; the ownerless one is filtered too: {rows:?}");
         assert!(rows[0].preexisting && rows[0].role == Role::Server && rows[0].pid == 10);

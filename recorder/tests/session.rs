@@ -53,7 +53,8 @@ fn runtime() -> tokio::runtime::Runtime {
 fn a_signal_that_arrives_while_a_batch_is_handled_ends_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, h, _) = session(dir.path());
-    let rt = runtime();
+    // As the binary runs: other worker threads handle the signal driver while this one writes.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let started = Instant::now();
     let stop = rt.block_on(async {
         let mut signals = StopSignals::new().unwrap();

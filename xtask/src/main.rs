@@ -14,16 +14,18 @@ mod bench_replay;
 mod ebpf;
 mod samples;
 mod synth;
+mod test;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
+  test             the whole suite on a fresh machine: installs what tests need, checks, every test (root)
   build-ebpf       recompile recorder-ebpf/src/*.c into recorder-ebpf/gespann.bpf.o (needs clang-19)
   check-ebpf       fail if the committed object differs from a fresh build of its source
   samples          re-record the sample recordings in samples/ (root)
   synth            write a large synthetic recording (--events 10M -o FILE [--seed N])
   bench-record     churn throughput: no tracer vs gespann record vs tcplife (root)
-  bench-drain      user-space pipeline throughput, raw records to Parquet [N]
+  bench-drain      the recorder's real user-space path, raw records to Parquet [N]
   bench-analyze    gespann analyze vs DuckDB on a 10M-event synthetic recording
   bench-replay     replay at --speed max through both adapters: events/s, scrape time, datagrams
 ";
@@ -49,6 +51,7 @@ fn run(args: &[String]) -> Result<()> {
         "samples" => samples::run(rest),
         "bench-record" => bench_record::run(rest),
         "bench-drain" => bench_drain::run(rest),
+        "test" => test::run(rest),
         "bench-analyze" => bench_analyze::run(rest),
         "bench-replay" => bench_replay::run(rest),
         "churn" => {

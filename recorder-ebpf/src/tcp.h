@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * TCP: a connection's life from sock:inet_sock_set_state (SYN_SENT in process context: the
+ * owner; ESTABLISHED: open; CLOSE: close/reset/failed; LISTEN: the listener's owner), the reset
+ * and retransmit tracepoints, and the accepting process learnt at its first send/recv.
+ */
+#ifndef GESPANN_TCP_H
+#define GESPANN_TCP_H
+
+#include "types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "gespann.h"
+#include "maps.h"
+#include "filters.h"
+#include "sock.h"
+#include "emit.h"
+
+static __always_inline bool tcp_wanted(struct sock *sk, const struct owner *o)
+{
+	__u16 sport = local_port(sk);
+	__u16 dport = remote_port(sk);
+
+	return ports_wanted(sport, dport) && owner_wanted(o);
+}
+
+/* The socket's endpoints as struct tcp_tuple holds them (IPv6 form). */
+static __always_inline void sk_tuple(struct sock *sk, struct tcp_tuple *t)
+{
+	if (sk_is_v6(sk)) {
+		sk_addrs(sk, true, &t->saddr, &t->daddr);
+	} else {
+		__u8 s[16] = {}, d[16] = {};
+		__u32 w;
+
+		sk_addrs(sk, false, &s, &d);
+		__builtin_memcpy(&w, s, 4);
+		map_v4(t->saddr, w);
+		__builtin_memcpy(&w, d, 4);
+		map_v4(t->daddr, w);
+	}
+	t->sport = local_port(sk);
+	t->dport = remote_port(sk);
+}
+
+/* Whether an event about an untracked TCP socket (no tcp_conns entry: older than the recording,
+ * or left out by the owner filters) goes to user space. Without owner filters, always: user
+ * space matches it by its endpoints. With them, only for a connection user space listed in
+ * wanted_preexisting, once that list is complete. `ends`: the connection ends here, so its entry
+ * goes. */
+static __always_inline bool untracked_wanted(struct sock *sk, bool ends)
+{
+	struct tcp_tuple t = {};
+	__u32 zero = 0;
+	__u32 *ready;
+
+	if (!owner_filters_on())
+		return true;
+	ready = bpf_map_lookup_elem(&preexisting_ready, &zero);
+	if (!ready || !*ready)
+		return true;
+	sk_tuple(sk, &t);
+	if (!bpf_map_lookup_elem(&wanted_preexisting, &t))
+		return false;
+	if (ends)
+		bpf_map_delete_elem(&wanted_preexisting, &t);
+	return true;
+}
+
+static __always_inline void tcp_to_established(struct sock *sk, int oldstate)
+{
+	__u64 key = (__u64)sk;
+	__u64 now = bpf_ktime_get_ns();
+	struct tcp_conn *c;
+
+	if (oldstate == TCP_SYN_SENT) {
+		c = bpf_map_lookup_elem(&tcp_conns, &key);
+		if (!c)
+			return;
+		c->handshake_us = (now - c->start_ns) / 1000;
+		if (!tcp_wanted(sk, &c->owner)) {
+			bpf_map_delete_elem(&tcp_conns, &key);
+			return;
+		}
+		emit_tcp(sk, c, GSP_OPEN, TCP_ESTABLISHED, oldstate);
+		return;
+	}
+	if (oldstate != TCP_SYN_RECV)
+		return;
+
+	/* Passive open, in softirq: `current` is whoever happened to be on the CPU. The owner is
+	 * the listener's until the accepting process first sends or receives on the socket. */
+	struct tcp_conn nc = {};
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	struct owner *lo = bpf_map_lookup_elem(&listeners, &lport);
+
+	if (lo)
+		nc.owner = *lo;
+	if (!tcp_wanted(sk, &nc.owner))
+		return;
+	nc.conn_id = new_conn_id();
+	nc.start_ns = now;
+	nc.role = GSP_ROLE_SERVER;
+	/* The server's side of the handshake, SYN-ACK sent to ACK received: the kernel takes
+	 * it as the connection's first RTT sample just before this transition. */
+	nc.handshake_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	if (bpf_map_update_elem(&tcp_conns, &key, &nc, BPF_ANY)) {
+		count_lost(GSP_LOST_TABLE);
+		return;
+	}
+	emit_tcp(sk, &nc, GSP_OPEN, TCP_ESTABLISHED, oldstate);
+}
+
+static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
+{
+	__u64 key = (__u64)sk;
+	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
+
+	if (c && (c->cflags & C_CLOSED))
+		return;
+	if (!c) {
+		/* A connection that predates the recording (user space matches it by its
+		 * endpoints), or one the owner filters left out. Half-open children (SYN_RECV)
+		 * and listeners are not connections. */
+		if (oldstate == TCP_SYN_RECV || oldstate == TCP_LISTEN || oldstate == TCP_SYN_SENT)
+			return;
+		if (!ports_wanted(local_port(sk), remote_port(sk)) || !untracked_wanted(sk, true))
+			return;
+		emit_tcp(sk, NULL, GSP_CLOSE, TCP_CLOSE, oldstate);
+		return;
+	}
+
+	__u8 kind;
+	if (oldstate == TCP_SYN_SENT) {
+		/* Attempts are tracked from connect(), before the source port exists: the port
+		 * filter applies now. */
+		if (!ports_wanted(local_port(sk), remote_port(sk))) {
+			bpf_map_delete_elem(&tcp_conns, &key);
+			return;
+		}
+		kind = GSP_FAILED;
+		/* No sk_err: connect() itself failed after SYN_SENT (no free local port), in
+		 * process context; its return value will supply the errno. */
+		if (!BPF_CORE_READ(sk, sk_err)) {
+			__u64 tid = bpf_get_current_pid_tgid();
+			struct connect_call *cc = bpf_map_lookup_elem(&connects, &tid);
+			if (cc && cc->sk == key)
+				cc->need_errno = 1;
+		}
+	} else if (c->flags & (GSP_F_RESET_LOCAL | GSP_F_RESET_REMOTE))
+		kind = GSP_RESET;
+	else
+		kind = GSP_CLOSE;
+	emit_tcp(sk, c, kind, TCP_CLOSE, oldstate);
+
+	/* After an orderly-looking CLOSE, a local RST may still follow (SO_LINGER 0, unread data,
+	 * disconnect: the kernel moves to CLOSE first): keep the entry until the socket is
+	 * destroyed so tcp_send_reset can amend the row. */
+	if (kind == GSP_CLOSE)
+		c->cflags |= C_CLOSED;
+	else
+		bpf_map_delete_elem(&tcp_conns, &key);
+}
+
+/* A state change of a TCP socket (sk_protocol checked by the caller). */
+static __always_inline void tcp_set_state(struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk;
+
+	switch (newstate) {
+	case TCP_SYN_SENT: {
+		/* connect(): process context, so `current` owns the socket. Ports are checked at
+		 * open, since the source port is chosen after this transition. */
+		struct tcp_conn c = {};
+		current_owner(&c.owner);
+		if (!owner_wanted(&c.owner))
+			return;
+		c.conn_id = new_conn_id();
+		c.start_ns = bpf_ktime_get_ns();
+		c.role = GSP_ROLE_CLIENT;
+		c.cflags = C_CONFIRMED;
+		/* BPF_ANY: a socket reused for a new connect starts afresh. */
+		if (bpf_map_update_elem(&tcp_conns, &key, &c, BPF_ANY)) {
+			count_lost(GSP_LOST_TABLE);
+			break;
+		}
+		__u64 tid = bpf_get_current_pid_tgid();
+		struct connect_call *cc = bpf_map_lookup_elem(&connects, &tid);
+		if (cc && cc->sk == key)
+			cc->conn_id = c.conn_id;
+		break;
+	}
+	case TCP_ESTABLISHED:
+		tcp_to_established(sk, oldstate);
+		break;
+	case TCP_CLOSE:
+		if (oldstate == TCP_LISTEN) {
+			__u16 lport = local_port(sk);
+			bpf_map_delete_elem(&listeners, &lport);
+			break;
+		}
+		tcp_to_close(sk, oldstate);
+		break;
+	case TCP_LISTEN: {
+		struct owner o = {};
+		__u16 lport = local_port(sk);
+		current_owner(&o);
+		bpf_map_update_elem(&listeners, &lport, &o, BPF_ANY);
+		break;
+	}
+	}
+}
+
+/* An RST received: the connection ends as a reset by the remote at its CLOSE. */
+static __always_inline void tcp_reset_received(__u64 key)
+{
+	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
+
+	if (c && !(c->cflags & C_CLOSED))
+		c->flags |= GSP_F_RESET_REMOTE;
+}
+
+/* An RST sent, with the kernel's reason + 1 (0: none given). */
+static __always_inline void tcp_reset_sent(__u64 key, __u16 reason)
+{
+	struct tcp_conn *c;
+
+	if (!key)
+		return;
+	c = bpf_map_lookup_elem(&tcp_conns, &key);
+	if (!c)
+		return;
+	if (!(c->cflags & C_CLOSED)) {
+		/* RST before the CLOSE transition (keepalive, out of resources, ...). */
+		c->flags |= GSP_F_RESET_LOCAL;
+		c->reset_reason = reason;
+		return;
+	}
+	/* SO_LINGER 0, unread data, disconnect: the socket went to CLOSE just before the RST. */
+	struct gsp_event *e = reserve();
+	if (e) {
+		e->kind = GSP_AMEND_RESET;
+		e->protocol = GSP_PROTO_TCP;
+		e->conn_id = c->conn_id;
+		e->flags = GSP_F_RESET_LOCAL;
+		e->reset_reason = reason;
+		submit(e);
+	}
+	bpf_map_delete_elem(&tcp_conns, &key);
+}
+
+static __always_inline void tcp_retransmit(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct tcp_conn *c;
+	int state;
+
+	if (!sk)
+		return;
+	if (!ports_wanted(local_port(sk), remote_port(sk)))
+		return;
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	c = bpf_map_lookup_elem(&tcp_conns, &key);
+	if (c && (c->cflags & C_CLOSED))
+		return;
+	if (!c && (state == TCP_SYN_SENT || state == TCP_SYN_RECV || !untracked_wanted(sk, false)))
+		return;
+	emit_tcp(sk, c, GSP_RETRANSMIT, state, 0);
+}
+
+/* A server connection's owner is the process that first sends or receives on it. */
+static __always_inline void tcp_confirm_owner(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
+
+	if (!c || (c->cflags & (C_CONFIRMED | C_CLOSED)))
+		return;
+	c->cflags |= C_CONFIRMED;
+
+	struct owner o = {};
+	current_owner(&o);
+	if (o.pid == c->owner.pid && o.cgroup_id == c->owner.cgroup_id)
+		return;
+	c->owner = o;
+
+	struct gsp_event *e = reserve();
+	if (!e)
+		return;
+	e->kind = GSP_AMEND_OWNER;
+	e->protocol = GSP_PROTO_TCP;
+	e->conn_id = c->conn_id;
+	set_owner(e, &o);
+	submit(e);
+}
+
+#endif /* GESPANN_TCP_H */
