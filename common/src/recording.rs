@@ -326,6 +326,13 @@ impl RecordingWriter<File> {
     }
 }
 
+/// The checkpoint journal that belongs to a recording: `<output>.journal` (see [`crate::journal`]).
+pub fn journal_path(output: &Path) -> PathBuf {
+    let mut s = output.as_os_str().to_owned();
+    s.push(".journal");
+    PathBuf::from(s)
+}
+
 /// Opens `path` for writing with mode 0600, refusing to replace an existing file unless `force`.
 pub fn create_private(path: &Path, force: bool) -> Result<File, FormatError> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -500,7 +507,7 @@ pub fn inspect(path: &Path) -> Result<(RecordingMeta, u64, SchemaRef), FormatErr
 fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, FormatError> {
     let mut file = File::open(path).map_err(|source| FormatError::Open { path: path.to_owned(), source })?;
     let len = file.metadata().map_err(|source| FormatError::Open { path: path.to_owned(), source })?.len();
-    let journal_hint = if crate::journal::journal_path(path).exists() {
+    let journal_hint = if journal_path(path).exists() {
         " (the recorder was killed before finishing it: `gespann recover` rebuilds it from its `.journal`)"
     } else {
         ""
@@ -709,39 +716,9 @@ pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>,
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
-
-    pub(crate) fn sample_event(i: u64) -> Event {
-        Event {
-            ts_ns: 1_700_000_000_000_000_000 + i as i64,
-            kind: if i.is_multiple_of(2) { EventKind::Open } else { EventKind::Reset },
-            conn_id: i,
-            protocol: Protocol::Tcp,
-            role: Role::Client,
-            local_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            remote_addr: "::1".parse().unwrap(),
-            local_port: 40000,
-            remote_port: 443,
-            pid: 1234,
-            comm: Arc::from("curl"),
-            cgroup_id: 1,
-            state: Some("ESTABLISHED"),
-            bytes_sent: 10,
-            bytes_received: 20,
-            packets_sent: 1,
-            packets_received: 2,
-            retransmits: 0,
-            rtt_us: Some(50),
-            handshake_us: None,
-            duration_ns: Some(5),
-            error: if i % 2 == 1 { Some("ECONNRESET") } else { None },
-            reset_by: if i % 2 == 1 { Some(ResetBy::Remote) } else { None },
-            reset_reason: if i % 2 == 1 { Some(Arc::from("TCP_ABORT_ON_CLOSE")) } else { None },
-            preexisting: false,
-        }
-    }
+    use crate::fixtures::sample_event;
 
     #[test]
     fn written_recording_reads_back_identically() {

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::encoder::{DeltaEncoder, tag_value};
 use super::{DatadogAdapter, DatadogConfig};
-use crate::adapters::{Adapter, MetricsHandle, Phase};
+use crate::adapters::adapter::{Adapter, MetricsHandle, Phase};
 use crate::processor::{Processor, ProcessorOptions};
 use crate::testutil::{bytes, ev};
 

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::encoder::encode;
 use super::{Listen, Port, PrometheusAdapter, PrometheusConfig};
-use crate::adapters::{Adapter, MetricsHandle, Phase};
+use crate::adapters::adapter::{Adapter, MetricsHandle, Phase};
 use crate::model::CATALOG;
 use crate::processor::{Processor, ProcessorOptions};
 use crate::testutil::{bytes, ev};
