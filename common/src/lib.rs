@@ -8,8 +8,6 @@
 //! handles recordings can be tested on byte fixtures.
 
 pub mod event;
-#[cfg(test)]
-mod fixtures;
 pub mod journal;
 pub mod raw;
 pub mod recording;

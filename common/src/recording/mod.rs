@@ -12,6 +12,8 @@
 //! - `reader`: [`inspect`] and [`RecordingReader`];
 //! - `writer`: [`RecordingWriter`] with its checkpoints, and [`compact`] (which reads too).
 //!
+//! Their round-trip tests are in `common/tests/recording.rs`, on the test kit's rows.
+//!
 //! This file only re-exports them, so every caller keeps using `gespann_common::recording::*`.
 
 mod decode;
@@ -21,8 +23,6 @@ mod files;
 mod meta;
 mod reader;
 mod writer;
-#[cfg(test)]
-mod tests;
 
 pub use decode::events_from_batch;
 pub use encode::{BatchBuilder, writer_properties};

@@ -8,9 +8,9 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::*;
-use crate::Event;
-use crate::fixtures::sample_event;
+use gespann_common::Event;
+use gespann_common::recording::{FormatError, RecordingMeta, RecordingReader, RecordingWriter, compact};
+use gespann_testkit::fixtures::sample_event;
 
 #[test]
 fn written_recording_reads_back_identically() {
@@ -98,8 +98,7 @@ fn bad_files_are_named_errors() {
         arrow::datatypes::DataType::Int32,
         false,
     )]));
-    let batch =
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(arrow::array::Int32Array::from(vec![1]))]).unwrap();
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(arrow::array::Int32Array::from(vec![1]))]).unwrap();
     let mut w = ArrowWriter::try_new(File::create(&foreign).unwrap(), schema, None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
