@@ -2,17 +2,18 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub use crate::AnalyzeError;
-use crate::inputs::{self, Recording};
+use crate::inputs;
+use crate::output::{Progress, describe, log_lost, lost_banner, ok_if_pipe_closed, write_report_output};
+/// Kept at their old path: the tests and callers outside the crate run single reports with them.
+pub use crate::output::{run_report, section_from};
+use crate::render;
 pub use crate::render::Format;
-use crate::render::{self, Section};
-use crate::reports::{Catalog, DEFAULT, DEFAULT_NAME, Report};
+use crate::reports::{Catalog, DEFAULT, DEFAULT_NAME};
 use crate::session::{Analyzer, Options};
 
 /// Arguments of `gespann analyze`.
@@ -120,14 +121,6 @@ pub fn run_with(args: AnalyzeArgs, out: &mut dyn Write, progress: bool) -> Resul
     rt.block_on(run_async(&args, &catalog, out, progress))
 }
 
-fn ok_if_pipe_closed(r: std::io::Result<()>) -> Result<(), AnalyzeError> {
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(AnalyzeError::Output(e)),
-        Ok(()) => Ok(()),
-    }
-}
-
 fn list_reports(out: &mut dyn Write, catalog: &Catalog) -> std::io::Result<()> {
     writeln!(out, "{DEFAULT_NAME}: the incident overview, all of: {}", DEFAULT.join(", "))?;
     for r in catalog.all() {
@@ -138,79 +131,6 @@ fn list_reports(out: &mut dyn Write, catalog: &Catalog) -> std::io::Result<()> {
         writeln!(out, "{}{origin}: {}", r.name, r.answers)?;
     }
     Ok(())
-}
-
-/// A progress indicator on stderr that appears only when work takes longer than a moment.
-pub(crate) struct Progress {
-    bar: ProgressBar,
-    reveal: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Progress {
-    pub(crate) fn start(enabled: bool, steps: u64, what: String) -> Self {
-        let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::hidden());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.set_message(what);
-        let reveal = enabled.then(|| {
-            let b = bar.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(600)).await;
-                b.set_draw_target(ProgressDrawTarget::stderr());
-                b.enable_steady_tick(Duration::from_millis(120));
-            })
-        });
-        Progress { bar, reveal }
-    }
-
-    pub(crate) fn step(&self, msg: String) {
-        self.bar.set_message(msg);
-    }
-
-    pub(crate) fn inc(&self) {
-        self.bar.inc(1);
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if let Some(h) = self.reveal.take() {
-            h.abort();
-        }
-        self.bar.finish_and_clear();
-    }
-}
-
-pub(crate) fn describe(recs: &[Recording]) -> String {
-    let rows: u64 = recs.iter().map(|r| r.rows).sum();
-    format!("{rows} events in {} recording{}", recs.len(), if recs.len() == 1 { "" } else { "s" })
-}
-
-/// The loud lines about lost events for people-facing output (empty when nothing was lost).
-pub(crate) fn lost_banner(recs: &[Recording]) -> Vec<String> {
-    recs.iter()
-        .filter(|r| r.meta.events_lost > 0)
-        .map(|r| {
-            format!(
-                "!!! WARNING: {} events were LOST while recording `{}` (the kernel ring buffer was full): every count below is a lower bound !!!",
-                r.meta.events_lost, r.source
-            )
-        })
-        .collect()
-}
-
-/// Logs lost events on stderr; called once results are in, so that a failing run prints only its
-/// error.
-pub(crate) fn log_lost(recs: &[Recording]) {
-    for r in recs.iter().filter(|r| r.meta.events_lost > 0) {
-        tracing::warn!(
-            file = %r.source,
-            events_lost = r.meta.events_lost,
-            "events were lost while recording; counts are lower bounds"
-        );
-    }
 }
 
 async fn run_async(
@@ -228,7 +148,7 @@ async fn run_async(
                 args.inputs.join(" ")
             )));
         }
-        return crate::diff::run(sides, &opts, args, out, progress).await;
+        return crate::diff::run(sides, &opts, args.format, args.top, out, progress).await;
     }
     let recordings = inputs::open_all(&args.inputs)?;
     let what = describe(&recordings);
@@ -271,64 +191,6 @@ async fn run_async(
     drop(p);
     log_lost(&analyzer.recordings);
     ok_if_pipe_closed(write_report_output(out, args.format, &banner, &sections))
-}
-
-/// Writes report sections, after the lost-events banner for people-facing formats.
-pub(crate) fn write_report_output(
-    out: &mut dyn Write,
-    format: Format,
-    banner: &[String],
-    sections: &[Section],
-) -> std::io::Result<()> {
-    if matches!(format, Format::Table | Format::Markdown) {
-        for line in banner {
-            writeln!(out, "{line}")?;
-        }
-        if !banner.is_empty() {
-            writeln!(out)?;
-        }
-    }
-    render::write_sections(out, format, sections, false, None)?;
-    out.flush()
-}
-
-/// Runs one report, keeping at most `top` rows (0: all).
-pub async fn run_report(analyzer: &Analyzer, report: &Report, top: usize) -> Result<Section, AnalyzeError> {
-    let query = match &report.file {
-        Some(p) => format!("report `{}` ({})", report.name, p.display()),
-        None => format!("report `{}`", report.name),
-    };
-    let df = analyzer.sql(&query, &report.sql).await?;
-    section_from(df, &report.name, &report.answers, top, &query).await
-}
-
-/// Collects a DataFrame into a section of at most `top` rows (0: all).
-pub async fn section_from(
-    df: DataFrame,
-    name: &str,
-    answers: &str,
-    top: usize,
-    query: &str,
-) -> Result<Section, AnalyzeError> {
-    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-    let df = if top > 0 { df.limit(0, Some(top + 1)).map_err(|e| AnalyzeError::query(query, e))? } else { df };
-    let mut batches = df.collect().await.map_err(|e| AnalyzeError::query(query, e))?;
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let truncated = top > 0 && rows > top;
-    if truncated {
-        let mut keep = top;
-        let mut cut = Vec::new();
-        for b in batches {
-            if keep == 0 {
-                break;
-            }
-            let n = b.num_rows().min(keep);
-            cut.push(b.slice(0, n));
-            keep -= n;
-        }
-        batches = cut;
-    }
-    Ok(Section { name: name.to_string(), answers: answers.to_string(), schema, batches, truncated })
 }
 
 /// Runs `--sql`, streaming rows to `out` for JSON and CSV so large results need no memory.

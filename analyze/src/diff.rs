@@ -12,16 +12,18 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
 use crate::AnalyzeError;
-use crate::cli::{AnalyzeArgs, Progress, describe, log_lost, lost_banner, section_from, write_report_output};
 use crate::inputs;
+use crate::output::{Progress, describe, log_lost, lost_banner, ok_if_pipe_closed, section_from, write_report_output};
+use crate::render::Format;
 use crate::reports::{DIFF_DESTINATIONS, DIFF_SUMMARY, parse_header};
 use crate::session::{Analyzer, Options};
 
-/// Runs the diff of `sides` (`[before, after]`).
+/// Runs the diff of `sides` (`[before, after]`), keeping `top` destinations (0: all).
 pub async fn run(
     sides: &[String],
     opts: &Options,
-    args: &AnalyzeArgs,
+    format: Format,
+    top: usize,
     out: &mut dyn Write,
     progress: bool,
 ) -> Result<(), AnalyzeError> {
@@ -64,7 +66,7 @@ pub async fn run(
     analyzer.materialize_connections().await?;
     p.inc();
     let mut sections = Vec::new();
-    for (name, sql, top) in [("summary", DIFF_SUMMARY, 0), ("destinations", DIFF_DESTINATIONS, args.top)] {
+    for (name, sql, top) in [("summary", DIFF_SUMMARY, 0), ("destinations", DIFF_DESTINATIONS, top)] {
         p.step(format!("diff: {name}"));
         let (_, answers) = parse_header(sql);
         let query = format!("diff query `{name}`");
@@ -74,9 +76,5 @@ pub async fn run(
     }
     drop(p);
     log_lost(&analyzer.recordings);
-    match write_report_output(out, args.format, &banner, &sections) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(AnalyzeError::Output(e)),
-        Ok(()) => Ok(()),
-    }
+    ok_if_pipe_closed(write_report_output(out, format, &banner, &sections))
 }

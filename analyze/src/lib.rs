@@ -7,8 +7,10 @@
 //! behaving as DuckDB's so the same report SQL runs in both engines), then runs SQL. Everything
 //! the analyzer answers is SQL in `queries/` at the workspace root, embedded in the binary
 //! ([`reports`]); the Rust around it only finds the inputs ([`inputs`]), renders results
-//! ([`render`]) and compares two sets of recordings ([`diff`]). Keeping the answers in SQL means a
-//! user can read, copy and extend every report (`--queries DIR`), and each report has a snapshot
+//! ([`render`]) and compares two sets of recordings ([`diff`]). What the report run and the
+//! comparison share on the way out (progress, the lost-events banner, sections) lives in one
+//! module, `output`, that imports neither of them. Keeping the answers in SQL means a user can
+//! read, copy and extend every report (`--queries DIR`), and each report has a snapshot
 //! test over the sample recordings.
 //!
 //! Speed and memory shape the rest. `connections` is built per file and grouped by `conn_id`
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod diff;
 mod error;
 pub mod inputs;
+mod output;
 pub mod render;
 pub mod reports;
 pub mod session;

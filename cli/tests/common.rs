@@ -4,8 +4,8 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 pub fn gespann() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gespann"))
+    Command::new(gespann_testkit::gespann_bin())
 }
 
 pub struct Recording {
@@ -100,8 +100,7 @@ impl Recording {
 
 /// A free TCP port (bound and released).
 pub fn free_port(v6: bool) -> u16 {
-    let l = if v6 { TcpListener::bind("[::1]:0") } else { TcpListener::bind("127.0.0.1:0") }.unwrap();
-    l.local_addr().unwrap().port()
+    if v6 { gespann_testkit::free_port_v6() } else { gespann_testkit::free_port() }
 }
 
 /// An echo server in another process (python3), so the two ends have different owners.
@@ -183,10 +182,7 @@ pub fn comm_of(pid: u32) -> String {
 }
 
 pub fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("GESPANN_PYTHON") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
+    gespann_testkit::python()
 }
 
 /// Two network namespaces joined by a veth pair whose far end is down: what `near` sends

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::recording::FormatError;
+use crate::recording::{FormatError, create_private, inspect};
 
 const MAGIC: &[u8; 8] = b"GSPCKPT1";
 
@@ -31,12 +31,9 @@ pub enum JournalError {
     Format(#[from] FormatError),
 }
 
-/// The checkpoint journal that belongs to a recording.
-pub fn journal_path(output: &Path) -> PathBuf {
-    let mut s = output.as_os_str().to_owned();
-    s.push(".journal");
-    PathBuf::from(s)
-}
+/// Where a recording's checkpoint journal lives; defined with the recording format, whose reader
+/// names it in its "killed before finishing" hint.
+pub use crate::recording::journal_path;
 
 /// Saves a checkpoint: `data` (the recording being written) is synced first, then the footer
 /// is written to a temporary file and renamed over the journal, so a crash at any moment leaves
@@ -47,7 +44,7 @@ pub fn save_checkpoint(journal: &Path, data: &File, data_len: u64, footer: &[u8]
     let mut tmp = journal.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = crate::recording::create_private(&tmp, true)?;
+    let mut f = create_private(&tmp, true)?;
     f.write_all(MAGIC).map_err(werr)?;
     f.write_all(&data_len.to_le_bytes()).map_err(werr)?;
     f.write_all(footer).map_err(werr)?;
@@ -91,69 +88,6 @@ pub fn recover(journal: &Path, output: &Path) -> Result<Recovered, JournalError>
     f.write_all(footer).map_err(werr)?;
     f.sync_all().map_err(werr)?;
     // Prove it: the result must open as a recording.
-    crate::recording::inspect(output)?;
+    inspect(output)?;
     Ok(Recovered { data_bytes: data_len, discarded_bytes: have - data_len })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Event;
-    use crate::recording::{RecordingMeta, RecordingReader, RecordingWriter};
-
-    #[test]
-    fn a_killed_recording_is_rebuilt_from_its_last_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("cap.parquet");
-        let jpath = journal_path(&out);
-        let meta = RecordingMeta { hostname: "h".into(), started_at: "s".into(), ..Default::default() };
-        let mut w = RecordingWriter::create(&out, false, &meta).unwrap();
-        let events: Vec<Event> = (0..10).map(crate::recording::tests::sample_event).collect();
-        for e in &events[..6] {
-            w.push(e).unwrap();
-        }
-        let (len, footer) = w.checkpoint("t1", 1).unwrap();
-        save_checkpoint(&jpath, w.sink(), len, &footer).unwrap();
-        for e in &events[6..9] {
-            w.push(e).unwrap();
-        }
-        let (len, footer) = w.checkpoint("t2", 4).unwrap();
-        save_checkpoint(&jpath, w.sink(), len, &footer).unwrap();
-        // Rows after the last checkpoint, then a crash: no footer.
-        w.push(&events[9]).unwrap();
-        w.flush_row_group().unwrap();
-        drop(w);
-        assert!(RecordingReader::open(&out).is_err());
-
-        let rec = recover(&jpath, &out).unwrap();
-        assert!(rec.discarded_bytes > 0);
-        let r = RecordingReader::open(&out).unwrap();
-        assert_eq!(r.meta.events_lost, 4);
-        assert_eq!(r.meta.ended_at, "t2");
-        assert_eq!(r.meta.hostname, "h");
-        assert_eq!(r.read_all().unwrap(), events[..9].to_vec());
-    }
-
-    #[test]
-    fn the_writer_carries_on_after_a_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("cap.parquet");
-        let mut w = RecordingWriter::create(&out, false, &RecordingMeta::default()).unwrap();
-        let events: Vec<Event> = (0..5).map(crate::recording::tests::sample_event).collect();
-        w.push(&events[0]).unwrap();
-        w.checkpoint("x", 0).unwrap();
-        for e in &events[1..] {
-            w.push(e).unwrap();
-        }
-        w.finish("y", 0).unwrap();
-        assert_eq!(RecordingReader::open(&out).unwrap().read_all().unwrap(), events);
-    }
-
-    #[test]
-    fn foreign_files_are_not_journals() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.journal");
-        std::fs::write(&p, b"hello, world, this is long enough").unwrap();
-        assert!(matches!(recover(&p, &dir.path().join("o.parquet")), Err(JournalError::NotAJournal { .. })));
-    }
 }

@@ -1,4 +1,10 @@
-//! The metrics as every adapter sees them: a catalog of definitions and snapshots of values.
+//! The metrics as every adapter sees them: the [`Metric`] families with their definitions, and
+//! snapshots of values.
+//!
+//! Each family is one variant of [`Metric`], declared once below with its name, help, kind and
+//! label names. The processor fills a snapshot by an exhaustive `match` on it, so a family
+//! added here without a value there is a compile error, and adapters read a family's definition
+//! from the family itself, never by comparing names.
 //!
 //! # Counter semantics (the one place they are stated)
 //!
@@ -62,68 +68,83 @@ pub const DURATION_BUCKETS: &[f64] =
 pub const LATENCY_BUCKETS: &[f64] =
     &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0];
 
-macro_rules! defs {
-    ($($id:ident = $name:literal, $kind:ident, [$($l:literal),*], $help:literal;)*) => {
-        $(pub const $id: MetricDef = MetricDef {
-            name: $name, help: $help, kind: Kind::$kind, labels: &[$($l),*],
-        };)*
-        /// Every metric family, in exposition order (the golden file lists them).
-        pub const CATALOG: &[&MetricDef] = &[$(&$id),*];
+macro_rules! metrics {
+    ($($variant:ident = $name:literal, $kind:ident, [$($l:literal),*], $help:literal;)*) => {
+        /// Every metric family, one variant each. The processor builds a snapshot by matching on
+        /// it, so a family added here without a value there does not compile.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Metric {
+            $(#[doc = $help] $variant),*
+        }
+
+        impl Metric {
+            /// Every family, in exposition order (the golden file lists them).
+            pub const ALL: &[Metric] = &[$(Metric::$variant),*];
+
+            /// Its name, help, kind and label names.
+            pub const fn def(self) -> &'static MetricDef {
+                match self {
+                    $(Metric::$variant => &MetricDef {
+                        name: $name, help: $help, kind: Kind::$kind, labels: &[$($l),*],
+                    }),*
+                }
+            }
+        }
     };
 }
 
-defs! {
-    OPEN = "gespann_open_connections", Gauge, [],
+metrics! {
+    Open = "gespann_open_connections", Gauge, [],
         "Connections open now (established TCP connections and active UDP flows).";
-    IDLE = "gespann_idle_connections", Gauge, [],
+    Idle = "gespann_idle_connections", Gauge, [],
         "Open connections that moved no bytes for the idle threshold (default 30s).";
-    TOTAL = "gespann_total_connections", Gauge, [],
+    Total = "gespann_total_connections", Gauge, [],
         "Distinct connections seen since the start, including failed attempts (never decreases; a gauge for compatibility).";
-    CLOSED = "gespann_closed_connections_total", Counter, [],
+    Closed = "gespann_closed_connections_total", Counter, [],
         "Connections that ended with an orderly close.";
-    RESET = "gespann_reset_connections_total", Counter, [],
+    Reset = "gespann_reset_connections_total", Counter, [],
         "Connections that ended with a reset (RST sent or received).";
-    FAILED = "gespann_failed_connections_total", Counter, [],
+    Failed = "gespann_failed_connections_total", Counter, [],
         "Connection attempts that never established.";
-    TCP = "gespann_tcp_connections_total", Counter, [],
+    Tcp = "gespann_tcp_connections_total", Counter, [],
         "Distinct TCP connections seen, including failed attempts.";
-    UDP = "gespann_udp_connections_total", Counter, [],
+    Udp = "gespann_udp_connections_total", Counter, [],
         "Distinct UDP flows seen.";
-    BYTES_SENT = "gespann_bytes_sent_total", Counter, [],
+    BytesSent = "gespann_bytes_sent_total", Counter, [],
         "Bytes sent by all connections (TCP: acknowledged bytes; UDP: payload).";
-    BYTES_RECEIVED = "gespann_bytes_received_total", Counter, [],
+    BytesReceived = "gespann_bytes_received_total", Counter, [],
         "Bytes received by all connections (TCP: in-order bytes; UDP: payload).";
-    BANDWIDTH = "gespann_connection_bandwidth_bytes_total", Counter, ["direction", "protocol"],
+    Bandwidth = "gespann_connection_bandwidth_bytes_total", Counter, ["direction", "protocol"],
         "Bytes moved, by direction (sent, received) and protocol.";
-    RETRANSMITS = "gespann_retransmits_total", Counter, [],
+    Retransmits = "gespann_retransmits_total", Counter, [],
         "TCP segments retransmitted.";
-    AVG_DURATION = "gespann_avg_connection_duration_ms", Gauge, [],
+    AvgDuration = "gespann_avg_connection_duration_ms", Gauge, [],
         "Mean duration of the connections that ended (closed or reset), in milliseconds.";
-    AVG_RTT = "gespann_avg_rtt_microseconds", Gauge, [],
+    AvgRtt = "gespann_avg_rtt_microseconds", Gauge, [],
         "Mean of the smoothed TCP RTT reports, in microseconds.";
-    EVENTS = "gespann_connection_events_total", Counter, ["type", "protocol", "reset_reason"],
+    Events = "gespann_connection_events_total", Counter, ["type", "protocol", "reset_reason"],
         "Connection events by type (open, close, reset, failed, retransmit, sample), protocol and kernel reset reason (none if not a local reset).";
-    FAILURES = "gespann_connection_failures_total", Counter, ["error", "protocol"],
+    Failures = "gespann_connection_failures_total", Counter, ["error", "protocol"],
         "Failed connection attempts by errno name (unknown if the kernel gave none).";
-    DURATION = "gespann_connection_duration_seconds", Histogram, ["protocol"],
+    Duration = "gespann_connection_duration_seconds", Histogram, ["protocol"],
         "Duration of the connections that ended (closed or reset).";
-    RTT = "gespann_rtt_seconds", Histogram, [],
+    Rtt = "gespann_rtt_seconds", Histogram, [],
         "Smoothed TCP RTT, one observation per report.";
-    HANDSHAKE = "gespann_handshake_seconds", Histogram, [],
+    Handshake = "gespann_handshake_seconds", Histogram, [],
         "TCP client handshake time (SYN sent to established).";
-    DEST_CONNECTIONS = "gespann_destination_connections_total", Counter, ["address", "port", "protocol"],
+    DestConnections = "gespann_destination_connections_total", Counter, ["address", "port", "protocol"],
         "Connections per destination (remote address and service port), for the top N destinations only.";
-    DEST_BYTES = "gespann_destination_bytes_total", Counter, ["address", "port", "protocol", "direction"],
+    DestBytes = "gespann_destination_bytes_total", Counter, ["address", "port", "protocol", "direction"],
         "Bytes per destination and direction, for the top N destinations only.";
-    PROC_CONNECTIONS = "gespann_process_connections_total", Counter, ["comm"],
+    ProcConnections = "gespann_process_connections_total", Counter, ["comm"],
         "Connections per process name, for the top N processes only.";
-    PROC_BYTES = "gespann_process_bytes_total", Counter, ["comm", "direction"],
+    ProcBytes = "gespann_process_bytes_total", Counter, ["comm", "direction"],
         "Bytes per process name and direction, for the top N processes only.";
-    EVENTS_PROCESSED = "gespann_events_processed_total", Counter, [],
+    EventsProcessed = "gespann_events_processed_total", Counter, [],
         "Recording rows (or live events) processed.";
-    EVENTS_LOST = "gespann_events_lost_total", Counter, [],
+    EventsLost = "gespann_events_lost_total", Counter, [],
         "Events the recorder lost (kernel ring buffer full), as reported by the recorder or the recording.";
-    REPLAY_FINISHED = "gespann_replay_finished", Gauge, [],
+    ReplayFinished = "gespann_replay_finished", Gauge, [],
         "1 once a replay has processed the whole recording, else 0.";
 }
 
@@ -154,8 +175,15 @@ pub struct Series {
 /// One metric family with its series.
 #[derive(Clone, Debug)]
 pub struct Family {
-    pub def: &'static MetricDef,
+    pub metric: Metric,
     pub series: Vec<Series>,
+}
+
+impl Family {
+    /// The family's name, help, kind and label names.
+    pub fn def(&self) -> &'static MetricDef {
+        self.metric.def()
+    }
 }
 
 /// Every family at one moment, absolute values (see the module doc).
@@ -165,9 +193,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The family called `name`, if present.
+    /// The family of `metric`, if present.
+    pub fn get(&self, metric: Metric) -> Option<&Family> {
+        self.families.iter().find(|f| f.metric == metric)
+    }
+
+    /// The family called `name`, if present (for tests and tools that hold a name).
     pub fn family(&self, name: &str) -> Option<&Family> {
-        self.families.iter().find(|f| f.def.name == name)
+        self.families.iter().find(|f| f.def().name == name)
     }
 
     /// The value of an unlabelled counter or gauge, or of the series with exactly `labels`.
@@ -186,7 +219,7 @@ impl Snapshot {
 /// labels).
 pub fn catalog_text() -> String {
     let mut out = String::new();
-    for d in CATALOG {
+    for d in Metric::ALL.iter().map(|m| m.def()) {
         out.push_str(d.name);
         out.push(' ');
         out.push_str(d.kind.as_str());

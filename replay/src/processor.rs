@@ -19,7 +19,7 @@ use gespann_common::{Event, EventKind, Protocol, Role};
 use rustc_hash::FxHashMap;
 
 use crate::model::{
-    self, DURATION_BUCKETS, Family, HistogramValue, LATENCY_BUCKETS, MAX_RESET_REASONS, Series, Snapshot, Value,
+    DURATION_BUCKETS, Family, HistogramValue, LATENCY_BUCKETS, MAX_RESET_REASONS, Metric, Series, Snapshot, Value,
 };
 
 /// What the processor can be told.
@@ -411,20 +411,21 @@ impl Processor {
             }
         };
 
-        let mut families = Vec::with_capacity(model::CATALOG.len());
-        for def in model::CATALOG {
-            let s = match def.name {
-                n if n == model::OPEN.name => gauge(open as f64),
-                n if n == model::IDLE.name => gauge(idle as f64),
-                n if n == model::TOTAL.name => gauge(t.connections as f64),
-                n if n == model::CLOSED.name => counter(t.closed),
-                n if n == model::RESET.name => counter(t.reset),
-                n if n == model::FAILED.name => counter(t.failed),
-                n if n == model::TCP.name => counter(self.by_protocol[0]),
-                n if n == model::UDP.name => counter(self.by_protocol[1]),
-                n if n == model::BYTES_SENT.name => counter(t.bytes_sent),
-                n if n == model::BYTES_RECEIVED.name => counter(t.bytes_received),
-                n if n == model::BANDWIDTH.name => {
+        let mut families = Vec::with_capacity(Metric::ALL.len());
+        for &metric in Metric::ALL {
+            // No wildcard arm: a metric added to the model without a value here does not compile.
+            let s = match metric {
+                Metric::Open => gauge(open as f64),
+                Metric::Idle => gauge(idle as f64),
+                Metric::Total => gauge(t.connections as f64),
+                Metric::Closed => counter(t.closed),
+                Metric::Reset => counter(t.reset),
+                Metric::Failed => counter(t.failed),
+                Metric::Tcp => counter(self.by_protocol[0]),
+                Metric::Udp => counter(self.by_protocol[1]),
+                Metric::BytesSent => counter(t.bytes_sent),
+                Metric::BytesReceived => counter(t.bytes_received),
+                Metric::Bandwidth => {
                     let mut v = vec![];
                     for (d, dir) in ["sent", "received"].into_iter().enumerate() {
                         for p in PROTOCOLS {
@@ -436,10 +437,10 @@ impl Processor {
                     }
                     v
                 }
-                n if n == model::RETRANSMITS.name => counter(t.retransmits),
-                n if n == model::AVG_DURATION.name => gauge(avg(self.duration_ms_sum, ended)),
-                n if n == model::AVG_RTT.name => gauge(avg(self.rtt_us_sum, self.rtt.count)),
-                n if n == model::EVENTS.name => {
+                Metric::Retransmits => counter(t.retransmits),
+                Metric::AvgDuration => gauge(avg(self.duration_ms_sum, ended)),
+                Metric::AvgRtt => gauge(avg(self.rtt_us_sum, self.rtt.count)),
+                Metric::Events => {
                     let mut v = vec![];
                     for (r, per_kind) in self.events.iter().enumerate() {
                         for (k, kind) in EventKind::ALL.iter().enumerate() {
@@ -458,7 +459,7 @@ impl Processor {
                     }
                     v
                 }
-                n if n == model::FAILURES.name => {
+                Metric::Failures => {
                     let mut v = vec![];
                     let mut sorted = self.failures.clone();
                     sorted.sort_by_key(|(n, _)| *n);
@@ -471,19 +472,19 @@ impl Processor {
                     }
                     v
                 }
-                n if n == model::DURATION.name => PROTOCOLS
+                Metric::Duration => PROTOCOLS
                     .iter()
                     .map(|p| series(vec![p.as_str().into()], self.duration[proto_idx(*p)].value()))
                     .collect(),
-                n if n == model::RTT.name => vec![series(vec![], self.rtt.value())],
-                n if n == model::HANDSHAKE.name => vec![series(vec![], self.handshake.value())],
-                n if n == model::DEST_CONNECTIONS.name => self
+                Metric::Rtt => vec![series(vec![], self.rtt.value())],
+                Metric::Handshake => vec![series(vec![], self.handshake.value())],
+                Metric::DestConnections => self
                     .destinations
                     .top(self.opts.top_n)
                     .into_iter()
                     .map(|(d, t)| series(dest_labels(d), Value::Counter(t.connections)))
                     .collect(),
-                n if n == model::DEST_BYTES.name => {
+                Metric::DestBytes => {
                     let mut v = vec![];
                     for (d, t) in self.destinations.top(self.opts.top_n) {
                         for (dir, b) in [("sent", t.sent), ("received", t.received)] {
@@ -494,13 +495,13 @@ impl Processor {
                     }
                     v
                 }
-                n if n == model::PROC_CONNECTIONS.name => self
+                Metric::ProcConnections => self
                     .processes
                     .top(self.opts.top_n)
                     .into_iter()
                     .map(|(c, t)| series(vec![c.to_string()], Value::Counter(t.connections)))
                     .collect(),
-                n if n == model::PROC_BYTES.name => {
+                Metric::ProcBytes => {
                     let mut v = vec![];
                     for (c, t) in self.processes.top(self.opts.top_n) {
                         for (dir, b) in [("sent", t.sent), ("received", t.received)] {
@@ -509,12 +510,11 @@ impl Processor {
                     }
                     v
                 }
-                n if n == model::EVENTS_PROCESSED.name => counter(t.events),
-                n if n == model::EVENTS_LOST.name => counter(self.events_lost),
-                n if n == model::REPLAY_FINISHED.name => gauge(if self.finished { 1.0 } else { 0.0 }),
-                other => unreachable!("metric `{other}` has no value"),
+                Metric::EventsProcessed => counter(t.events),
+                Metric::EventsLost => counter(self.events_lost),
+                Metric::ReplayFinished => gauge(if self.finished { 1.0 } else { 0.0 }),
             };
-            families.push(Family { def, series: s });
+            families.push(Family { metric, series: s });
         }
         Snapshot { families }
     }

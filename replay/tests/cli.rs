@@ -1,5 +1,5 @@
-//! `gespann replay` as a user runs it: the real binary (`target/debug/gespann`, built by
-//! `cargo build -p gespann` or `cargo test --workspace`), a config file, curl-like scrapes, a
+//! `gespann replay` as a user runs it: the real binary (`target/debug/gespann`, brought up to
+//! date by the test kit with `cargo build -p gespann`), a config file, curl-like scrapes, a
 //! DogStatsD receiver, SIGTERM, exit codes and error messages.
 
 mod support;

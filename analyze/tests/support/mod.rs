@@ -1,27 +1,20 @@
-//! Shared test helpers: recordings built by hand or by the synthetic generator, runs of the
-//! analyzer through its library API and through the real `gespann` binary, and DuckDB.
-#![allow(dead_code)]
+//! Shared test helpers: the hand-counted recording, runs of the analyzer through its library API,
+//! and DuckDB. Recordings, the generator and the binary come from `gespann-testkit`.
+#![allow(dead_code, unused_imports, reason = "each test binary uses a different subset")]
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use clap::Parser;
 use gespann_analyze::cli::{AnalyzeArgs, run_with};
-use gespann_common::recording::{RecordingMeta, RecordingWriter};
 use gespann_common::{Event, EventKind, Protocol, ResetBy, Role};
 
-/// The generator behind `cargo xtask synth`, compiled into the tests as well.
-#[path = "../../../xtask/src/synth.rs"]
-pub mod synth;
-
-pub const T0: i64 = 1_767_225_600_000_000_000;
-pub const SEC: i64 = 1_000_000_000;
-
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("analyze/ has a parent").to_path_buf()
-}
+/// The generator behind `cargo xtask synth`, the hand-made rows, and how to find the binary and
+/// Python: all from the workspace's test kit.
+pub use gespann_testkit::fixtures::{Conn, SEC, T0, ev, write_recording};
+pub use gespann_testkit::synth;
+pub use gespann_testkit::{gespann_bin, python, workspace_root as workspace};
 
 #[derive(Parser)]
 struct Wrap {
@@ -58,61 +51,6 @@ pub fn synth_file(dir: &Path, name: &str, events: u64, seed: u64, lost: u64) -> 
     cfg.events_lost = lost;
     synth::write(&cfg, &path, true).expect("synthetic recording");
     path
-}
-
-/// An event with every field at a neutral value.
-pub fn ev(kind: EventKind, ts_s: f64, conn_id: u64) -> Event {
-    Event {
-        ts_ns: T0 + (ts_s * SEC as f64) as i64,
-        kind,
-        conn_id,
-        protocol: Protocol::Tcp,
-        role: Role::Client,
-        local_addr: "10.0.1.17".parse().unwrap(),
-        remote_addr: "192.0.2.10".parse().unwrap(),
-        local_port: 40000 + conn_id as u16,
-        remote_port: 443,
-        pid: 100,
-        comm: Arc::from("curl"),
-        cgroup_id: 1,
-        state: Some("ESTABLISHED"),
-        ..Event::default()
-    }
-}
-
-pub struct Conn {
-    pub proto: Protocol,
-    pub role: Role,
-    pub remote: &'static str,
-    pub rport: u16,
-    pub lport: u16,
-    pub comm: &'static str,
-    pub pid: u32,
-}
-
-impl Conn {
-    pub fn tcp(remote: &'static str, rport: u16, comm: &'static str, pid: u32) -> Conn {
-        Conn { proto: Protocol::Tcp, role: Role::Client, remote, rport, lport: 0, comm, pid }
-    }
-    pub fn at(&self, kind: EventKind, ts_s: f64, id: u64) -> Event {
-        let mut e = ev(kind, ts_s, id);
-        e.protocol = self.proto;
-        e.role = self.role;
-        e.remote_addr = self.remote.parse::<IpAddr>().unwrap();
-        e.remote_port = self.rport;
-        if self.lport != 0 {
-            e.local_port = self.lport;
-        }
-        e.comm = Arc::from(self.comm);
-        e.pid = self.pid;
-        if self.proto == Protocol::Udp {
-            e.state = None;
-        }
-        if kind.is_terminal() {
-            e.state = Some("CLOSE");
-        }
-        e
-    }
 }
 
 /// The hand-counted recording: ten connections whose every report number is worked out by hand
@@ -264,44 +202,10 @@ pub fn handcounted_events() -> Vec<Event> {
     v
 }
 
-/// Writes events as a recording with the given metadata.
-pub fn write_recording(path: &Path, events: &[Event], lost: u64, start: i64, end: i64) {
-    let meta = RecordingMeta {
-        schema_version: 1,
-        version: "test".into(),
-        hostname: "testhost".into(),
-        kernel: "6.8.0-test".into(),
-        started_at: synth::rfc3339(start),
-        ended_at: String::new(),
-        events_lost: 0,
-        command_line: "gespann record (test)".into(),
-        sample_interval_ms: Some(1000),
-    };
-    let mut w = RecordingWriter::create(path, true, &meta).expect("create recording");
-    for e in events {
-        w.push(e).expect("push");
-    }
-    w.finish(&synth::rfc3339(end), lost).expect("finish");
-}
-
 /// The hand-counted recording, written to `dir/handcounted.parquet` (7 events lost).
 pub fn handcounted_file(dir: &Path) -> PathBuf {
     let p = dir.join("handcounted.parquet");
     write_recording(&p, &handcounted_events(), 7, T0, T0 + 8 * SEC);
-    p
-}
-
-/// The Python with DuckDB: `GESPANN_PYTHON`, else `<workspace>/.venv/bin/python`. A missing
-/// interpreter fails the test: the cross-checks are not optional.
-pub fn python() -> PathBuf {
-    let p =
-        std::env::var_os("GESPANN_PYTHON").map(PathBuf::from).unwrap_or_else(|| workspace().join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "no Python at `{}`: create it with `python3 -m venv .venv && .venv/bin/pip install duckdb pyarrow` \
-         in the workspace, or set GESPANN_PYTHON",
-        p.display()
-    );
     p
 }
 
@@ -315,27 +219,16 @@ con.execute("CREATE VIEW events AS SELECT * FROM read_parquet('%s')" % sys.argv[
 rows = con.execute(sys.argv[2]).fetchall()
 print(json.dumps([list(r) for r in rows], default=str))
 "#;
-    let out = Command::new(python()).arg("-c").arg(script).arg(file).arg(sql).output().expect("run python");
-    assert!(out.status.success(), "duckdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    let py = python();
+    let out = Command::new(&py).arg("-c").arg(script).arg(file).arg(sql).output().expect("run python");
+    assert!(
+        out.status.success(),
+        "duckdb through `{}` failed (it needs duckdb and pyarrow: `python3 -m venv .venv && \
+         .venv/bin/pip install duckdb pyarrow` in the workspace, or set GESPANN_PYTHON): {}",
+        py.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("duckdb JSON")
-}
-
-/// The `gespann` binary, freshly built.
-pub fn gespann_bin() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-p", "gespann", "--quiet"])
-            .current_dir(workspace())
-            .status()
-            .expect("run cargo build");
-        assert!(st.success(), "cargo build -p gespann failed");
-    });
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
-    let bin = target.join("debug/gespann");
-    assert!(bin.exists(), "no binary at {}", bin.display());
-    bin
 }
 
 /// Cells equal as text, or as numbers within a relative 1e-9 (parallel float sums).

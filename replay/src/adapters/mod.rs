@@ -1,85 +1,20 @@
 //! Adapters: where the metrics go. One folder per backend, each split the same way (after
-//! Vector's sinks): `config` (its settings), `encoder` (pure: a [`Snapshot`] in, bytes or lines
+//! Vector's sinks): `config` (its settings), `encoder` (pure: a [`Snapshot`](crate::model::Snapshot) in, bytes or lines
 //! out, tested without a network), `sink` (the network side), `tests`.
 //!
-//! Every adapter reads the same [`Snapshot`]s from a [`MetricsHandle`]; how counters are turned
+//! Every adapter reads the same snapshots from a [`MetricsHandle`]; how counters are turned
 //! into the backend's semantics (absolute for Prometheus, deltas for DogStatsD) is stated once,
 //! in [`crate::model`].
+//!
+//! The seam itself (the [`Adapter`] trait, the [`MetricsHandle`] and the [`Phase`]) lives in
+//! `adapter.rs`, which the backends import; this file only re-exports it and builds the adapters
+//! of a configuration, so no backend imports the file that imports it.
 
+mod adapter;
 pub mod datadog;
 pub mod prometheus;
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use tokio::sync::watch;
-
-use crate::model::Snapshot;
-use crate::processor::Processor;
-
-/// The processor, shared between the event loop (which feeds it) and the adapters (which
-/// take snapshots of it).
-#[derive(Clone)]
-pub struct MetricsHandle(Arc<Mutex<Processor>>);
-
-impl MetricsHandle {
-    pub fn new(p: Processor) -> Self {
-        MetricsHandle(Arc::new(Mutex::new(p)))
-    }
-
-    /// Locks the processor (a panicking holder cannot leave it half-updated in a way that
-    /// matters for metrics, so a poisoned lock is used as is).
-    pub fn lock(&self) -> MutexGuard<'_, Processor> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn snapshot(&self) -> Snapshot {
-        self.lock().snapshot()
-    }
-}
-
-/// Where the run is, as adapters see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Events are flowing.
-    Running,
-    /// The recording has been replayed to its end; the final values stay published.
-    Finished,
-    /// Ctrl-C, SIGTERM or `--exit-on-end`: publish the last values and stop.
-    Stopping,
-}
-
-/// The running part of an adapter: ends after `Phase::Stopping`, its last values flushed.
-pub type AdapterTask = Pin<Box<dyn Future<Output = Result<(), AdapterError>> + Send>>;
-
-/// A metrics backend.
-pub trait Adapter: Send {
-    /// `prometheus`, `datadog`.
-    fn name(&self) -> &'static str;
-
-    /// Binds or connects now, so that a bad address fails before any event is read, and returns
-    /// the task that publishes `metrics` until `phase` becomes [`Phase::Stopping`].
-    fn start(
-        self: Box<Self>,
-        metrics: MetricsHandle,
-        phase: watch::Receiver<Phase>,
-    ) -> Result<AdapterTask, AdapterError>;
-}
-
-/// An adapter failed; each variant names the address.
-#[derive(Debug, thiserror::Error)]
-pub enum AdapterError {
-    #[error("prometheus adapter: cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("prometheus adapter: accepting on {addr} failed: {source}")]
-    Accept { addr: SocketAddr, source: std::io::Error },
-    #[error("datadog adapter: cannot resolve `{host}`: {reason}")]
-    Resolve { host: String, reason: String },
-    #[error("datadog adapter: cannot open a UDP socket towards {addr}: {source}")]
-    Udp { addr: SocketAddr, source: std::io::Error },
-}
+pub use adapter::{Adapter, AdapterError, AdapterTask, MetricsHandle, Phase};
 
 /// Builds the adapters of a configuration.
 pub fn from_config(adapters: &[crate::config::AdapterConfig]) -> Vec<Box<dyn Adapter>> {

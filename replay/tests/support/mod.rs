@@ -1,197 +1,27 @@
-//! Shared by the integration tests: small deterministic recordings, the recording's own
-//! aggregates (computed independently of the processor), and loopback helpers.
-#![allow(dead_code)]
+//! Shared by the integration tests: the recording's own aggregates (computed independently of
+//! the processor), and loopback helpers. The small deterministic recordings, the binary and free
+//! ports come from `gespann-testkit`.
+#![allow(dead_code, unused_imports, reason = "each test binary uses a different subset")]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gespann_common::recording::RecordingReader;
-use gespann_common::{Event, EventKind, Protocol, RecordingMeta, RecordingWriter, ResetBy, Role};
+use gespann_common::{Event, EventKind, Protocol};
 use gespann_replay::run::{Input, RunOptions, run};
 use gespann_replay::{Config, Processor, ProcessorOptions, Speed};
 
-/// A small PRNG (xorshift), so recordings are the same on every run.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn base_event(ts_ns: i64, kind: EventKind, conn_id: u64) -> Event {
-    Event {
-        ts_ns,
-        kind,
-        conn_id,
-        protocol: Protocol::Tcp,
-        role: Role::Client,
-        local_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-        remote_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
-        local_port: 40000,
-        remote_port: 443,
-        pid: 100,
-        comm: Arc::from("curl"),
-        cgroup_id: 1,
-        ..Event::default()
-    }
-}
-
-/// `conns` connections spread over `span`: TCP and UDP, clients and servers, IPv4 and IPv6,
-/// preexisting ones (whose `open` carries counters so far), samples with cumulative counters,
-/// retransmits, closes, resets (with kernel reasons) and failed attempts; a few stay open.
-/// Rows are in time order.
-pub fn synthetic(conns: u64, span: Duration, seed: u64) -> Vec<Event> {
-    let mut rng = Rng::new(seed);
-    let start: i64 = 1_764_000_000_000_000_000;
-    let span_ns = span.as_nanos() as i64;
-    let comms: Vec<Arc<str>> =
-        ["curl", "nginx", "postgres", "Web Content", "dns,resolver"].iter().map(|s| Arc::from(*s)).collect();
-    let reasons: Vec<Arc<str>> =
-        ["NOT_SPECIFIED", "TCP_ABORT_ON_DATA", "NO_SOCKET"].iter().map(|s| Arc::from(*s)).collect();
-    let mut rows = Vec::new();
-    for c in 0..conns {
-        let id = c + 1;
-        let t0 = start + (rng.below(span_ns as u64 * 7 / 10)) as i64;
-        let life = (rng.below(span_ns as u64 / 4) + 1_000) as i64;
-        let mut e = base_event(t0, EventKind::Open, id);
-        e.protocol = if rng.below(5) == 0 { Protocol::Udp } else { Protocol::Tcp };
-        e.role = if rng.below(3) == 0 { Role::Server } else { Role::Client };
-        let dst = rng.below(12) as u8;
-        if rng.below(6) == 0 {
-            e.local_addr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
-            e.remote_addr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, u16::from(dst)));
-        } else {
-            e.remote_addr = IpAddr::V4(Ipv4Addr::new(10, 0, 1, dst));
-        }
-        e.remote_port = [443, 80, 5432, 53, 8080][rng.below(5) as usize];
-        e.local_port = 30000 + rng.below(30000) as u16;
-        e.pid = 100 + rng.below(5) as u32;
-        e.comm = comms[rng.below(comms.len() as u64) as usize].clone();
-        let tcp = e.protocol == Protocol::Tcp;
-        if tcp {
-            e.rtt_us = Some(50 + rng.below(20_000) as u32);
-        }
-
-        // A failed attempt: a single `failed` row.
-        if tcp && e.role == Role::Client && rng.below(10) == 0 {
-            e.kind = EventKind::Failed;
-            e.error = Some(["ECONNREFUSED", "ETIMEDOUT", "EHOSTUNREACH"][rng.below(3) as usize]);
-            e.duration_ns = Some(rng.below(3_000_000_000));
-            e.rtt_us = None;
-            rows.push(e);
-            continue;
-        }
-        let preexisting = rng.below(8) == 0;
-        let (mut sent, mut recv, mut pk_s, mut pk_r, mut retr) = (0u64, 0u64, 0u64, 0u64, 0u32);
-        if preexisting {
-            e.preexisting = true;
-            sent = rng.below(1 << 20);
-            recv = rng.below(1 << 22);
-            pk_s = sent / 1000 + 1;
-            pk_r = recv / 1000 + 1;
-            e.bytes_sent = sent;
-            e.bytes_received = recv;
-            e.packets_sent = pk_s;
-            e.packets_received = pk_r;
-        } else if tcp && e.role == Role::Client {
-            e.handshake_us = Some(20 + rng.below(50_000) as u32);
-        }
-        rows.push(e.clone());
-        let samples = rng.below(5);
-        for s in 0..samples {
-            let mut x = e.clone();
-            x.kind = if tcp && rng.below(4) == 0 {
-                retr += 1;
-                EventKind::Retransmit
-            } else {
-                EventKind::Sample
-            };
-            x.ts_ns = t0 + life * (s as i64 + 1) / (samples as i64 + 2);
-            // Sometimes nothing moved (an idle sample).
-            if rng.below(3) != 0 {
-                sent += rng.below(100_000);
-                recv += rng.below(1_000_000);
-                pk_s += 1;
-                pk_r += 2;
-            }
-            x.bytes_sent = sent;
-            x.bytes_received = recv;
-            x.packets_sent = pk_s;
-            x.packets_received = pk_r;
-            x.retransmits = retr;
-            x.handshake_us = None;
-            x.preexisting = false;
-            rows.push(x);
-        }
-        // A few stay open to the end.
-        if rng.below(10) == 0 {
-            continue;
-        }
-        let mut x = e.clone();
-        x.ts_ns = t0 + life;
-        x.handshake_us = None;
-        x.preexisting = false;
-        sent += rng.below(10_000);
-        recv += rng.below(10_000);
-        x.bytes_sent = sent;
-        x.bytes_received = recv;
-        x.packets_sent = pk_s + 1;
-        x.packets_received = pk_r + 1;
-        x.retransmits = retr;
-        x.duration_ns = Some(life as u64);
-        if tcp && rng.below(4) == 0 {
-            x.kind = EventKind::Reset;
-            x.reset_by = Some(if rng.below(2) == 0 { ResetBy::Local } else { ResetBy::Remote });
-            if x.reset_by == Some(ResetBy::Local) {
-                x.reset_reason = Some(reasons[rng.below(3) as usize].clone());
-            }
-            x.error = Some("ECONNRESET");
-        } else {
-            x.kind = EventKind::Close;
-        }
-        rows.push(x);
-    }
-    rows.sort_by_key(|e| (e.ts_ns, e.conn_id));
-    rows
-}
-
-pub fn meta() -> RecordingMeta {
-    RecordingMeta {
-        schema_version: 1,
-        version: "test".into(),
-        hostname: "test".into(),
-        kernel: "test".into(),
-        started_at: "2025-11-24T16:00:00Z".into(),
-        command_line: "test".into(),
-        sample_interval_ms: Some(1000),
-        ..RecordingMeta::default()
-    }
-}
-
-pub fn write_recording(path: &Path, rows: &[Event]) {
-    let mut w = RecordingWriter::create(path, true, &meta()).expect("create recording");
-    for e in rows {
-        w.push(e).expect("push");
-    }
-    w.finish("2025-11-24T16:10:00Z", 0).expect("finish");
-}
+/// The replay tests' names for the test kit's small random recordings (`live.rs` and the others
+/// use them), and the kit's way to find the binary and a free port.
+pub use gespann_testkit::fixtures::{
+    mixed_connections as synthetic, mixed_meta as meta, write_mixed as write_recording,
+};
+pub use gespann_testkit::{free_port, gespann_bin as gespann_binary};
 
 /// The recording's own aggregates, computed from its rows without the processor.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -250,11 +80,6 @@ pub fn sample_files() -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-/// A loopback TCP port free right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind an ephemeral port").port()
 }
 
 /// A minimal HTTP/1.1 request over loopback: (status, body).
@@ -404,31 +229,6 @@ pub fn statsd_totals(lines: &[StatsdLine]) -> HashMap<String, f64> {
         }
     }
     m
-}
-
-/// The workspace's `target/debug/gespann`, built by `cargo build -p gespann` (or by `cargo test
-/// --workspace`, which builds it before running tests).
-pub fn gespann_binary() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let bin = target.join("debug/gespann");
-    let meta = std::fs::metadata(&bin)
-        .unwrap_or_else(|e| panic!("{}: {e}: build it first with `cargo build -p gespann`", bin.display()));
-    // Fail rather than test an old build of this crate.
-    let built = meta.modified().unwrap();
-    let newest = newest_source(&root.join("replay/src"));
-    assert!(built >= newest, "{} is older than replay/src: rebuild it with `cargo build -p gespann`", bin.display());
-    bin
-}
-
-fn newest_source(dir: &Path) -> std::time::SystemTime {
-    let mut newest = std::time::SystemTime::UNIX_EPOCH;
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        let t = if p.is_dir() { newest_source(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(newest) };
-        newest = newest.max(t);
-    }
-    newest
 }
 
 /// Through the whole pipeline (reader, blocking replay thread, processor), no adapters.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{nonzero_duration, packet_size, tags};
+use crate::scalars::{nonzero_duration, packet_size, tags};
 
 /// `type: datadog`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

@@ -64,15 +64,16 @@ impl DeltaEncoder {
     pub fn encode(&mut self, snapshot: &Snapshot) -> Vec<String> {
         let mut out = Vec::new();
         for f in &snapshot.families {
-            let name = f.def.statsd_name();
+            let def = f.def();
+            let name = def.statsd_name();
             for s in &f.series {
-                match (&s.value, f.def.kind) {
+                match (&s.value, def.kind) {
                     (Value::Counter(v), _) => {
-                        let tags = format_tags(&self.global_tags, f.def.labels, &s.labels, None);
+                        let tags = format_tags(&self.global_tags, def.labels, &s.labels, None);
                         self.counter(&mut out, &name, &tags, *v);
                     }
                     (Value::Gauge(v), _) => {
-                        let tags = format_tags(&self.global_tags, f.def.labels, &s.labels, None);
+                        let tags = format_tags(&self.global_tags, def.labels, &s.labels, None);
                         out.push(format!("{name}:{v}|g{tags}"));
                     }
                     (Value::Histogram(h), Kind::Histogram) => {
@@ -80,15 +81,15 @@ impl DeltaEncoder {
                         for (ub, c) in h.bounds.iter().zip(&h.cumulative) {
                             let ub = ub.to_string();
                             let tags =
-                                format_tags(&self.global_tags, f.def.labels, &s.labels, Some(("upper_bound", &ub)));
+                                format_tags(&self.global_tags, def.labels, &s.labels, Some(("upper_bound", &ub)));
                             self.counter(&mut out, &bucket, &tags, *c);
                         }
-                        let tags = format_tags(&self.global_tags, f.def.labels, &s.labels, None);
+                        let tags = format_tags(&self.global_tags, def.labels, &s.labels, None);
                         self.counter(&mut out, &format!("{name}.count"), &tags, h.count);
                         self.sum(&mut out, &format!("{name}.sum"), &tags, h.sum);
                     }
                     (Value::Histogram(_), _) => {
-                        tracing::warn!(metric = f.def.name, "histogram value for a non-histogram");
+                        tracing::warn!(metric = def.name, "histogram value for a non-histogram");
                     }
                 }
             }

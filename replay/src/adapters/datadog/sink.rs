@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::config::DatadogConfig;
 use super::encoder::DeltaEncoder;
-use crate::adapters::{Adapter, AdapterError, AdapterTask, MetricsHandle, Phase};
+use crate::adapters::adapter::{Adapter, AdapterError, AdapterTask, MetricsHandle, Phase};
 
 /// Lines queued by the adapter and datagrams the UDP sink sent, for tests and the benchmark.
 #[derive(Debug, Default)]

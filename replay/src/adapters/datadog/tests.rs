@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::encoder::{DeltaEncoder, tag_value};
 use super::{DatadogAdapter, DatadogConfig};
-use crate::adapters::{Adapter, MetricsHandle, Phase};
+use crate::adapters::adapter::{Adapter, MetricsHandle, Phase};
 use crate::processor::{Processor, ProcessorOptions};
 use crate::testutil::{bytes, ev};
 
@@ -67,9 +67,12 @@ fn histograms_become_bucket_count_and_sum_counters() {
 
 #[test]
 fn a_counter_that_restarted_sends_its_whole_value() {
-    use crate::model::{CLOSED, Family, Series, Snapshot, Value};
+    use crate::model::{Family, Metric, Series, Snapshot, Value};
     let snap = |v| Snapshot {
-        families: vec![Family { def: &CLOSED, series: vec![Series { labels: vec![], value: Value::Counter(v) }] }],
+        families: vec![Family {
+            metric: Metric::Closed,
+            series: vec![Series { labels: vec![], value: Value::Counter(v) }],
+        }],
     };
     let mut enc = DeltaEncoder::new(vec![]);
     assert_eq!(enc.encode(&snap(10)), vec!["gespann.closed_connections_total:10|c"]);

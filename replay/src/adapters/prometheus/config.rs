@@ -77,7 +77,7 @@ pub enum Listen {
 
 impl<'de> Deserialize<'de> for Listen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::config::checked_scalar(d, "an IP address or address:port", |s| {
+        crate::scalars::checked_scalar(d, "an IP address or address:port", |s| {
             let t = s.trim();
             if let Ok(ip) = t.trim_matches(['[', ']']).parse::<IpAddr>() {
                 return Ok(Listen::Ip(ip));

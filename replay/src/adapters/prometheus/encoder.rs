@@ -6,17 +6,18 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::model::{CATALOG, Family, Kind, Snapshot, Value};
+use crate::model::{self, Family, Kind, Snapshot, Value};
 
 /// The content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
 /// One family in the `prometheus` crate's data model (absolute values, as Prometheus wants).
 pub fn family(f: &Family) -> MetricFamily {
+    let def = f.def();
     let mut mf = MetricFamily::default();
-    mf.set_name(f.def.name.to_string());
-    mf.set_help(f.def.help.to_string());
-    mf.set_field_type(match f.def.kind {
+    mf.set_name(def.name.to_string());
+    mf.set_help(def.help.to_string());
+    mf.set_field_type(match def.kind {
         Kind::Counter => MetricType::COUNTER,
         Kind::Gauge => MetricType::GAUGE,
         Kind::Histogram => MetricType::HISTOGRAM,
@@ -25,8 +26,7 @@ pub fn family(f: &Family) -> MetricFamily {
         .series
         .iter()
         .map(|s| {
-            let labels = f
-                .def
+            let labels = def
                 .labels
                 .iter()
                 .zip(&s.labels)
@@ -83,9 +83,10 @@ pub struct SnapshotCollector<F> {
 
 impl<F: Fn() -> Snapshot + Send + Sync> SnapshotCollector<F> {
     pub fn new(source: F) -> Self {
-        let descs = CATALOG
+        let descs = model::Metric::ALL
             .iter()
-            .map(|d| {
+            .map(|m| {
+                let d = m.def();
                 Desc::new(
                     d.name.to_string(),
                     d.help.to_string(),
@@ -112,7 +113,7 @@ impl<F: Fn() -> Snapshot + Send + Sync> Collector for SnapshotCollector<F> {
 /// The text exposition of a registry.
 pub fn encode_registry(registry: &Registry) -> Vec<u8> {
     let mut buf = Vec::with_capacity(16 * 1024);
-    // Writing into a Vec cannot fail, and the families come from a checked catalog.
+    // Writing into a Vec cannot fail, and the families come from the checked `Metric` list.
     if let Err(e) = TextEncoder::new().encode(&registry.gather(), &mut buf) {
         tracing::error!(error = %e, "encoding /metrics failed");
     }
@@ -123,6 +124,6 @@ pub fn encode_registry(registry: &Registry) -> Vec<u8> {
 pub fn encode(snapshot: &Snapshot) -> String {
     let registry = Registry::new();
     let s = snapshot.clone();
-    registry.register(Box::new(SnapshotCollector::new(move || s.clone()))).expect("the catalog registers once");
+    registry.register(Box::new(SnapshotCollector::new(move || s.clone()))).expect("the metrics register once");
     String::from_utf8(encode_registry(&registry)).expect("the text format is UTF-8")
 }

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::config::PrometheusConfig;
 use super::encoder::{self, CONTENT_TYPE, SnapshotCollector};
-use crate::adapters::{Adapter, AdapterError, AdapterTask, MetricsHandle, Phase};
+use crate::adapters::adapter::{Adapter, AdapterError, AdapterTask, MetricsHandle, Phase};
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

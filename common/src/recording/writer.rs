@@ -1,0 +1,199 @@
+//! Writing a recording: [`RecordingWriter`] (rows in, row groups and a footer out), its
+//! checkpoints, and [`compact`].
+//!
+//! Shaped around crash safety. Rows are buffered and encoded into row groups; a checkpoint ends
+//! the current row group and returns the length of the data so far with a footer describing it,
+//! so the crash journal can make everything up to there readable again without encoding
+//! anything twice. A recording checkpointed every second ends with many small row groups, which
+//! [`compact`] rewrites into large ones at the end.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataWriter};
+
+use super::encode::{BatchBuilder, writer_properties};
+use super::error::FormatError;
+use super::files::create_private;
+use super::meta::{RecordingMeta, end_pairs};
+use super::reader::open_builder;
+use crate::event::Event;
+use crate::schema;
+
+/// Writes a recording. Rows are buffered into row groups; `flush_row_group` forces what is
+/// buffered onto disk, `finish` writes the footer with the closing metadata.
+pub struct RecordingWriter<W: Write + Send> {
+    path: PathBuf,
+    writer: ArrowWriter<W>,
+    batch: BatchBuilder,
+    rows: u64,
+    /// Footer metadata as the file starts it (including the encoded Arrow schema), for checkpoints.
+    start_kv: Vec<KeyValue>,
+    /// Closing counts (`gespann.late_rows`, ...) for checkpoints and the footer.
+    counts: Vec<KeyValue>,
+    writer_version: i32,
+}
+
+/// What a finished recording holds.
+#[derive(Clone, Debug, Default)]
+pub struct WriteSummary {
+    pub rows: u64,
+    pub bytes: u64,
+    pub row_groups: usize,
+}
+
+impl RecordingWriter<File> {
+    /// Creates `path` with mode 0600 (a recording tells who talks to whom). An existing file is
+    /// an error unless `force`.
+    pub fn create(path: &Path, force: bool, meta: &RecordingMeta) -> Result<Self, FormatError> {
+        let file = create_private(path, force)?;
+        Self::new(path, file, meta)
+    }
+}
+
+impl<W: Write + Send> RecordingWriter<W> {
+    pub fn new(path: &Path, sink: W, meta: &RecordingMeta) -> Result<Self, FormatError> {
+        let props = writer_properties().into_builder().set_key_value_metadata(Some(meta.start_pairs())).build();
+        let mut with_schema = props.clone();
+        parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema::schema(), &mut with_schema);
+        let start_kv = with_schema.key_value_metadata().cloned().unwrap_or_default();
+        let writer_version = props.writer_version().as_num();
+        let writer = ArrowWriter::try_new(sink, schema::schema(), Some(props))
+            .map_err(|source| FormatError::Write { path: path.to_owned(), source })?;
+        Ok(RecordingWriter {
+            path: path.to_owned(),
+            writer,
+            batch: BatchBuilder::default(),
+            rows: 0,
+            start_kv,
+            counts: Vec::new(),
+            writer_version,
+        })
+    }
+
+    /// Makes everything pushed so far recoverable: ends the current row group, hands all bytes
+    /// to the sink, and returns `(data_len, footer)`: the first `data_len` bytes of the sink
+    /// followed by `footer` form a complete recording of every row so far, with `ended_at`
+    /// and `events_lost` in its metadata. The writer carries on as if nothing happened.
+    pub fn checkpoint(&mut self, ended_at: &str, events_lost: u64) -> Result<(u64, Vec<u8>), FormatError> {
+        let werr = |path: &Path, source| FormatError::Write { path: path.to_owned(), source };
+        self.flush_row_group()?;
+        self.writer.sync().map_err(|e| werr(&self.path, e.into()))?;
+        let data_len = self.writer.bytes_written() as u64;
+        let row_groups = self.writer.flushed_row_groups().to_vec();
+        let num_rows = row_groups.iter().map(|rg| rg.num_rows()).sum();
+        let mut kv = self.start_kv.clone();
+        kv.extend(end_pairs(ended_at, events_lost));
+        kv.extend(self.counts.iter().cloned());
+        let descr =
+            parquet::arrow::ArrowSchemaConverter::new().convert(&schema::schema()).map_err(|e| werr(&self.path, e))?;
+        let file_meta = FileMetaData::new(
+            self.writer_version,
+            num_rows,
+            Some(format!("gespann {}", env!("CARGO_PKG_VERSION"))),
+            Some(kv),
+            Arc::new(descr),
+            None,
+        );
+        let md = ParquetMetaData::new(file_meta, row_groups);
+        let mut footer = Vec::new();
+        ParquetMetaDataWriter::new(&mut footer, &md).finish().map_err(|e| werr(&self.path, e))?;
+        Ok((data_len, footer))
+    }
+
+    /// Counts the closing metadata carries besides `gespann.events_lost` (for the next
+    /// checkpoint and the footer), as `(key, value)`.
+    pub fn set_counts(&mut self, counts: &[(&str, u64)]) {
+        self.counts = counts.iter().map(|(k, v)| KeyValue::new((*k).to_owned(), v.to_string())).collect();
+    }
+
+    pub fn push(&mut self, e: &Event) -> Result<(), FormatError> {
+        self.batch.push(e);
+        self.rows += 1;
+        if self.batch.len() >= 65536 {
+            self.write_batch()?;
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self) -> Result<(), FormatError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = self.batch.finish();
+        self.writer.write(&batch).map_err(|source| FormatError::Write { path: self.path.clone(), source })
+    }
+
+    /// Ends the current row group so everything pushed so far is encoded and handed to the sink.
+    pub fn flush_row_group(&mut self) -> Result<(), FormatError> {
+        self.write_batch()?;
+        self.writer.flush().map_err(|source| FormatError::Write { path: self.path.clone(), source })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes written to the sink so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.writer.bytes_written() as u64
+    }
+
+    /// Writes the footer, with the metadata only known at the end. Nothing may be pushed after.
+    pub fn finish(&mut self, ended_at: &str, events_lost: u64) -> Result<WriteSummary, FormatError> {
+        self.write_batch()?;
+        for kv in end_pairs(ended_at, events_lost).into_iter().chain(std::mem::take(&mut self.counts)) {
+            self.writer.append_key_value_metadata(kv);
+        }
+        let err = |source| FormatError::Write { path: self.path.clone(), source };
+        let md = self.writer.finish().map_err(err)?;
+        self.writer
+            .inner_mut()
+            .flush()
+            .map_err(|e| FormatError::Write { path: self.path.clone(), source: e.into() })?;
+        Ok(WriteSummary { rows: self.rows, bytes: self.writer.bytes_written() as u64, row_groups: md.num_row_groups() })
+    }
+
+    /// The sink, e.g. to `sync_all` a file after `finish`.
+    pub fn sink(&self) -> &W {
+        self.writer.inner()
+    }
+}
+
+/// Rewrites a finished recording with large row groups (a recording checkpointed every second
+/// at a low event rate ends up with many small ones). Same rows, same metadata, same mode.
+pub fn compact(path: &Path) -> Result<WriteSummary, FormatError> {
+    let builder = open_builder(path)?;
+    let kv: Vec<KeyValue> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kvs| kvs.iter().filter(|k| k.key != parquet::arrow::ARROW_SCHEMA_META_KEY).cloned().collect())
+        .unwrap_or_default();
+    let reader = builder
+        .with_batch_size(65536)
+        .build()
+        .map_err(|source| FormatError::Corrupt { path: path.to_owned(), source })?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".compact");
+    let tmp = PathBuf::from(tmp);
+    let file = create_private(&tmp, true)?;
+    let props = writer_properties().into_builder().set_key_value_metadata(Some(kv)).build();
+    let werr = |source| FormatError::Write { path: tmp.clone(), source };
+    let mut w = ArrowWriter::try_new(file, schema::schema(), Some(props)).map_err(werr)?;
+    let mut rows = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| FormatError::Corrupt { path: path.to_owned(), source: e.into() })?;
+        rows += batch.num_rows() as u64;
+        w.write(&batch).map_err(werr)?;
+    }
+    w.finish().map_err(werr)?;
+    w.inner().sync_all().map_err(|e| werr(e.into()))?;
+    let bytes = w.bytes_written() as u64;
+    drop(w);
+    std::fs::rename(&tmp, path).map_err(|source| FormatError::Create { path: path.to_owned(), source })?;
+    Ok(WriteSummary { rows, bytes, row_groups: 1 })
+}

@@ -1,0 +1,77 @@
+//! The seam between the run and the backends: what an adapter is given (a [`MetricsHandle`] to
+//! take snapshots from, the [`Phase`] of the run) and what it must do ([`Adapter`]).
+//!
+//! Kept apart from `adapters/mod.rs`, which builds the backends from a configuration, so that
+//! each backend imports this file and nothing that imports it back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use crate::model::Snapshot;
+use crate::processor::Processor;
+
+/// The processor, shared between the event loop (which feeds it) and the adapters (which
+/// take snapshots of it).
+#[derive(Clone)]
+pub struct MetricsHandle(Arc<Mutex<Processor>>);
+
+impl MetricsHandle {
+    pub fn new(p: Processor) -> Self {
+        MetricsHandle(Arc::new(Mutex::new(p)))
+    }
+
+    /// Locks the processor (a panicking holder cannot leave it half-updated in a way that
+    /// matters for metrics, so a poisoned lock is used as is).
+    pub fn lock(&self) -> MutexGuard<'_, Processor> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.lock().snapshot()
+    }
+}
+
+/// Where the run is, as adapters see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Events are flowing.
+    Running,
+    /// The recording has been replayed to its end; the final values stay published.
+    Finished,
+    /// Ctrl-C, SIGTERM or `--exit-on-end`: publish the last values and stop.
+    Stopping,
+}
+
+/// The running part of an adapter: ends after `Phase::Stopping`, its last values flushed.
+pub type AdapterTask = Pin<Box<dyn Future<Output = Result<(), AdapterError>> + Send>>;
+
+/// A metrics backend.
+pub trait Adapter: Send {
+    /// `prometheus`, `datadog`.
+    fn name(&self) -> &'static str;
+
+    /// Binds or connects now, so that a bad address fails before any event is read, and returns
+    /// the task that publishes `metrics` until `phase` becomes [`Phase::Stopping`].
+    fn start(
+        self: Box<Self>,
+        metrics: MetricsHandle,
+        phase: watch::Receiver<Phase>,
+    ) -> Result<AdapterTask, AdapterError>;
+}
+
+/// An adapter failed; each variant names the address.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("prometheus adapter: cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("prometheus adapter: accepting on {addr} failed: {source}")]
+    Accept { addr: SocketAddr, source: std::io::Error },
+    #[error("datadog adapter: cannot resolve `{host}`: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("datadog adapter: cannot open a UDP socket towards {addr}: {source}")]
+    Udp { addr: SocketAddr, source: std::io::Error },
+}

@@ -1,0 +1,63 @@
+//! What a test runs, found one way for every crate: the `gespann` binary, the Python
+//! interpreter (DuckDB and pyarrow cross-checks, helper servers) and a free loopback port.
+
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root (the directory holding `testkit/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit/ has a parent").to_path_buf()
+}
+
+/// The `gespann` binary of this build. Cargo names it in `CARGO_BIN_EXE_gespann` for the
+/// integration tests of the `gespann` package; every other test gets it built once per test
+/// process with `cargo build -p gespann` (a no-op when it is up to date, so a test never runs
+/// a stale binary), in the target directory of the workspace (`CARGO_TARGET_DIR` if set).
+pub fn gespann_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("CARGO_BIN_EXE_gespann") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-p", "gespann", "--quiet"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(st.success(), "cargo build -p gespann failed");
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+        let bin = target.join("debug/gespann");
+        assert!(bin.exists(), "no binary at {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// The Python to run: `GESPANN_PYTHON`, else `<workspace>/.venv/bin/python` when it exists, else
+/// `python3` from `PATH`. The DuckDB cross-checks need `duckdb` and `pyarrow` in it
+/// (`python3 -m venv .venv && .venv/bin/pip install duckdb pyarrow` in the workspace).
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("GESPANN_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    if venv.exists() { venv } else { PathBuf::from("python3") }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released).
+pub fn free_port() -> u16 {
+    port_of(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+}
+
+/// A TCP port on ::1 that was free a moment ago (bound, then released).
+pub fn free_port_v6() -> u16 {
+    port_of(TcpListener::bind((Ipv6Addr::LOCALHOST, 0)))
+}
+
+fn port_of(l: std::io::Result<TcpListener>) -> u16 {
+    l.and_then(|l| l.local_addr()).expect("bind an ephemeral port").port()
+}

@@ -1,0 +1,15 @@
+//! The one test kit of the workspace (dev-only, never published): synthetic recordings, the
+//! small fixtures tests build, and how a test finds what it runs.
+//!
+//! Shaped so that every test and tool that needs a recording it did not record gets it from one
+//! place: [`synth`] is the generator behind `cargo xtask synth` (the analyzer's tests and the
+//! benchmarks use the very same code, so a seed names one file), [`fixtures`] holds the
+//! hand-made rows whose numbers tests assert, and [`env`] says where the `gespann` binary, the
+//! Python interpreter and a free port are. The library crates depend on it only as a
+//! dev-dependency; xtask depends on it normally.
+
+pub mod env;
+pub mod fixtures;
+pub mod synth;
+
+pub use env::{free_port, free_port_v6, gespann_bin, python, workspace_root};
