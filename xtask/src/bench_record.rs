@@ -23,10 +23,12 @@ struct Opts {
     seconds: u64,
     clients: usize,
     rounds: usize,
+    /// Another gespann binary (an earlier build) whose `record` runs as a phase of its own.
+    baseline: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Opts> {
-    let mut o = Opts { seconds: 8, clients: 4, rounds: 3 };
+    let mut o = Opts { seconds: 8, clients: 4, rounds: 3, baseline: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().context(format!("{a} needs a value"));
@@ -34,7 +36,8 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--seconds" => o.seconds = val()?.parse()?,
             "--clients" => o.clients = val()?.parse()?,
             "--rounds" => o.rounds = val()?.parse()?,
-            other => bail!("unknown option {other} (--seconds N --clients N --rounds N)"),
+            "--baseline" => o.baseline = Some(PathBuf::from(val()?)),
+            other => bail!("unknown option {other} (--seconds N --clients N --rounds N --baseline GESPANN_BIN)"),
         }
     }
     Ok(o)
@@ -191,14 +194,36 @@ struct GespannRun {
     lost: u64,
     bytes: u64,
     secs: f64,
+    /// The recorder process's own CPU during the phase: user and system seconds.
+    cpu: (f64, f64),
 }
 
-fn stop(mut t: Tracer, started: Instant) -> Result<Option<GespannRun>> {
+/// utime and stime of process `pid` in seconds (fields 14 and 15 of /proc/PID/stat).
+fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces: count from the closing parenthesis.
+    let rest = &stat[stat.rfind(')').context("malformed /proc/PID/stat")? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((f[11].parse::<f64>()? / hz, f[12].parse::<f64>()? / hz))
+}
+
+fn pid_of(t: &Tracer) -> Option<u32> {
+    match t {
+        Tracer::Gespann { child, .. } | Tracer::Live { child } => Some(child.id()),
+        _ => None,
+    }
+}
+
+fn stop(mut t: Tracer, started: Instant, cpu_at_start: (f64, f64)) -> Result<Option<GespannRun>> {
     let out = match &t {
         Tracer::Gespann { out, .. } => Some(out.clone()),
         _ => None,
     };
     let secs = started.elapsed().as_secs_f64();
+    let cpu_now = pid_of(&t).map(cpu_seconds).transpose()?.unwrap_or_default();
+    let cpu = (cpu_now.0 - cpu_at_start.0, cpu_now.1 - cpu_at_start.1);
     let child = match &mut t {
         Tracer::None => return Ok(None),
         Tracer::Gespann { child, .. } | Tracer::Tcplife { child } | Tracer::Live { child } => child,
@@ -213,7 +238,7 @@ fn stop(mut t: Tracer, started: Instant) -> Result<Option<GespannRun>> {
     let (meta, rows, _) = gespann_common::recording::inspect(&out)?;
     let bytes = std::fs::metadata(&out)?.len();
     std::fs::remove_file(&out)?;
-    Ok(Some(GespannRun { rows, lost: meta.events_lost, bytes, secs }))
+    Ok(Some(GespannRun { rows, lost: meta.events_lost, bytes, secs, cpu }))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -234,54 +259,69 @@ pub fn run(args: &[String]) -> Result<()> {
     eprintln!("warm-up ...");
     churn(2.0, o.clients)?;
 
-    let mut base = Vec::new();
-    let mut ges = Vec::new();
-    let mut life = Vec::new();
-    let mut live = Vec::new();
-    let mut runs = Vec::new();
+    let names = ["no tracer", "gespann record", "tcplife > file", "replay --live", "baseline record"];
+    let modes = if o.baseline.is_some() { 5 } else { 4 };
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes];
+    // Per gespann-record mode (1 and 4): the runs, and CPU per connection (user, system) in µs.
+    let mut runs: Vec<Vec<GespannRun>> = vec![Vec::new(), Vec::new()];
+    let mut cpu_per_conn: Vec<Vec<(f64, f64)>> = vec![Vec::new(), Vec::new()];
     for round in 0..o.rounds {
-        for mode in 0..4 {
+        for mode in 0..modes {
             let tracer = match mode {
                 0 => Tracer::None,
                 1 => start_gespann(&bin, dir.path(), round)?,
                 2 => start_tcplife(dir.path())?,
-                _ => start_live(&bin, dir.path())?,
+                3 => start_live(&bin, dir.path())?,
+                _ => start_gespann(o.baseline.as_deref().expect("baseline"), dir.path(), round)?,
             };
+            let cpu_at_start = pid_of(&tracer).map(cpu_seconds).transpose()?.unwrap_or_default();
             let started = Instant::now();
             let rate = churn(o.seconds as f64, o.clients)?;
+            let conns = rate * o.seconds as f64;
             std::thread::sleep(Duration::from_millis(700));
-            let g = stop(tracer, started)?;
-            let name = ["no tracer", "gespann record", "tcplife > file", "replay --live"][mode];
-            eprintln!("round {round}: {name:<15} {rate:>9.0} conn/s");
-            match mode {
-                0 => base.push(rate),
-                1 => {
-                    ges.push(rate);
-                    runs.push(g.expect("gespann run"));
-                }
-                2 => life.push(rate),
-                _ => live.push(rate),
+            let g = stop(tracer, started, cpu_at_start)?;
+            let mut line = format!("round {round}: {:<15} {rate:>9.0} conn/s", names[mode]);
+            if let Some(g) = g {
+                let slot = usize::from(mode == 4);
+                let per = (g.cpu.0 * 1e6 / conns, g.cpu.1 * 1e6 / conns);
+                line.push_str(&format!("   recorder CPU {:.2} user + {:.2} sys µs/conn", per.0, per.1));
+                cpu_per_conn[slot].push(per);
+                runs[slot].push(g);
             }
+            eprintln!("{line}");
+            rates[mode].push(rate);
         }
     }
-    let b = median(&mut base);
-    let g = median(&mut ges);
-    let l = median(&mut life);
-    let v = median(&mut live);
-    let rows: u64 = runs.iter().map(|r| r.rows).sum();
-    let lost: u64 = runs.iter().map(|r| r.lost).sum();
-    let bytes: u64 = runs.iter().map(|r| r.bytes).sum();
-    let secs: f64 = runs.iter().map(|r| r.secs).sum();
+    let med: Vec<f64> = rates.iter_mut().map(|v| median(v)).collect();
+    let b = med[0];
     println!("churn benchmark: {} client threads, {} s per phase, {} rounds, medians", o.clients, o.seconds, o.rounds);
-    println!("{:<18} {:>10} {:>8}", "tracer", "conn/s", "ratio");
-    println!("{:<18} {:>10.0} {:>8.3}", "none", b, 1.0);
-    println!("{:<18} {:>10.0} {:>8.3}", "gespann record", g, g / b);
-    println!("{:<18} {:>10.0} {:>8.3}", "tcplife > file", l, l / b);
-    println!("{:<18} {:>10.0} {:>8.3}", "replay --live", v, v / b);
-    println!(
-        "gespann: {rows} events recorded, {lost} lost, {:.0} events/s drained, {:.1} bytes/event on disk",
-        rows as f64 / secs,
-        bytes as f64 / rows.max(1) as f64
-    );
+    println!("{:<18} {:>10} {:>8} {:>22}", "tracer", "conn/s", "ratio", "recorder µs CPU/conn");
+    for (mode, name) in names.iter().enumerate().take(modes) {
+        let cpu = match mode {
+            1 | 4 => {
+                let c = &cpu_per_conn[usize::from(mode == 4)];
+                let mut u: Vec<f64> = c.iter().map(|x| x.0).collect();
+                let mut s: Vec<f64> = c.iter().map(|x| x.1).collect();
+                format!("{:.2} user + {:.2} sys", median(&mut u), median(&mut s))
+            }
+            _ => String::new(),
+        };
+        println!("{:<18} {:>10.0} {:>8.3} {:>22}", name, med[mode], med[mode] / b, cpu);
+    }
+    for (slot, label) in [(0, "gespann"), (1, "baseline")] {
+        let r = &runs[slot];
+        if r.is_empty() {
+            continue;
+        }
+        let rows: u64 = r.iter().map(|r| r.rows).sum();
+        let lost: u64 = r.iter().map(|r| r.lost).sum();
+        let bytes: u64 = r.iter().map(|r| r.bytes).sum();
+        let secs: f64 = r.iter().map(|r| r.secs).sum();
+        println!(
+            "{label}: {rows} events recorded, {lost} lost, {:.0} events/s drained, {:.1} bytes/event on disk",
+            rows as f64 / secs,
+            bytes as f64 / rows.max(1) as f64
+        );
+    }
     Ok(())
 }
