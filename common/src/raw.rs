@@ -114,6 +114,16 @@ pub struct UdpFlow {
     pub owner: Owner,
 }
 
+/// `struct udp_sock`: a UDP socket's flow count and first flow, value of the kernel's
+/// `udp_socks` map (its keys are the sockets with flows, until they are released).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpSock {
+    pub nflows: u32,
+    pub _pad: u32,
+    pub first: UdpKey,
+}
+
 /// `struct tcp_tuple`: a TCP connection's endpoints, key of the kernel's `wanted_preexisting`
 /// map. Addresses in IPv6 form (IPv4 as `::ffff:a.b.c.d`, see [`TcpTuple::new`]), ports in host
 /// order.
@@ -240,6 +250,11 @@ pub const MIRRORED_STRUCTS: &[MirroredStruct] = &[
             _pad,
             owner,
         }),
+    },
+    MirroredStruct {
+        c_name: "udp_sock",
+        size: std::mem::size_of::<UdpSock>(),
+        fields: fields!(UdpSock { nflows, _pad, first }),
     },
     MirroredStruct {
         c_name: "tcp_tuple",

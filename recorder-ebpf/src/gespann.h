@@ -126,6 +126,15 @@ struct udp_flow {
 	struct owner owner;
 };
 
+/* Per UDP socket: how many flows, and the first one (the only one, for most sockets). Value of
+ * `udp_socks`; sock_release deletes the entry whatever else happens, so user space takes a flow
+ * whose socket has no entry for one released (its release record may have been lost). */
+struct udp_sock {
+	__u32 nflows;
+	__u32 _pad;
+	struct udp_key first;
+};
+
 /* A TCP connection's endpoints, every address in IPv6 form (IPv4 as ::ffff:a.b.c.d), ports in
  * host order. Key of `wanted_preexisting`: with owner filters on, user space puts there the
  * connections older than the recording that it wants (it knows their owners from sock_diag). */

@@ -28,13 +28,6 @@ struct tcp_conn {
 	struct owner owner;
 };
 
-/* Per UDP socket: how many flows, and the first one (the only one, for most sockets). */
-struct udp_sock {
-	__u32 nflows;
-	__u32 _pad;
-	struct udp_key first;
-};
-
 /* A connect() in progress on a thread, from the cgroup hook to the syscall's return. */
 struct connect_call {
 	__u64 sk;
@@ -64,6 +57,7 @@ struct gsp_btf_anchor {
 	struct owner owner;
 	struct udp_key udp_key;
 	struct udp_flow udp_flow;
+	struct udp_sock udp_sock;
 	struct tcp_tuple tcp_tuple;
 	enum gsp_limit limit;
 	enum gsp_kind kind;

@@ -2,7 +2,7 @@
 //! attaches every program, and reads the ring buffer and the maps; sock_diag and `/proc` for
 //! the sockets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader, Pod};
-use gespann_common::raw::{self, Owner, TcpTuple, UdpFlow, UdpKey};
+use gespann_common::raw::{self, Owner, TcpTuple, UdpFlow, UdpKey, UdpSock};
 use tokio::io::unix::AsyncFd;
 
 use crate::kernel::{Kernel, Lost, Missing};
@@ -62,6 +62,9 @@ struct OwnerPod(Owner);
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 struct Tuple(TcpTuple);
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct SockPod(UdpSock);
 // SAFETY: repr(transparent) over repr(C) structs of integers without padding (checked against
 // the object's BTF by the layout test).
 unsafe impl Pod for Key {}
@@ -71,6 +74,8 @@ unsafe impl Pod for Flow {}
 unsafe impl Pod for OwnerPod {}
 // SAFETY: as above.
 unsafe impl Pod for Tuple {}
+// SAFETY: as above.
+unsafe impl Pod for SockPod {}
 
 /// The loaded and attached kernel side: the real [`Kernel`]. Dropping it detaches every program.
 pub struct Probes {
@@ -78,6 +83,7 @@ pub struct Probes {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: PerCpuArray<MapData, u64>,
     udp_flows: BpfHashMap<MapData, Key, Flow>,
+    udp_socks: BpfHashMap<MapData, u64, SockPod>,
     listeners: BpfHashMap<MapData, u16, OwnerPod>,
     missing: Vec<Missing>,
     cgroup2: Option<PathBuf>,
@@ -180,12 +186,13 @@ impl Probes {
         let ring = RingBuf::try_from(take(&mut ebpf, "events")?).map_err(map_err("events"))?;
         let lost = PerCpuArray::try_from(take(&mut ebpf, "lost")?).map_err(map_err("lost"))?;
         let udp_flows = BpfHashMap::try_from(take(&mut ebpf, "udp_flows")?).map_err(map_err("udp_flows"))?;
+        let udp_socks = BpfHashMap::try_from(take(&mut ebpf, "udp_socks")?).map_err(map_err("udp_socks"))?;
         let listeners = BpfHashMap::try_from(take(&mut ebpf, "listeners")?).map_err(map_err("listeners"))?;
         // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open and the same for as
         // long as it is registered.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| RecorderError::Poll(e.into()))?;
-        Ok(Probes { ebpf, ring, lost, udp_flows, listeners, missing, cgroup2, clock: Clock::now() })
+        Ok(Probes { ebpf, ring, lost, udp_flows, udp_socks, listeners, missing, cgroup2, clock: Clock::now() })
     }
 }
 
@@ -232,6 +239,10 @@ impl Kernel for Probes {
 
     fn udp_flows(&self) -> Vec<(UdpKey, UdpFlow)> {
         self.udp_flows.iter().filter_map(Result::ok).map(|(k, v)| (k.0, v.0)).collect()
+    }
+
+    fn udp_sockets(&self) -> HashSet<u64> {
+        self.udp_socks.keys().filter_map(Result::ok).collect()
     }
 
     fn take_udp_flows(&mut self, sk: u64) -> Vec<UdpFlow> {

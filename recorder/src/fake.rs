@@ -6,7 +6,7 @@
 //! moves the clock on by the timeout, so a recording of minutes runs in milliseconds. It still
 //! yields to the runtime once, so timers and signals are seen as with a real wait.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ pub struct FakeState {
     pub ring: Vec<Vec<u8>>,
     pub lost: Lost,
     pub udp_flows: HashMap<UdpKey, UdpFlow>,
+    /// The sockets of `udp_socks` (the kernel's per-socket table).
+    pub udp_socks: HashSet<u64>,
     /// Every TCP socket sock_diag would report (listeners included).
     pub tcp: Vec<TcpSocket>,
     pub owners: HashMap<u64, ProcOwner>,
@@ -122,6 +124,10 @@ impl Kernel for FakeKernel {
 
     fn udp_flows(&self) -> Vec<(UdpKey, UdpFlow)> {
         self.state().udp_flows.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    fn udp_sockets(&self) -> HashSet<u64> {
+        self.state().udp_socks.clone()
     }
 
     fn take_udp_flows(&mut self, sk: u64) -> Vec<UdpFlow> {

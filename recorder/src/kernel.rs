@@ -6,7 +6,7 @@
 //! totals, the user-space copy of the kernel filters) is tested without root, and
 //! `cargo xtask bench-drain` measures the recorder's real path on records it makes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::time::Duration;
@@ -53,6 +53,9 @@ pub trait Kernel {
 
     /// Every live UDP flow the kernel aggregates.
     fn udp_flows(&self) -> Vec<(UdpKey, UdpFlow)>;
+
+    /// The UDP sockets the kernel holds flows for (until they are released).
+    fn udp_sockets(&self) -> HashSet<u64>;
 
     /// Removes the flows of UDP socket `sk` from the kernel's table and returns them.
     fn take_udp_flows(&mut self, sk: u64) -> Vec<UdpFlow>;

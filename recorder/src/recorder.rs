@@ -60,6 +60,8 @@ pub struct Recorder<K: Kernel> {
     next_tick: u64,
     listening: HashSet<u16>,
     unknown_records: u64,
+    /// UDP sockets with flows but no entry in the kernel's socket table at the last sample.
+    orphan_sockets: HashSet<u64>,
 }
 
 impl<K: Kernel> Recorder<K> {
@@ -97,6 +99,7 @@ impl<K: Kernel> Recorder<K> {
             next_tick: now + TICK.as_nanos() as u64,
             listening,
             unknown_records: 0,
+            orphan_sockets: HashSet::new(),
         })
     }
 
@@ -172,7 +175,23 @@ impl<K: Kernel> Recorder<K> {
         self.drain();
         self.tracker.on_udp_snapshot(&flows, at, force);
         self.tracker.end_missing_udp(&known, &flows, at);
+        self.end_orphaned_udp(&flows, at);
         Ok(())
+    }
+
+    /// Flows of sockets the kernel's socket table no longer holds: sock_release removes the
+    /// entry whatever happens, so their socket was released and its release record lost (a
+    /// full ring). A socket counts only when seen so at two samples in a row, since a new
+    /// flow enters the flow table just before its socket enters the socket table.
+    fn end_orphaned_udp(&mut self, flows: &[(gespann_common::raw::UdpKey, gespann_common::raw::UdpFlow)], at: u64) {
+        let sockets = self.kernel.udp_sockets();
+        let orphans: HashSet<u64> = flows.iter().map(|(k, _)| k.sk).filter(|sk| !sockets.contains(sk)).collect();
+        for &sk in orphans.intersection(&self.orphan_sockets) {
+            for flow in self.kernel.take_udp_flows(sk) {
+                self.tracker.udp_flow_orphaned(&flow, at);
+            }
+        }
+        self.orphan_sockets = orphans.difference(&self.orphan_sockets).copied().collect();
     }
 
     pub fn stats(&self) -> RecorderStats {
@@ -346,7 +365,10 @@ mod tests {
             info: Some(TcpInfo { bytes_acked: 1, ..Default::default() }),
         };
         let owner = |pid, comm: &str| ProcOwner { pid, comm: comm.into(), cgroup_id: 1 };
-        let opts = RecordOptions { filters: Filters::new(vec![], vec!["nginx".into()], vec![]).unwrap(), ..Default::default() };
+        let opts = RecordOptions {
+            filters: Filters::new(vec![], vec!["nginx".into()], vec![]).unwrap(),
+            ..Default::default()
+        };
         let (mut rec, h) = start(&opts, |h| {
             let mut s = h.state();
             s.tcp = vec![sock(443, 0, 1, 10), sock(443, 5000, 2, 1), sock(5001, 80, 3, 1), sock(5002, 80, 4, 1)];
@@ -367,9 +389,16 @@ mod tests {
         for (id, port) in [(1, 53), (2, 54)] {
             let (k, f) = udp_flow(id, 9, port, 10);
             h.state().udp_flows.insert(k, f);
+            h.state().udp_socks.insert(9);
             h.push(&udp_open(id, 9, port, t0 + MS));
         }
-        h.push(&RawEvent { kind: kind::UDP_RELEASE, protocol: raw::PROTO_UDP, sk: 9, ts_ns: t0 + 2 * MS, ..Default::default() });
+        h.push(&RawEvent {
+            kind: kind::UDP_RELEASE,
+            protocol: raw::PROTO_UDP,
+            sk: 9,
+            ts_ns: t0 + 2 * MS,
+            ..Default::default()
+        });
         let rows = run(&mut rec, &h, 800 * MS);
         let closes: Vec<_> = rows.iter().filter(|e| e.kind == EventKind::Close).collect();
         assert_eq!(closes.len(), 2, "{rows:?}");
@@ -384,6 +413,7 @@ mod tests {
         let t0 = h.now_ns();
         let (k, f) = udp_flow(1, 9, 53, 10);
         h.state().udp_flows.insert(k, f);
+        h.state().udp_socks.insert(9);
         h.push(&udp_open(1, 9, 53, t0 + MS));
         run(&mut rec, &h, 200 * MS);
         // sock_release deleted the flow, but its `close` record did not fit in the ring.
@@ -405,6 +435,7 @@ mod tests {
         let t0 = h.now_ns();
         let (k, f) = udp_flow(1, 9, 53, 10);
         h.state().udp_flows.insert(k, f);
+        h.state().udp_socks.insert(9);
         h.push(&udp_open(1, 9, 53, t0 + MS));
         run(&mut rec, &h, 200 * MS);
         // Released right before the sample: the flow is gone and its close waits in the ring.
@@ -418,6 +449,44 @@ mod tests {
         let rows = run(&mut rec, &h, 2_000 * MS);
         assert_eq!(rows.iter().filter(|e| e.kind == EventKind::Close).count(), 1);
         assert_eq!(rec.stats().tracker.udp_ends_inferred, 0);
+    }
+
+    #[test]
+    fn flows_of_a_socket_released_without_its_record_are_ended() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        let t0 = h.now_ns();
+        for (id, port) in [(1, 53), (2, 54)] {
+            let (k, f) = udp_flow(id, 9, port, 10);
+            h.state().udp_flows.insert(k, f);
+            h.push(&udp_open(id, 9, port, t0 + MS));
+        }
+        h.state().udp_socks.insert(9);
+        run(&mut rec, &h, 1_500 * MS);
+        assert_eq!(rec.stats().open_connections, 2);
+        // sock_release removed the socket's entry, but its UDP_RELEASE did not fit in the ring.
+        {
+            let mut s = h.state();
+            s.udp_socks.clear();
+            s.lost.ring += 1;
+        }
+        let rows = run(&mut rec, &h, 3_000 * MS);
+        assert_eq!(rows.iter().filter(|e| e.kind == EventKind::Close).count(), 2, "{rows:?}");
+        assert!(h.state().udp_flows.is_empty(), "taken out of the kernel's table");
+        let stats = rec.stats();
+        assert_eq!((stats.open_connections, stats.tracker.udp_ends_inferred), (0, 2));
+    }
+
+    #[test]
+    fn a_new_flow_whose_socket_entry_is_not_there_yet_is_left_alone() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        let (k, f) = udp_flow(1, 9, 53, 10);
+        h.state().udp_flows.insert(k, f);
+        h.push(&udp_open(1, 9, 53, h.now_ns()));
+        run(&mut rec, &h, 1_100 * MS); // one sample sees the flow without its socket
+        h.state().udp_socks.insert(9); // which the kernel inserts just after
+        run(&mut rec, &h, 3_000 * MS);
+        assert_eq!(rec.stats().open_connections, 1);
+        assert_eq!(h.state().udp_flows.len(), 1);
     }
 
     #[test]

@@ -28,8 +28,8 @@ use crate::sockdiag::{ProcOwner, TcpSocket};
 
 pub use clock::{Clock, monotonic_ns, realtime_ns};
 pub use payload::{Counters, tcp_payload};
-pub use reasons::ResetReasons;
 use payload::{measured_rtt, rtt_of};
+pub use reasons::ResetReasons;
 use reorder::Reorder;
 use tuples::Tuples;
 
@@ -63,8 +63,9 @@ pub struct TrackerStats {
     pub late_rows: u64,
     /// Records of a kind this version does not know (dropped).
     pub unknown_records: u64,
-    /// UDP flows the kernel's table no longer held although no `close` record came (it was
-    /// lost with a full ring buffer): ended at the sample that noticed.
+    /// UDP flows ended without the kernel's record of their end (lost to a full ring buffer):
+    /// the flow table no longer held them, or their socket's entry was gone (released).
+    /// Ended at the sample that noticed.
     pub udp_ends_inferred: u64,
 }
 
@@ -341,6 +342,15 @@ impl Tracker {
             ..Default::default()
         };
         self.on_tcp_or_udp_event(&r);
+    }
+
+    /// A UDP flow whose socket was released without the kernel's record of it (lost): ended
+    /// now, and counted in `udp_ends_inferred`.
+    pub fn udp_flow_orphaned(&mut self, flow: &UdpFlow, now_mono: u64) {
+        if flow.ignored == 0 && self.conns.get(&flow.conn_id).is_some_and(|c| c.ended_mono.is_none()) {
+            self.stats.udp_ends_inferred += 1;
+        }
+        self.udp_flow_ended(flow, now_mono);
     }
 
     /// Connections open before the recording started: one `open` row each, `preexisting`,
