@@ -43,7 +43,7 @@ enum gsp_flag {
 	GSP_F_RESET_LOCAL = 1 << 0,	/* an RST was sent by this host */
 	GSP_F_RESET_REMOTE = 1 << 1,	/* an RST was received */
 	GSP_F_HAS_HANDSHAKE = 1 << 2,	/* handshake_us is meaningful */
-	GSP_F_HAS_RTT = 1 << 3,		/* rtt_us is meaningful (TCP) */
+	GSP_F_HAS_RTT = 1 << 3,		/* rtt_us was read from tcp_sock (0 there: no sample yet) */
 	GSP_F_UNTRACKED = 1 << 4,	/* socket not seen opening (older than the recording) */
 };
 
