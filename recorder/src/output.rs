@@ -98,18 +98,23 @@ pub struct Output {
 }
 
 impl Output {
-    /// Creates the file (mode 0600; an existing one only with `force`) and its first checkpoint.
+    /// Creates the file (mode 0600; an existing one only with `force`). Its journal appears at
+    /// [`Output::begin`], once the recording has really started.
     pub fn create(opts: &OutputOptions, sample_interval: Duration) -> Result<Output, OutputError> {
         let meta = host_meta(&opts.command_line, sample_interval);
         let writer = RecordingWriter::create(&opts.path, opts.force, &meta)?;
-        let mut out = Output {
+        Ok(Output {
             path: opts.path.clone(),
             journal: journal_path(&opts.path),
             writer,
             last_checkpoint: Instant::now(),
-        };
-        out.checkpoint(&RecorderStats::default())?;
-        Ok(out)
+        })
+    }
+
+    /// The first checkpoint: from now on a crash leaves a recoverable file. Called when the
+    /// probes are attached, so the journal's existence says the recording runs.
+    pub fn begin(&mut self) -> Result<(), OutputError> {
+        self.checkpoint(&RecorderStats::default())
     }
 
     pub fn path(&self) -> &Path {

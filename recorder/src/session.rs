@@ -71,13 +71,19 @@ impl Session<Probes> {
 impl<K: Kernel> Session<K> {
     /// A session over an attached kernel (the real one, or a fake).
     pub fn with_kernel(kernel: K, opts: &RecordOptions, output: Option<Output>) -> Result<Session<K>, SessionError> {
-        match Recorder::new(kernel, opts) {
-            Ok(recorder) => Ok(Session { recorder, output }),
+        let recorder = match Recorder::new(kernel, opts) {
+            Ok(r) => r,
             Err(e) => {
                 output.map(Output::abandon);
-                Err(SessionError::Start(e))
+                return Err(SessionError::Start(e));
             }
+        };
+        let mut output = output;
+        if let Some(out) = &mut output {
+            out.begin()?;
+            tracing::info!(path = %out.path().display(), "recording");
         }
+        Ok(Session { recorder, output })
     }
 
     /// What could not be attached on this kernel, and what the recording lacks because of it.
