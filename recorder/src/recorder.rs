@@ -149,7 +149,14 @@ impl<K: Kernel> Recorder<K> {
                 *unknown += 1;
                 return;
             };
-            tracing::trace!(kind = raw.kind, conn_id = raw.conn_id, flags = raw.flags, "raw record");
+            tracing::trace!(
+                kind = raw.kind,
+                conn_id = raw.conn_id,
+                flags = raw.flags,
+                sport = raw.sport,
+                dport = raw.dport,
+                "raw event"
+            );
             if let Followup::ReleaseUdpSocket(sk) = tracker.on_raw(&raw) {
                 releases.push(sk);
             }
