@@ -137,7 +137,10 @@ pub fn run(try_load: bool) -> (Vec<Check>, bool) {
 
     let mut can_record = btf && priv_ok && essential_ok;
     if try_load && priv_ok {
-        match crate::ebpf::Probes::load(&crate::RecordOptions { ring_buffer_bytes: 1 << 16, ..Default::default() }) {
+        match crate::ebpf::Probes::load(&crate::filters::RecordOptions {
+            ring_buffer_bytes: 1 << 16,
+            ..Default::default()
+        }) {
             Ok(probes) => {
                 let rec = &probes;
                 let missing = rec.missing().len();

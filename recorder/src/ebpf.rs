@@ -13,10 +13,11 @@ use aya::{Ebpf, EbpfLoader, Pod};
 use gespann_common::raw::{self, Owner, TcpTuple, UdpFlow, UdpKey, UdpSock};
 use tokio::io::unix::AsyncFd;
 
+use crate::error::RecorderError;
+use crate::filters::RecordOptions;
 use crate::kernel::{Kernel, Lost, Missing};
 use crate::sockdiag::{self, ProcOwner, TcpSocket};
 use crate::tracker::{Clock, ResetReasons, monotonic_ns};
-use crate::{RecordOptions, RecorderError};
 
 /// The compiled kernel side, committed so that `cargo build` needs no clang.
 static OBJECT: &[u8] = aya::include_bytes_aligned!("../../recorder-ebpf/gespann.bpf.o");

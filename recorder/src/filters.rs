@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use gespann_common::raw::{COMM_LEN, MAX_COMMS, MAX_PIDS, MAX_PORTS};
 
-use crate::RecorderError;
+use crate::error::RecorderError;
 
 /// Kernel-side filters; empty kinds match everything. A connection is kept if it matches
 /// every kind given (any value within a kind).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use gespann_common::Event;
 use gespann_common::raw::RawEvent;
 
-use crate::RecorderError;
+use crate::error::RecorderError;
 use crate::filters::RecordOptions;
 use crate::kernel::{Kernel, Lost, Missing};
 use crate::sockdiag::{ESTABLISHED_LIKE, LISTEN};

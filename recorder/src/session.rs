@@ -12,8 +12,8 @@ use std::time::Duration;
 use gespann_common::Event;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::RecorderError;
 use crate::ebpf::Probes;
+use crate::error::RecorderError;
 use crate::filters::RecordOptions;
 use crate::kernel::{Kernel, Missing};
 use crate::output::{FileSummary, Output, OutputError, OutputOptions};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use socket2::{Domain, Socket, Type};
 
-use crate::{root, run_cmd};
+use crate::util::{root, run_cmd};
 
 struct Opts {
     seconds: u64,

@@ -158,7 +158,7 @@ fn ms(d: Duration) -> String {
 
 pub fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
-    let root = crate::root()?;
+    let root = crate::util::root()?;
     let bin = o.bin.clone().unwrap_or_else(|| root.join("target/release/gespann"));
     if !bin.is_file() {
         bail!("{} is missing: build it with `cargo build --release -p gespann`", bin.display());

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{root, run_cmd};
+use crate::util::{root, run_cmd};
 
 pub const OBJECT: &str = "recorder-ebpf/gespann.bpf.o";
 const SOURCE: &str = "src/gespann.bpf.c";

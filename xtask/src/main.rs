@@ -2,10 +2,9 @@
 //! rebuild and check the committed BPF object, make the sample recordings, generate synthetic
 //! recordings, run the benchmarks. Everything here shells out to real tools; nothing is faked.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use anyhow::{Result, bail};
 
-use anyhow::{Context, Result, bail};
+use crate::util::root;
 
 mod bench_analyze;
 mod bench_drain;
@@ -15,6 +14,7 @@ mod ebpf;
 mod samples;
 mod synth;
 mod test;
+mod util;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -65,19 +65,4 @@ fn run(args: &[String]) -> Result<()> {
         }
         other => bail!("unknown task `{other}` (with {} more arguments)\n{USAGE}", rest.len()),
     }
-}
-
-/// The workspace root (xtask runs from anywhere inside it).
-pub fn root() -> Result<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    Ok(manifest.parent().context("xtask has no parent directory")?.to_path_buf())
-}
-
-/// Runs a command, failing with its name if it cannot start or exits non-zero.
-pub fn run_cmd(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
-    if !status.success() {
-        bail!("{cmd:?} failed: {status}");
-    }
-    Ok(())
 }

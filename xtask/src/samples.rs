@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{root, run_cmd};
+use crate::util::{root, run_cmd};
 
 struct Rec {
     child: Child,

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{root, run_cmd};
+use crate::util::{root, run_cmd};
 
 /// Debian packages the tests use: clang/bpftool to rebuild and check the BPF object,
 /// libbpf-tools for tcplife (bench), iproute2 for network namespaces, prometheus for promtool
