@@ -179,3 +179,70 @@ impl Kernel for FakeKernel {
         &[]
     }
 }
+
+/// Ring records as the kernel writes them, for tests: loopback endpoints, `curl` as the owner.
+pub mod records {
+    use gespann_common::raw::{self, RawEvent, UdpFlow, UdpKey, flags, kind};
+
+    /// A TCP client record of `kind` for connection `conn_id` at `ts` (monotonic ns):
+    /// 127.0.0.1:40000 -> 127.0.0.2:80, pid 42, RTT 30 µs.
+    pub fn tcp(kind: u8, conn_id: u64, ts: u64) -> RawEvent {
+        let mut r = RawEvent {
+            ts_ns: ts,
+            start_ns: 100,
+            conn_id,
+            kind,
+            protocol: raw::PROTO_TCP,
+            role: raw::ROLE_CLIENT,
+            family: 4,
+            sport: 40000,
+            dport: 80,
+            pid: 42,
+            state: 1,
+            flags: flags::HAS_RTT,
+            rtt_us: 30,
+            ..Default::default()
+        };
+        r.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        r.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
+        r.comm[..4].copy_from_slice(b"curl");
+        r
+    }
+
+    /// The first datagram (10 bytes sent) of UDP flow `conn_id` of socket `sk` to 127.0.0.9:`port`.
+    pub fn udp_open(conn_id: u64, sk: u64, port: u16, ts: u64) -> RawEvent {
+        let mut r = RawEvent {
+            ts_ns: ts,
+            start_ns: ts,
+            conn_id,
+            sk,
+            kind: kind::OPEN,
+            protocol: raw::PROTO_UDP,
+            role: raw::ROLE_CLIENT,
+            family: 4,
+            sport: 5353,
+            dport: port,
+            pid: 7,
+            bytes_sent: 10,
+            packets_sent: 1,
+            ..Default::default()
+        };
+        r.daddr[..4].copy_from_slice(&[127, 0, 0, 9]);
+        r
+    }
+
+    /// That flow as the kernel's flow table holds it, with `sent` bytes sent.
+    pub fn udp_flow(conn_id: u64, sk: u64, port: u16, sent: u64) -> (UdpKey, UdpFlow) {
+        let mut key = UdpKey { sk, dport: port, ..Default::default() };
+        key.daddr[..4].copy_from_slice(&[127, 0, 0, 9]);
+        let flow = UdpFlow {
+            conn_id,
+            start_ns: super::START_NS,
+            bytes_sent: sent,
+            packets_sent: 1,
+            role: raw::ROLE_CLIENT,
+            ..Default::default()
+        };
+        (key, flow)
+    }
+}

@@ -226,72 +226,25 @@ impl<K: Kernel> Recorder<K> {
 mod tests {
     use std::collections::HashMap;
 
-    use gespann_common::raw::{self, UdpFlow, UdpKey, flags, kind};
+    use gespann_common::raw::{self, kind};
     use gespann_common::{EventKind, Protocol, Role};
 
     use super::*;
     use crate::Filters;
+    use crate::fake::records::{self, udp_flow, udp_open};
     use crate::fake::{FakeHandle, FakeKernel};
     use crate::sockdiag::{ProcOwner, TcpInfo, TcpSocket};
 
     const MS: u64 = 1_000_000;
 
+    /// A client record whose port tells connections apart.
     fn tcp(kind: u8, conn_id: u64, ts: u64) -> RawEvent {
-        let mut r = RawEvent {
-            ts_ns: ts,
+        RawEvent {
             start_ns: ts,
-            conn_id,
-            kind,
-            protocol: raw::PROTO_TCP,
-            role: raw::ROLE_CLIENT,
-            family: 4,
             sport: 40000 + conn_id as u16,
-            dport: 80,
-            pid: 42,
             state: if kind == raw::kind::OPEN { 1 } else { 7 },
-            flags: flags::HAS_RTT,
-            rtt_us: 30,
-            ..Default::default()
-        };
-        r.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-        r.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
-        r.comm[..4].copy_from_slice(b"curl");
-        r
-    }
-
-    fn udp_flow(conn_id: u64, sk: u64, port: u16, sent: u64) -> (UdpKey, UdpFlow) {
-        let mut key = UdpKey { sk, dport: port, ..Default::default() };
-        key.daddr[..4].copy_from_slice(&[127, 0, 0, 9]);
-        let flow = UdpFlow {
-            conn_id,
-            start_ns: crate::fake::START_NS,
-            bytes_sent: sent,
-            packets_sent: 1,
-            role: raw::ROLE_CLIENT,
-            ..Default::default()
-        };
-        (key, flow)
-    }
-
-    fn udp_open(conn_id: u64, sk: u64, port: u16, ts: u64) -> RawEvent {
-        let mut r = RawEvent {
-            ts_ns: ts,
-            start_ns: ts,
-            conn_id,
-            sk,
-            kind: kind::OPEN,
-            protocol: raw::PROTO_UDP,
-            role: raw::ROLE_CLIENT,
-            family: 4,
-            sport: 5353,
-            dport: port,
-            pid: 7,
-            bytes_sent: 10,
-            packets_sent: 1,
-            ..Default::default()
-        };
-        r.daddr[..4].copy_from_slice(&[127, 0, 0, 9]);
-        r
+            ..records::tcp(kind, conn_id, ts)
+        }
     }
 
     fn start(opts: &RecordOptions, setup: impl FnOnce(&FakeHandle)) -> (Recorder<FakeKernel>, FakeHandle) {

@@ -50,6 +50,25 @@ fn wait_log(log: &Path, needle: &str, p: &mut Proc) {
     }
 }
 
+/// Starts `gespann replay --live ARGS -c CONFIG` (logging to `log`) and waits until it exports.
+fn start_live(args: &[&str], cfg: &Path, log: &Path) -> Proc {
+    let mut p = Proc(
+        Command::new(gespann_binary())
+            .args(["replay", "--live"])
+            .args(args)
+            .arg("-c")
+            .arg(cfg)
+            .env("RUST_LOG", "gespann_replay=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("run gespann"),
+    );
+    wait_log(log, "exporting live events", &mut p);
+    p
+}
+
 /// `CONNECTIONS` request/response exchanges on loopback; returns the server port.
 fn request_reply_traffic() -> u16 {
     request_reply_on(TcpListener::bind("127.0.0.1:0").unwrap())
@@ -131,20 +150,7 @@ fn live_export_shows_real_loopback_traffic() {
     .unwrap();
     let recording = dir.path().join("live.parquet");
     let log = dir.path().join("stderr");
-    let mut p = Proc(
-        Command::new(gespann_binary())
-            .args(["replay", "--live", "-c"])
-            .arg(&cfg)
-            .arg("--record")
-            .arg(&recording)
-            .env("RUST_LOG", "gespann_replay=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("run gespann"),
-    );
-    wait_log(&log, "exporting live events", &mut p);
+    let mut p = start_live(&["--record", recording.to_str().unwrap()], &cfg, &log);
     let metrics: SocketAddr = ([127, 0, 0, 1], port).into();
     let before = parse_exposition(&http(metrics, "GET", "/metrics").unwrap().1);
     let resets_before = before.get("gespann_reset_connections_total").copied().unwrap_or(0.0);
@@ -235,20 +241,7 @@ fn live_port_filter_keeps_only_that_port() {
     .unwrap();
     let log = dir.path().join("stderr");
     let recording = dir.path().join("filtered.parquet");
-    let mut p = Proc(
-        Command::new(gespann_binary())
-            .args(["replay", "--live", "--port", &watched_port.to_string(), "-c"])
-            .arg(&cfg)
-            .arg("--record")
-            .arg(&recording)
-            .env("RUST_LOG", "gespann_replay=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("run gespann"),
-    );
-    wait_log(&log, "exporting live events", &mut p);
+    let mut p = start_live(&["--port", &watched_port.to_string(), "--record", recording.to_str().unwrap()], &cfg, &log);
     let other_port = request_reply_traffic();
     request_reply_on(watched);
     let metrics: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -311,18 +304,7 @@ fn live_port_filter_also_drops_refused_connects() {
     )
     .unwrap();
     let log = dir.path().join("stderr");
-    let mut p = Proc(
-        Command::new(gespann_binary())
-            .args(["replay", "--live", "--port", &watched_port.to_string(), "-c"])
-            .arg(&cfg)
-            .env("RUST_LOG", "gespann_replay=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("run gespann"),
-    );
-    wait_log(&log, "exporting live events", &mut p);
+    let _live = start_live(&["--port", &watched_port.to_string()], &cfg, &log);
     let refused_port = free_port();
     assert!(TcpStream::connect(("127.0.0.1", refused_port)).is_err());
     // Then one exchange on the watched port, to know the events have been processed.
@@ -348,20 +330,7 @@ fn live_record_killed_with_sigkill_is_recovered_up_to_its_last_checkpoint() {
     let out = dir.path().join("live.parquet");
     let refused_port = free_port();
     let log = dir.path().join("stderr");
-    let mut p = Proc(
-        Command::new(gespann_binary())
-            .args(["replay", "--live", "--port", &refused_port.to_string(), "--record"])
-            .arg(&out)
-            .arg("-c")
-            .arg(&cfg)
-            .env("RUST_LOG", "gespann_replay=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("run gespann"),
-    );
-    wait_log(&log, "exporting live events", &mut p);
+    let mut p = start_live(&["--port", &refused_port.to_string(), "--record", out.to_str().unwrap()], &cfg, &log);
     const REFUSED: usize = 30;
     for _ in 0..REFUSED {
         assert!(TcpStream::connect(("127.0.0.1", refused_port)).is_err());

@@ -516,28 +516,7 @@ mod tests {
     use super::payload::TCP_LAST_ACK;
     use super::*;
 
-    fn raw_tcp(kind: u8, conn_id: u64, ts: u64) -> RawEvent {
-        let mut r = RawEvent {
-            ts_ns: ts,
-            start_ns: 100,
-            conn_id,
-            kind,
-            protocol: raw::PROTO_TCP,
-            role: raw::ROLE_CLIENT,
-            family: 4,
-            sport: 40000,
-            dport: 80,
-            pid: 42,
-            state: 1,
-            flags: flags::HAS_RTT,
-            rtt_us: 30,
-            ..Default::default()
-        };
-        r.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-        r.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
-        r.comm[..4].copy_from_slice(b"curl");
-        r
-    }
+    use crate::fake::records::tcp as raw_tcp;
 
     fn tracker() -> Tracker {
         Tracker::new(Clock::fixed(1_000_000_000), ResetReasons::default())
