@@ -63,11 +63,7 @@ pub fn caused_by_permission(e: &(dyn std::error::Error + 'static)) -> bool {
 impl RecorderError {
     /// A load failure: a permission error when the kernel said EPERM/EACCES.
     pub(crate) fn load(e: aya::EbpfError) -> RecorderError {
-        if caused_by_permission(&e) {
-            RecorderError::Permission(Box::new(e))
-        } else {
-            RecorderError::Load(Box::new(e))
-        }
+        if caused_by_permission(&e) { RecorderError::Permission(Box::new(e)) } else { RecorderError::Load(Box::new(e)) }
     }
 
     /// True when the cause is missing privileges.

@@ -108,7 +108,11 @@ pub struct RecordOptions {
 
 impl Default for RecordOptions {
     fn default() -> Self {
-        RecordOptions { filters: Filters::default(), sample_interval: Duration::from_secs(1), ring_buffer_bytes: 16 << 20 }
+        RecordOptions {
+            filters: Filters::default(),
+            sample_interval: Duration::from_secs(1),
+            ring_buffer_bytes: 16 << 20,
+        }
     }
 }
 

@@ -346,7 +346,10 @@ mod tests {
             info: Some(TcpInfo { bytes_acked: 1, ..Default::default() }),
         };
         let owner = |pid, comm: &str| ProcOwner { pid, comm: comm.into(), cgroup_id: 1 };
-        let opts = RecordOptions { filters: Filters::new(vec![], vec!["nginx".into()], vec![]).unwrap(), ..Default::default() };
+        let opts = RecordOptions {
+            filters: Filters::new(vec![], vec!["nginx".into()], vec![]).unwrap(),
+            ..Default::default()
+        };
         let (mut rec, h) = start(&opts, |h| {
             let mut s = h.state();
             s.tcp = vec![sock(443, 0, 1, 10), sock(443, 5000, 2, 1), sock(5001, 80, 3, 1), sock(5002, 80, 4, 1)];
@@ -369,7 +372,13 @@ mod tests {
             h.state().udp_flows.insert(k, f);
             h.push(&udp_open(id, 9, port, t0 + MS));
         }
-        h.push(&RawEvent { kind: kind::UDP_RELEASE, protocol: raw::PROTO_UDP, sk: 9, ts_ns: t0 + 2 * MS, ..Default::default() });
+        h.push(&RawEvent {
+            kind: kind::UDP_RELEASE,
+            protocol: raw::PROTO_UDP,
+            sk: 9,
+            ts_ns: t0 + 2 * MS,
+            ..Default::default()
+        });
         let rows = run(&mut rec, &h, 800 * MS);
         let closes: Vec<_> = rows.iter().filter(|e| e.kind == EventKind::Close).collect();
         assert_eq!(closes.len(), 2, "{rows:?}");

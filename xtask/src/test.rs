@@ -81,9 +81,7 @@ fn setup(root: &Path) -> Result<()> {
         run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
     run_cmd(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "--disable-pip-version-check"])
-            .args(PYTHON_PACKAGES),
+        Command::new(venv.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check"]).args(PYTHON_PACKAGES),
     )?;
     Ok(())
 }

@@ -37,4 +37,3 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
-

@@ -28,8 +28,8 @@ use crate::sockdiag::{ProcOwner, TcpSocket};
 
 pub use clock::{Clock, monotonic_ns, realtime_ns};
 pub use payload::{Counters, tcp_payload};
-pub use reasons::ResetReasons;
 use payload::{measured_rtt, rtt_of};
+pub use reasons::ResetReasons;
 use reorder::Reorder;
 use tuples::Tuples;
 

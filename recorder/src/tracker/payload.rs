@@ -29,7 +29,6 @@ pub fn tcp_payload(
     (sent, received)
 }
 
-
 /// A connection's cumulative counters, as a row carries them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {

@@ -47,7 +47,6 @@ impl ResetReasons {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
