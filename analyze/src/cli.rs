@@ -117,7 +117,7 @@ pub fn run_with(args: AnalyzeArgs, out: &mut dyn Write, progress: bool) -> Resul
     if let Some(n) = args.threads {
         builder.worker_threads(n.max(1));
     }
-    let rt = builder.build().map_err(|e| AnalyzeError::Engine(e.to_string()))?;
+    let rt = builder.build().map_err(|e| AnalyzeError::engine("cannot start the query engine", e))?;
     rt.block_on(run_async(&args, &catalog, out, progress))
 }
 

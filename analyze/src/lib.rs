@@ -35,4 +35,4 @@ pub mod reports;
 pub mod session;
 pub mod split;
 
-pub use error::AnalyzeError;
+pub use error::{AnalyzeError, EngineCause};

@@ -20,9 +20,9 @@ use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 use gespann_common::schema;
 
-use crate::AnalyzeError;
 use crate::inputs::Recording;
 use crate::reports::CONNECTIONS_VIEW;
+use crate::{AnalyzeError, EngineCause};
 
 /// Engine settings.
 #[derive(Clone, Debug)]
@@ -61,7 +61,7 @@ impl Analyzer {
         // DATAFUSION_* environment variables tune the engine, as in datafusion-cli (e.g.
         // DATAFUSION_EXECUTION_BATCH_SIZE=16384).
         let mut config = SessionConfig::from_env()
-            .map_err(|e| AnalyzeError::Engine(e.to_string()))?
+            .map_err(|e| AnalyzeError::engine("cannot start the query engine", e))?
             .with_information_schema(true)
             .with_default_catalog_and_schema("gespann", "public");
         if let Some(n) = opts.threads {
@@ -88,7 +88,7 @@ impl Analyzer {
             )))
             .with_disk_manager_builder(DiskManagerBuilder::default())
             .build_arc()
-            .map_err(|e| AnalyzeError::Engine(e.to_string()))?;
+            .map_err(|e| AnalyzeError::engine("cannot start the query engine", e))?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_udf(epoch_ns_udf());
         ctx.register_udf(make_timestamp_ns_udf());
@@ -107,7 +107,7 @@ impl Analyzer {
             };
             ctx.register_parquet(&table, abs.to_string_lossy().as_ref(), options)
                 .await
-                .map_err(|cause| AnalyzeError::Register { path: rec.path.clone(), cause })?;
+                .map_err(|e| AnalyzeError::Register { path: rec.path.clone(), cause: EngineCause(e) })?;
             union.push(format!("SELECT {columns}, {} AS source FROM {table}", sql_literal(&rec.source)));
         }
         let events = format!("CREATE VIEW events AS {}", union.join("\nUNION ALL\n"));
@@ -167,7 +167,7 @@ impl Analyzer {
                 self.connections_to_disk(passes).await
             };
             match result {
-                Err(AnalyzeError::Query { cause, .. }) if out_of_memory(&cause) && passes < MAX_PASSES => {
+                Err(AnalyzeError::Query { cause, .. }) if cause.is_out_of_memory() && passes < MAX_PASSES => {
                     tracing::debug!(passes, %cause, "the connections did not fit; doubling the passes");
                     passes *= 2;
                 }
@@ -243,10 +243,9 @@ impl Analyzer {
         let dir = tempfile::Builder::new()
             .prefix("gespann-analyze-")
             .tempdir()
-            .map_err(|e| AnalyzeError::Engine(format!("cannot create a temporary directory: {e}")))?;
+            .map_err(|e| AnalyzeError::engine("cannot create a temporary directory", e))?;
         let out = dir.path().join("connections");
-        std::fs::create_dir(&out)
-            .map_err(|e| AnalyzeError::Engine(format!("cannot create `{}`: {e}", out.display())))?;
+        std::fs::create_dir(&out).map_err(|e| AnalyzeError::engine(format!("cannot create `{}`", out.display()), e))?;
         // The slices of each input, [input][pass]; none when one pass reads the inputs.
         let mut slices: Vec<Vec<PathBuf>> = Vec::new();
         if passes > 1 {
@@ -371,11 +370,6 @@ fn compact(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> 
         })
         .collect();
     RecordBatch::try_new(batch.schema(), columns)
-}
-
-/// Whether `e` is the memory pool refusing an allocation (possibly wrapped).
-fn out_of_memory(e: &DataFusionError) -> bool {
-    matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
 }
 
 /// The `connections` query over one file's table (see `queries/views/connections.sql`).

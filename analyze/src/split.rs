@@ -17,6 +17,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::ipc::CompressionType;
 use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use datafusion::prelude::SessionContext;
@@ -40,29 +41,54 @@ pub async fn split_by_connection(
     let streams = df.execute_stream_partitioned().await.map_err(|e| AnalyzeError::query(what.as_str(), e))?;
     let dirs: Vec<PathBuf> = (0..slices).map(|n| dir.join(format!("slice-{n}"))).collect();
     for d in &dirs {
-        std::fs::create_dir_all(d).map_err(|e| engine(&what, format!("cannot create `{}`: {e}", d.display())))?;
+        std::fs::create_dir_all(d)
+            .map_err(|source| AnalyzeError::engine(what.as_str(), SliceError::Create { path: d.clone(), source }))?;
     }
     let mut tasks = Vec::with_capacity(streams.len());
     for (partition, mut stream) in streams.into_iter().enumerate() {
         let paths: Vec<PathBuf> = dirs.iter().map(|d| d.join(format!("{stem}-{partition}.arrow"))).collect();
         let what = what.clone();
-        let mut writer = SliceWriter::create(&paths, stream.schema()).map_err(|e| engine(&what, e))?;
+        let mut writer =
+            SliceWriter::create(&paths, stream.schema()).map_err(|e| AnalyzeError::engine(what.as_str(), e))?;
         tasks.push(tokio::spawn(async move {
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| AnalyzeError::query(what.as_str(), e))?;
-                writer.write(&batch).map_err(|e| engine(&what, e))?;
+                writer.write(&batch).map_err(|e| AnalyzeError::engine(what.as_str(), e))?;
             }
-            writer.finish().map_err(|e| engine(&what, e))
+            writer.finish().map_err(|e| AnalyzeError::engine(what.as_str(), e))
         }));
     }
     for t in tasks {
-        t.await.map_err(|e| engine(&what, e.to_string()))??;
+        t.await.map_err(|e| AnalyzeError::engine(what.as_str(), e))??;
     }
     Ok(dirs)
 }
 
-fn engine(what: &str, e: String) -> AnalyzeError {
-    AnalyzeError::Engine(format!("{what}: {e}"))
+/// Why a slice could not be written.
+#[derive(Debug, thiserror::Error)]
+enum SliceError {
+    #[error("cannot create `{}`", path.display())]
+    Create { path: PathBuf, source: std::io::Error },
+    #[error("`conn_id` is not UInt64")]
+    ConnIdType,
+    #[error(transparent)]
+    Io(std::io::Error),
+    #[error(transparent)]
+    External(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Arrow(ArrowError),
+}
+
+/// Arrow's I/O and external errors print their inner error and return it as their source too:
+/// the inner error takes their place, so that the chain says it once.
+impl From<ArrowError> for SliceError {
+    fn from(e: ArrowError) -> Self {
+        match e {
+            ArrowError::IoError(_, io) => SliceError::Io(io),
+            ArrowError::ExternalError(inner) => SliceError::External(inner),
+            other => SliceError::Arrow(other),
+        }
+    }
 }
 
 /// One scan partition's writers, one per slice.
@@ -74,7 +100,7 @@ struct SliceWriter {
 }
 
 impl SliceWriter {
-    fn create(paths: &[PathBuf], input: SchemaRef) -> Result<Self, String> {
+    fn create(paths: &[PathBuf], input: SchemaRef) -> Result<Self, SliceError> {
         // String views share their buffers across the rows taken out of a batch; plain
         // strings keep each slice's file to its own bytes.
         let fields: Vec<Field> = input
@@ -86,27 +112,18 @@ impl SliceWriter {
             })
             .collect();
         let schema = Arc::new(Schema::new(fields));
-        let conn_id = schema.index_of("conn_id").map_err(|e| e.to_string())?;
-        let options = IpcWriteOptions::default()
-            .try_with_compression(Some(CompressionType::LZ4_FRAME))
-            .map_err(|e| e.to_string())?;
+        let conn_id = schema.index_of("conn_id")?;
+        let options = IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
         let mut writers = Vec::with_capacity(paths.len());
         for p in paths {
-            let f = File::create(p).map_err(|e| format!("cannot create `{}`: {e}", p.display()))?;
-            writers.push(
-                FileWriter::try_new_with_options(BufWriter::new(f), &schema, options.clone())
-                    .map_err(|e| e.to_string())?,
-            );
+            let f = File::create(p).map_err(|source| SliceError::Create { path: p.clone(), source })?;
+            writers.push(FileWriter::try_new_with_options(BufWriter::new(f), &schema, options.clone())?);
         }
         Ok(SliceWriter { schema, conn_id, rows: vec![Vec::new(); paths.len()], writers })
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> Result<(), String> {
-        let ids = batch
-            .column(self.conn_id)
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .ok_or_else(|| "`conn_id` is not UInt64".to_string())?;
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SliceError> {
+        let ids = batch.column(self.conn_id).as_any().downcast_ref::<UInt64Array>().ok_or(SliceError::ConnIdType)?;
         let n = self.writers.len() as u64;
         for (row, id) in ids.values().iter().enumerate() {
             self.rows[(id % n) as usize].push(row as u32);
@@ -124,17 +141,16 @@ impl SliceWriter {
                     let taken = take(c.as_ref(), &indices, None)?;
                     if taken.data_type() == f.data_type() { Ok(taken) } else { cast(&taken, f.data_type()) }
                 })
-                .collect::<Result<Vec<ArrayRef>, _>>()
-                .map_err(|e| e.to_string())?;
-            let slice = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| e.to_string())?;
-            w.write(&slice).map_err(|e| e.to_string())?;
+                .collect::<Result<Vec<ArrayRef>, _>>()?;
+            let slice = RecordBatch::try_new(self.schema.clone(), columns)?;
+            w.write(&slice)?;
         }
         Ok(())
     }
 
-    fn finish(self) -> Result<(), String> {
+    fn finish(self) -> Result<(), SliceError> {
         for mut w in self.writers {
-            w.finish().map_err(|e| e.to_string())?;
+            w.finish()?;
         }
         Ok(())
     }

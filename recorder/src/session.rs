@@ -61,7 +61,9 @@ impl Session<Probes> {
         match Probes::load(opts) {
             Ok(kernel) => Session::with_kernel(kernel, opts, output),
             Err(e) => {
-                output.map(Output::abandon);
+                if let Some(o) = output {
+                    o.abandon();
+                }
                 Err(SessionError::Start(e))
             }
         }
@@ -74,7 +76,9 @@ impl<K: Kernel> Session<K> {
         let recorder = match Recorder::new(kernel, opts) {
             Ok(r) => r,
             Err(e) => {
-                output.map(Output::abandon);
+                if let Some(o) = output {
+                    o.abandon();
+                }
                 return Err(SessionError::Start(e));
             }
         };

@@ -33,10 +33,19 @@ use crate::scalars::{checked_scalar, human_duration};
 /// A configuration problem; the message carries the key path and line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config `{path}`: {source}")]
+    #[error("cannot read config `{path}`")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("bad config `{path}`: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// serde_yaml's error (key path, what is wrong, usually the line) is the source; `line` is
+    /// the offending key's line when serde_yaml gives none (it gives none for an unknown key at
+    /// the top level).
+    #[error("bad config `{path}`{}", at_line(*line))]
+    Yaml { path: PathBuf, line: Option<usize>, source: serde_yaml::Error },
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|l| format!(" (line {l})")).unwrap_or_default()
 }
 
 /// The whole configuration.
@@ -124,22 +133,18 @@ struct RawConfig {
     adapters: Option<Vec<AdapterConfig>>,
 }
 
-/// serde_yaml's message, with the line of the offending key added when serde_yaml gives no
-/// location (it gives none for an unknown key at the top level).
-fn with_line(text: &str, e: serde_yaml::Error) -> String {
+/// The line (1-based) to name for `e` when serde_yaml's message names none: the offending key's
+/// for an unknown key, else serde_yaml's location.
+fn missing_line(text: &str, e: &serde_yaml::Error) -> Option<usize> {
     let msg = e.to_string();
     if msg.contains(" line ") {
-        return msg;
+        return None;
     }
     let key = msg.strip_prefix("unknown field `").and_then(|r| r.split_once('`')).map(|(k, _)| k);
     let line = key.and_then(|k| {
         text.lines().position(|l| l.trim_start().strip_prefix(k).is_some_and(|r| r.trim_start().starts_with(':')))
     });
-    match (line, e.location()) {
-        (Some(i), _) => format!("{msg} at line {}", i + 1),
-        (None, Some(l)) => format!("{msg} at line {} column {}", l.line(), l.column()),
-        (None, None) => msg,
-    }
+    line.map(|i| i + 1).or_else(|| e.location().map(|l| l.line()))
 }
 
 impl Config {
@@ -156,7 +161,11 @@ impl Config {
         if text.trim().is_empty() {
             return Err(invalid("the file is empty (expected at least `adapters:`)".into()));
         }
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| invalid(with_line(text, e)))?;
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|source| ConfigError::Yaml {
+            path: path.to_owned(),
+            line: missing_line(text, &source),
+            source,
+        })?;
         let mut c = Config { log_level: raw.log_level, ..Config::default() };
         if let Some(t) = raw.idle_threshold {
             c.processor.idle_threshold = t;
@@ -176,8 +185,17 @@ mod tests {
     use super::*;
     use crate::adapters::prometheus::{Listen, Port};
 
+    /// The error and its causes, as the binary prints them.
     fn parse(text: &str) -> Result<Config, String> {
-        Config::parse(Path::new("config.yaml"), text).map_err(|e| e.to_string())
+        Config::parse(Path::new("config.yaml"), text).map_err(|e| {
+            let mut out = e.to_string();
+            let mut cur = std::error::Error::source(&e);
+            while let Some(c) = cur {
+                out.push_str(&format!(": {c}"));
+                cur = c.source();
+            }
+            out
+        })
     }
 
     #[test]

@@ -33,7 +33,8 @@ struct Opts {
     bin: Option<PathBuf>,
 }
 
-fn parse(args: &[String]) -> Result<Opts> {
+/// The options, or `None` when help was asked for (and printed).
+fn parse(args: &[String]) -> Result<Option<Opts>> {
     let mut o = Opts { events: 10_000_000, seed: 1, input: None, top_n: 20, flush_interval: "1s".into(), bin: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -47,12 +48,12 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--bin" => o.bin = Some(PathBuf::from(val("--bin")?)),
             "-h" | "--help" => {
                 eprintln!("{USAGE}");
-                std::process::exit(0);
+                return Ok(None);
             }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
     }
-    Ok(o)
+    Ok(Some(o))
 }
 
 /// Counts datagrams (and their lines) arriving at a local DogStatsD stand-in.
@@ -157,7 +158,7 @@ fn ms(d: Duration) -> String {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
+    let Some(o) = parse(args)? else { return Ok(()) };
     let root = crate::util::root()?;
     let bin = o.bin.clone().unwrap_or_else(|| root.join("target/release/gespann"));
     if !bin.is_file() {

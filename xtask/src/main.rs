@@ -2,6 +2,8 @@
 //! rebuild and check the committed BPF object, make the sample recordings, generate synthetic
 //! recordings, run the benchmarks. Everything here shells out to real tools; nothing is faked.
 
+use std::process::ExitCode;
+
 use anyhow::{Result, bail};
 
 use crate::util::root;
@@ -30,21 +32,23 @@ tasks:
   bench-replay     replay at --speed max through both adapters: events/s, scrape time, datagrams
 ";
 
-fn main() {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Err(e) = run(&args) {
-        eprintln!("xtask: {e:#}");
-        std::process::exit(1);
+    let Some((task, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match run(task, rest) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn run(args: &[String]) -> Result<()> {
-    let Some(task) = args.first() else {
-        eprint!("{USAGE}");
-        std::process::exit(2);
-    };
-    let rest = &args[1..];
-    match task.as_str() {
+fn run(task: &str, rest: &[String]) -> Result<()> {
+    match task {
         "build-ebpf" => ebpf::build(&root()?.join(ebpf::OBJECT)),
         "check-ebpf" => ebpf::check(),
         "synth" => synth::run(rest),

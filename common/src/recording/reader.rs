@@ -72,8 +72,7 @@ pub(super) fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilde
         return Err(FormatError::NotParquet { path: path.to_owned(), hint });
     }
     file.seek(SeekFrom::Start(0)).map_err(|source| FormatError::Open { path: path.to_owned(), source })?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|source| FormatError::Corrupt { path: path.to_owned(), source })
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| FormatError::corrupt(path, e))
 }
 
 fn check_builder(
@@ -112,10 +111,7 @@ impl RecordingReader {
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let builder = open_builder(path)?;
         let (meta, rows) = check_builder(path, &builder)?;
-        let reader = builder
-            .with_batch_size(8192)
-            .build()
-            .map_err(|source| FormatError::Corrupt { path: path.to_owned(), source })?;
+        let reader = builder.with_batch_size(8192).build().map_err(|e| FormatError::corrupt(path, e))?;
         Ok(RecordingReader { path: path.to_owned(), meta, rows, reader })
     }
 
@@ -124,10 +120,7 @@ impl RecordingReader {
         let batch = match self.reader.next()? {
             Ok(b) => b,
             Err(e) => {
-                return Some(Err(FormatError::Corrupt {
-                    path: self.path.clone(),
-                    source: parquet::errors::ParquetError::ArrowError(e.to_string()),
-                }));
+                return Some(Err(FormatError::corrupt(&self.path, e)));
             }
         };
         Some(events_from_batch(&self.path, &batch))

@@ -61,8 +61,8 @@ impl<W: Write + Send> RecordingWriter<W> {
         parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema::schema(), &mut with_schema);
         let start_kv = with_schema.key_value_metadata().cloned().unwrap_or_default();
         let writer_version = props.writer_version().as_num();
-        let writer = ArrowWriter::try_new(sink, schema::schema(), Some(props))
-            .map_err(|source| FormatError::Write { path: path.to_owned(), source })?;
+        let writer =
+            ArrowWriter::try_new(sink, schema::schema(), Some(props)).map_err(|e| FormatError::write(path, e))?;
         Ok(RecordingWriter {
             path: path.to_owned(),
             writer,
@@ -79,17 +79,17 @@ impl<W: Write + Send> RecordingWriter<W> {
     /// followed by `footer` form a complete recording of every row so far, with `ended_at`
     /// and `events_lost` in its metadata. The writer carries on as if nothing happened.
     pub fn checkpoint(&mut self, ended_at: &str, events_lost: u64) -> Result<(u64, Vec<u8>), FormatError> {
-        let werr = |path: &Path, source| FormatError::Write { path: path.to_owned(), source };
         self.flush_row_group()?;
-        self.writer.sync().map_err(|e| werr(&self.path, e.into()))?;
+        self.writer.sync().map_err(|e| FormatError::write(&self.path, e))?;
         let data_len = self.writer.bytes_written() as u64;
         let row_groups = self.writer.flushed_row_groups().to_vec();
         let num_rows = row_groups.iter().map(|rg| rg.num_rows()).sum();
         let mut kv = self.start_kv.clone();
         kv.extend(end_pairs(ended_at, events_lost));
         kv.extend(self.counts.iter().cloned());
-        let descr =
-            parquet::arrow::ArrowSchemaConverter::new().convert(&schema::schema()).map_err(|e| werr(&self.path, e))?;
+        let descr = parquet::arrow::ArrowSchemaConverter::new()
+            .convert(&schema::schema())
+            .map_err(|e| FormatError::write(&self.path, e))?;
         let file_meta = FileMetaData::new(
             self.writer_version,
             num_rows,
@@ -100,7 +100,7 @@ impl<W: Write + Send> RecordingWriter<W> {
         );
         let md = ParquetMetaData::new(file_meta, row_groups);
         let mut footer = Vec::new();
-        ParquetMetaDataWriter::new(&mut footer, &md).finish().map_err(|e| werr(&self.path, e))?;
+        ParquetMetaDataWriter::new(&mut footer, &md).finish().map_err(|e| FormatError::write(&self.path, e))?;
         Ok((data_len, footer))
     }
 
@@ -124,13 +124,13 @@ impl<W: Write + Send> RecordingWriter<W> {
             return Ok(());
         }
         let batch = self.batch.finish();
-        self.writer.write(&batch).map_err(|source| FormatError::Write { path: self.path.clone(), source })
+        self.writer.write(&batch).map_err(|e| FormatError::write(&self.path, e))
     }
 
     /// Ends the current row group so everything pushed so far is encoded and handed to the sink.
     pub fn flush_row_group(&mut self) -> Result<(), FormatError> {
         self.write_batch()?;
-        self.writer.flush().map_err(|source| FormatError::Write { path: self.path.clone(), source })
+        self.writer.flush().map_err(|e| FormatError::write(&self.path, e))
     }
 
     pub fn rows(&self) -> u64 {
@@ -148,12 +148,8 @@ impl<W: Write + Send> RecordingWriter<W> {
         for kv in end_pairs(ended_at, events_lost).into_iter().chain(std::mem::take(&mut self.counts)) {
             self.writer.append_key_value_metadata(kv);
         }
-        let err = |source| FormatError::Write { path: self.path.clone(), source };
-        let md = self.writer.finish().map_err(err)?;
-        self.writer
-            .inner_mut()
-            .flush()
-            .map_err(|e| FormatError::Write { path: self.path.clone(), source: e.into() })?;
+        let md = self.writer.finish().map_err(|e| FormatError::write(&self.path, e))?;
+        self.writer.inner_mut().flush().map_err(|e| FormatError::write(&self.path, e))?;
         Ok(WriteSummary { rows: self.rows, bytes: self.writer.bytes_written() as u64, row_groups: md.num_row_groups() })
     }
 
@@ -173,25 +169,22 @@ pub fn compact(path: &Path) -> Result<WriteSummary, FormatError> {
         .key_value_metadata()
         .map(|kvs| kvs.iter().filter(|k| k.key != parquet::arrow::ARROW_SCHEMA_META_KEY).cloned().collect())
         .unwrap_or_default();
-    let reader = builder
-        .with_batch_size(65536)
-        .build()
-        .map_err(|source| FormatError::Corrupt { path: path.to_owned(), source })?;
+    let reader = builder.with_batch_size(65536).build().map_err(|e| FormatError::corrupt(path, e))?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".compact");
     let tmp = PathBuf::from(tmp);
     let file = create_private(&tmp, true)?;
     let props = writer_properties().into_builder().set_key_value_metadata(Some(kv)).build();
-    let werr = |source| FormatError::Write { path: tmp.clone(), source };
+    let werr = |e: parquet::errors::ParquetError| FormatError::write(&tmp, e);
     let mut w = ArrowWriter::try_new(file, schema::schema(), Some(props)).map_err(werr)?;
     let mut rows = 0u64;
     for batch in reader {
-        let batch = batch.map_err(|e| FormatError::Corrupt { path: path.to_owned(), source: e.into() })?;
+        let batch = batch.map_err(|e| FormatError::corrupt(path, e))?;
         rows += batch.num_rows() as u64;
         w.write(&batch).map_err(werr)?;
     }
     w.finish().map_err(werr)?;
-    w.inner().sync_all().map_err(|e| werr(e.into()))?;
+    w.inner().sync_all().map_err(|e| FormatError::write(&tmp, e))?;
     let bytes = w.bytes_written() as u64;
     drop(w);
     std::fs::rename(&tmp, path).map_err(|source| FormatError::Create { path: path.to_owned(), source })?;

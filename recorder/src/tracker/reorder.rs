@@ -35,7 +35,6 @@ impl Reorder {
         self.late_rows
     }
 
-    #[expect(clippy::len_without_is_empty, reason = "only the length is asked for")]
     pub fn len(&self) -> usize {
         self.pending.len()
     }

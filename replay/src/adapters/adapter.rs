@@ -66,12 +66,29 @@ pub trait Adapter: Send {
 /// An adapter failed; each variant names the address.
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
-    #[error("prometheus adapter: cannot listen on {addr}: {source}")]
+    #[error("prometheus adapter: cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("prometheus adapter: accepting on {addr} failed: {source}")]
+    #[error("prometheus adapter: accepting on {addr} failed")]
     Accept { addr: SocketAddr, source: std::io::Error },
-    #[error("datadog adapter: cannot resolve `{host}`: {reason}")]
-    Resolve { host: String, reason: String },
-    #[error("datadog adapter: cannot open a UDP socket towards {addr}: {source}")]
+    #[error("datadog adapter: cannot resolve `{host}` (expected host:port, e.g. localhost:8125)")]
+    Resolve { host: String, source: std::io::Error },
+    #[error("datadog adapter: `{host}` resolves to no address")]
+    NoAddress { host: String },
+    #[error("datadog adapter: cannot open a UDP socket towards {addr}")]
     Udp { addr: SocketAddr, source: std::io::Error },
+    #[error("datadog adapter: cannot set up sending towards {addr}")]
+    Sink { addr: SocketAddr, source: SinkCause },
 }
+
+/// cadence's error as a source. It is the end of the chain: for an I/O failure cadence prints
+/// the I/O error and also returns it as its `source()`, which would say it twice.
+#[derive(Debug)]
+pub struct SinkCause(pub cadence::MetricError);
+
+impl std::fmt::Display for SinkCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SinkCause {}

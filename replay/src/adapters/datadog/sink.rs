@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::config::DatadogConfig;
 use super::encoder::DeltaEncoder;
-use crate::adapters::adapter::{Adapter, AdapterError, AdapterTask, MetricsHandle, Phase};
+use crate::adapters::adapter::{Adapter, AdapterError, AdapterTask, MetricsHandle, Phase, SinkCause};
 
 /// Lines queued by the adapter and datagrams the UDP sink sent, for tests and the benchmark.
 #[derive(Debug, Default)]
@@ -47,10 +47,14 @@ impl DatadogAdapter {
 
 /// Resolves `host:port`, preferring IPv4 (as `localhost` usually means 127.0.0.1 to an agent).
 fn resolve(host: &str) -> Result<SocketAddr, AdapterError> {
-    let err = |reason: String| AdapterError::Resolve { host: host.to_string(), reason };
     let addrs: Vec<SocketAddr> =
-        host.to_socket_addrs().map_err(|e| err(format!("{e} (expected host:port, e.g. localhost:8125)")))?.collect();
-    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| err("no address found".into()))
+        host.to_socket_addrs().map_err(|source| AdapterError::Resolve { host: host.to_string(), source })?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| AdapterError::NoAddress { host: host.to_string() })
 }
 
 struct Flusher {
@@ -111,7 +115,7 @@ impl Adapter for DatadogAdapter {
         let udp_err = |source| AdapterError::Udp { addr, source };
         let socket = UdpSocket::bind(bind).map_err(udp_err)?;
         let buffered = BufferedUdpMetricSink::with_capacity(addr, socket, self.config.max_packet_size)
-            .map_err(|e| udp_err(std::io::Error::other(e.to_string())))?;
+            .map_err(|e| AdapterError::Sink { addr, source: SinkCause(e) })?;
         let errors = AtomicU64::new(0);
         let sink = QueuingMetricSink::builder()
             .with_capacity(QUEUE_CAPACITY)
