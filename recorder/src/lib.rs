@@ -17,7 +17,7 @@
 //! give: connections already open at start and exact periodic samples (both from sock_diag,
 //! the kernel's `ss` interface), and the time order of rows.
 //!
-//! ```ignore
+//! ```text
 //! let mut s = Session::open(&opts, Some(&output))?;   // needs root / CAP_BPF+CAP_PERFMON
 //! let mut signals = StopSignals::new()?;
 //! run_until(&mut s, Some(window), &mut signals, |rows, stats| { /* rows are written */ }).await?;

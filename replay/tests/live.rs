@@ -22,6 +22,13 @@ const CONNECTIONS: usize = 12;
 const REQUEST: usize = 1000;
 const REPLY: usize = 2500;
 
+/// One live test at a time: each sidecar sees the whole host, so one test's traffic (refused
+/// connects to a port that was free a moment ago, say) would show up in another's metrics.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -136,6 +143,7 @@ fn reset_traffic() -> u16 {
 #[test]
 #[ignore = "needs root (loads eBPF): sudo cargo xtask test runs it"]
 fn live_export_shows_real_loopback_traffic() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let statsd = UdpReceiver::start();
     let port = free_port();
@@ -227,6 +235,7 @@ fn live_export_shows_real_loopback_traffic() {
 #[test]
 #[ignore = "needs root (loads eBPF): sudo cargo xtask test runs it"]
 fn live_port_filter_keeps_only_that_port() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let watched = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -293,6 +302,7 @@ fn live_port_filter_keeps_only_that_port() {
 #[test]
 #[ignore = "needs root (loads eBPF): sudo cargo xtask test runs it"]
 fn live_port_filter_also_drops_refused_connects() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let watched = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -319,6 +329,7 @@ fn live_port_filter_also_drops_refused_connects() {
 #[test]
 #[ignore = "needs root (loads eBPF): sudo cargo xtask test runs it"]
 fn live_record_killed_with_sigkill_is_recovered_up_to_its_last_checkpoint() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = dir.path().join("config.yaml");
