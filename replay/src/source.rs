@@ -115,9 +115,9 @@ pub struct Live {
 /// A problem of the live source, naming the part that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("invalid --live options")]
+    #[error("--live")]
     Options(#[source] RecorderError),
-    #[error("live recording failed")]
+    #[error("--live")]
     Session(#[source] SessionError),
 }
 
