@@ -51,6 +51,8 @@ pub struct Ended {
 pub struct Session<K: Kernel> {
     recorder: Recorder<K>,
     output: Option<Output>,
+    /// The totals taken with the last batch: read once per tick.
+    stats: RecorderStats,
 }
 
 impl Session<Probes> {
@@ -87,7 +89,7 @@ impl<K: Kernel> Session<K> {
             out.begin()?;
             tracing::info!(path = %out.path().display(), "recording");
         }
-        Ok(Session { recorder, output })
+        Ok(Session { recorder, output, stats: RecorderStats::default() })
     }
 
     /// What could not be attached on this kernel, and what the recording lacks because of it.
@@ -102,15 +104,21 @@ impl<K: Kernel> Session<K> {
     /// Waits for the next rows (at most about 100 ms), writes them, and returns them.
     pub async fn next_batch(&mut self) -> Result<Vec<Event>, SessionError> {
         let events = self.recorder.next_events().await.map_err(SessionError::Recorder)?;
+        self.stats = self.recorder.stats();
         if let Some(out) = &mut self.output {
-            out.write(&events, &self.recorder.stats())?;
+            out.write(&events, &self.stats)?;
         }
         Ok(events)
     }
 
+    /// The totals as of the last batch (what [`Session::stats`] reads anew).
+    pub fn last_stats(&self) -> &RecorderStats {
+        &self.stats
+    }
+
     /// Ends the session: the final drain and samples, then the lost counters, then the footer.
     pub fn finish(self) -> Result<Ended, SessionError> {
-        let Session { recorder, output } = self;
+        let Session { recorder, output, .. } = self;
         let finished = recorder.finish().map_err(SessionError::Recorder)?;
         let file = match output {
             Some(mut out) => {
@@ -182,7 +190,7 @@ pub async fn run_until<K: Kernel>(
             () = &mut until_deadline => return Ok(Stop::Deadline),
             batch = session.next_batch() => {
                 let events = batch?;
-                each(&events, &session.stats());
+                each(&events, session.last_stats());
             }
         }
     }

@@ -141,7 +141,7 @@ impl Live {
     /// to `metrics`.
     pub async fn step(&mut self, metrics: &MetricsHandle) -> Result<usize, LiveError> {
         let events = self.session.next_batch().await.map_err(LiveError::Session)?;
-        feed(metrics, &events, self.session.stats().events_lost());
+        feed(metrics, &events, self.session.last_stats().events_lost());
         Ok(events.len())
     }
 
