@@ -6,11 +6,21 @@
 //! still handed out (it is a fact), and counted in [`Reorder::late_rows`], which the recording's
 //! metadata carries, so an out-of-order file never goes unnoticed.
 
+use std::collections::VecDeque;
+
 use gespann_common::Event;
 
+/// Rows arrive nearly in time order (the kernel stamps a record right after reserving its
+/// place in the one ring buffer), so the buffer keeps the rows of past drains sorted in a
+/// deque and the newest drain's rows apart: releasing takes from the front, and a drain's rows
+/// are merged in by appending them, sorting only when they overlap what is there. The cost of
+/// a tick is the rows it handles, not the whole window.
 #[derive(Debug)]
 pub struct Reorder {
-    pending: Vec<Event>,
+    /// Sorted by time.
+    sorted: VecDeque<Event>,
+    /// Rows pushed since the last release, in arrival order.
+    incoming: Vec<Event>,
     /// The time of the newest row released so far.
     released_upto: i64,
     late_rows: u64,
@@ -18,7 +28,12 @@ pub struct Reorder {
 
 impl Default for Reorder {
     fn default() -> Self {
-        Reorder { pending: Vec::with_capacity(1 << 16), released_upto: i64::MIN, late_rows: 0 }
+        Reorder {
+            sorted: VecDeque::with_capacity(1 << 16),
+            incoming: Vec::with_capacity(1 << 14),
+            released_upto: i64::MIN,
+            late_rows: 0,
+        }
     }
 }
 
@@ -27,7 +42,7 @@ impl Reorder {
         if e.ts_ns < self.released_upto {
             self.late_rows += 1;
         }
-        self.pending.push(e);
+        self.incoming.push(e);
     }
 
     /// Rows that arrived after a newer row had been released (so they are out of order).
@@ -36,38 +51,52 @@ impl Reorder {
     }
 
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.sorted.len() + self.incoming.len()
     }
 
     /// The newest waiting row of `conn_id` that `pred` accepts, to amend it.
     pub fn last_of(&mut self, conn_id: u64, pred: impl Fn(&Event) -> bool) -> Option<&mut Event> {
-        self.pending.iter_mut().rev().find(|p| p.conn_id == conn_id && pred(p))
+        let hit = |p: &&mut Event| p.conn_id == conn_id && pred(p);
+        self.incoming.iter_mut().rev().find(hit).or_else(|| self.sorted.iter_mut().rev().find(hit))
     }
 
     /// Every waiting row of `conn_id`.
     pub fn rows_of(&mut self, conn_id: u64) -> impl Iterator<Item = &mut Event> {
-        self.pending.iter_mut().filter(move |p| p.conn_id == conn_id)
+        self.sorted.iter_mut().chain(self.incoming.iter_mut()).filter(move |p| p.conn_id == conn_id)
     }
 
     /// Drops the waiting rows of `conn_id` (a connection found twice keeps one identity).
     pub fn forget(&mut self, conn_id: u64) {
-        self.pending.retain(|p| p.conn_id != conn_id);
+        self.sorted.retain(|p| p.conn_id != conn_id);
+        self.incoming.retain(|p| p.conn_id != conn_id);
+    }
+
+    /// Merges the rows pushed since the last release into the sorted deque.
+    fn merge(&mut self) {
+        if self.incoming.is_empty() {
+            return;
+        }
+        self.incoming.sort_by_key(|e| e.ts_ns);
+        let overlaps = self.sorted.back().is_some_and(|b| b.ts_ns > self.incoming[0].ts_ns);
+        self.sorted.extend(self.incoming.drain(..));
+        if overlaps {
+            self.sorted.make_contiguous().sort_by_key(|e| e.ts_ns);
+        }
     }
 
     /// Rows at or before `watermark` (wall-clock ns), in time order; later rows stay.
     pub fn release(&mut self, watermark: i64) -> Vec<Event> {
-        self.pending.sort_by_key(|e| e.ts_ns);
-        let split = self.pending.partition_point(|e| e.ts_ns <= watermark);
-        let rest = self.pending.split_off(split);
-        let ready = std::mem::replace(&mut self.pending, rest);
+        self.merge();
+        let n = self.sorted.partition_point(|e| e.ts_ns <= watermark);
+        let ready: Vec<Event> = self.sorted.drain(..n).collect();
         self.note_released(&ready);
         ready
     }
 
     /// Everything waiting, in time order.
     pub fn release_all(&mut self) -> Vec<Event> {
-        self.pending.sort_by_key(|e| e.ts_ns);
-        let ready = std::mem::take(&mut self.pending);
+        self.merge();
+        let ready: Vec<Event> = self.sorted.drain(..).collect();
         self.note_released(&ready);
         ready
     }
@@ -97,6 +126,23 @@ mod tests {
         assert_eq!(out, vec![1, 2, 3]);
         assert_eq!(r.len(), 1);
         assert_eq!(r.late_rows(), 0);
+    }
+
+    #[test]
+    fn rows_of_a_later_drain_that_overlap_earlier_ones_are_merged_in_order() {
+        let mut r = Reorder::default();
+        for (ts, id) in [(10, 1), (30, 3)] {
+            r.push(at(ts, id));
+        }
+        assert!(r.release(5).is_empty());
+        for (ts, id) in [(20, 2), (40, 4)] {
+            r.push(at(ts, id));
+        }
+        let amended = r.last_of(3, |_| true).map(|e| e.conn_id);
+        assert_eq!(amended, Some(3), "rows of earlier drains can still be amended");
+        let out: Vec<u64> = r.release(35).iter().map(|e| e.conn_id).collect();
+        assert_eq!(out, vec![1, 2, 3]);
+        assert_eq!((r.len(), r.late_rows()), (1, 0));
     }
 
     #[test]
