@@ -247,6 +247,16 @@ mod tests {
         }
     }
 
+    /// Flow `conn_id` of socket 9 to port `port` as the kernel holds it (flow table, socket
+    /// table) and its open record in the ring.
+    fn live_udp_flow(h: &FakeHandle, conn_id: u64, port: u16, ts: u64) {
+        let (k, f) = udp_flow(conn_id, 9, port, 10);
+        let mut s = h.state();
+        s.udp_flows.insert(k, f);
+        s.udp_socks.insert(9);
+        s.ring.push(udp_open(conn_id, 9, port, ts).as_bytes().to_vec());
+    }
+
     fn start(opts: &RecordOptions, setup: impl FnOnce(&FakeHandle)) -> (Recorder<FakeKernel>, FakeHandle) {
         let (k, h) = FakeKernel::new(1_000_000_000_000);
         setup(&h);
@@ -347,10 +357,7 @@ mod tests {
         let (mut rec, h) = start(&RecordOptions::default(), |_| {});
         let t0 = h.now_ns();
         for (id, port) in [(1, 53), (2, 54)] {
-            let (k, f) = udp_flow(id, 9, port, 10);
-            h.state().udp_flows.insert(k, f);
-            h.state().udp_socks.insert(9);
-            h.push(&udp_open(id, 9, port, t0 + MS));
+            live_udp_flow(&h, id, port, t0 + MS);
         }
         h.push(&RawEvent {
             kind: kind::UDP_RELEASE,
@@ -371,10 +378,7 @@ mod tests {
     fn a_udp_flow_whose_close_was_lost_does_not_stay_live() {
         let (mut rec, h) = start(&RecordOptions::default(), |_| {});
         let t0 = h.now_ns();
-        let (k, f) = udp_flow(1, 9, 53, 10);
-        h.state().udp_flows.insert(k, f);
-        h.state().udp_socks.insert(9);
-        h.push(&udp_open(1, 9, 53, t0 + MS));
+        live_udp_flow(&h, 1, 53, t0 + MS);
         run(&mut rec, &h, 200 * MS);
         // sock_release deleted the flow, but its `close` record did not fit in the ring.
         {
@@ -393,10 +397,7 @@ mod tests {
     fn a_flow_whose_close_is_still_in_the_ring_is_not_ended_twice() {
         let (mut rec, h) = start(&RecordOptions::default(), |_| {});
         let t0 = h.now_ns();
-        let (k, f) = udp_flow(1, 9, 53, 10);
-        h.state().udp_flows.insert(k, f);
-        h.state().udp_socks.insert(9);
-        h.push(&udp_open(1, 9, 53, t0 + MS));
+        live_udp_flow(&h, 1, 53, t0 + MS);
         run(&mut rec, &h, 200 * MS);
         // Released right before the sample: the flow is gone and its close waits in the ring.
         {

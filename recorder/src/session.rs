@@ -85,9 +85,13 @@ impl<K: Kernel> Session<K> {
             }
         };
         let mut output = output;
-        if let Some(out) = &mut output {
-            out.begin()?;
+        if let Some(mut out) = output.take() {
+            if let Err(e) = out.begin() {
+                out.abandon();
+                return Err(e.into());
+            }
             tracing::info!(path = %out.path().display(), "recording");
+            output = Some(out);
         }
         Ok(Session { recorder, output, stats: RecorderStats::default() })
     }
