@@ -115,7 +115,34 @@ impl ResetBy {
     }
 }
 
-/// One row of a recording (schema version 1). Counters are cumulative for the connection.
+/// Where a connection's owner runs: its cgroup v2 and, when the cgroup's path says so, the
+/// container and Kubernetes pod it belongs to. Resolved once per cgroup while recording (a
+/// container's cgroup is gone once it exits) and shared by every row of that cgroup.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Workload {
+    /// The cgroup v2 path relative to the cgroup2 root, as `/proc/PID/cgroup` shows it (`/` for
+    /// the root); empty when unknown (no owner, or the cgroup was gone before it was resolved).
+    pub cgroup: Arc<str>,
+    /// The full container id (Docker, containerd, CRI-O, podman), parsed from the cgroup path.
+    pub container_id: Option<Arc<str>>,
+    /// The container's name, from the runtime's API socket.
+    pub container_name: Option<Arc<str>>,
+    /// The Kubernetes pod uid, from a `kubepods…pod<uid>…` cgroup path.
+    pub pod_uid: Option<Arc<str>>,
+    /// The pod's name and namespace, from the kubelet's `/var/log/pods/<ns>_<name>_<uid>/`.
+    pub pod_name: Option<Arc<str>>,
+    pub pod_namespace: Option<Arc<str>>,
+}
+
+impl Workload {
+    /// The workload of a row with no owner.
+    pub fn unknown() -> Arc<Workload> {
+        static UNKNOWN: std::sync::OnceLock<Arc<Workload>> = std::sync::OnceLock::new();
+        UNKNOWN.get_or_init(|| Arc::new(Workload::default())).clone()
+    }
+}
+
+/// One row of a recording (schema version 2). Counters are cumulative for the connection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     /// Wall-clock nanoseconds since the Unix epoch (UTC).
@@ -131,6 +158,11 @@ pub struct Event {
     pub pid: u32,
     pub comm: Arc<str>,
     pub cgroup_id: u64,
+    /// Inode number of the connection's network namespace (`ls -l /proc/PID/ns/net`); 0 in a
+    /// version 1 recording.
+    pub netns: u32,
+    /// The owner's cgroup, container and pod.
+    pub workload: Arc<Workload>,
     pub state: Option<&'static str>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -164,6 +196,8 @@ impl Default for Event {
             pid: 0,
             comm: Arc::from(""),
             cgroup_id: 0,
+            netns: 0,
+            workload: Workload::unknown(),
             state: None,
             bytes_sent: 0,
             bytes_received: 0,

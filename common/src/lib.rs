@@ -4,7 +4,7 @@
 //! `struct gsp_event` (the C header in `recorder-ebpf/` is the source of truth, checked by a
 //! layout test), [`event::Event`] is the one user-space row type that the recorder writes, the
 //! analyzer reads and the replay adapters consume, and [`schema`] and [`recording`] pin schema
-//! version 1 of the Parquet file. [`journal`] makes recordings survive a crash. Nothing here needs root or the kernel, so everything that
+//! version 2 of the Parquet file (and what version 1 lacked). [`journal`] makes recordings survive a crash. Nothing here needs root or the kernel, so everything that
 //! handles recordings can be tested on byte fixtures.
 
 pub mod event;
@@ -13,5 +13,5 @@ pub mod raw;
 pub mod recording;
 pub mod schema;
 
-pub use event::{Event, EventKind, Protocol, ResetBy, Role};
+pub use event::{Event, EventKind, Protocol, ResetBy, Role, Workload};
 pub use recording::{FormatError, RecordingMeta, RecordingReader, RecordingWriter};

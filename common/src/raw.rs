@@ -63,6 +63,8 @@ pub struct RawEvent {
     pub retransmits: u32,
     pub rtt_us: u32,
     pub handshake_us: u32,
+    pub netns: u32,
+    pub _pad: u32,
     pub sport: u16,
     pub dport: u16,
     pub error: u16,
@@ -110,7 +112,8 @@ pub struct UdpFlow {
     pub packets_received: u64,
     pub role: u8,
     pub ignored: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    pub netns: u32,
     pub owner: Owner,
 }
 
@@ -134,16 +137,52 @@ pub struct TcpTuple {
     pub daddr: [u8; 16],
     pub sport: u16,
     pub dport: u16,
+    pub netns: u32,
+}
+
+/// `struct listener_key`: a listening address in its namespace, key of the kernel's `listeners`
+/// map (see [`ListenerKey::new`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ListenerKey {
+    pub netns: u32,
+    pub port: u16,
+    pub family: u8,
+    pub _pad: u8,
+    pub addr: [u8; 16],
+}
+
+impl ListenerKey {
+    /// The key of a socket of `family` (4 or 6) listening on `addr:port` in `netns`, as the
+    /// kernel builds it: an IPv4 address in the first 4 bytes, the unspecified address as zeros.
+    pub fn new(netns: u32, family: u8, addr: std::net::IpAddr, port: u16) -> ListenerKey {
+        let mut a = [0u8; 16];
+        match addr {
+            std::net::IpAddr::V4(v4) if family == 4 => a[..4].copy_from_slice(&v4.octets()),
+            std::net::IpAddr::V4(v4) => a = v4.to_ipv6_mapped().octets(),
+            std::net::IpAddr::V6(v6) => a = v6.octets(),
+        }
+        ListenerKey { netns, port, family, _pad: 0, addr: a }
+    }
+}
+
+/// `struct listener`: a listening address's owner and how many sockets listen there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Listener {
+    pub owner: Owner,
+    pub sockets: u32,
+    pub _pad: u32,
 }
 
 impl TcpTuple {
     /// The tuple as the kernel builds it from a socket, whatever its family.
-    pub fn new(local: std::net::IpAddr, sport: u16, remote: std::net::IpAddr, dport: u16) -> TcpTuple {
+    pub fn new(netns: u32, local: std::net::IpAddr, sport: u16, remote: std::net::IpAddr, dport: u16) -> TcpTuple {
         let v6 = |a: std::net::IpAddr| match a {
             std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
             std::net::IpAddr::V6(v6) => v6.octets(),
         };
-        TcpTuple { saddr: v6(local), daddr: v6(remote), sport, dport }
+        TcpTuple { saddr: v6(local), daddr: v6(remote), sport, dport, netns }
     }
 }
 
@@ -210,6 +249,8 @@ pub const MIRRORED_STRUCTS: &[MirroredStruct] = &[
             retransmits,
             rtt_us,
             handshake_us,
+            netns,
+            _pad,
             sport,
             dport,
             error,
@@ -248,6 +289,7 @@ pub const MIRRORED_STRUCTS: &[MirroredStruct] = &[
             role,
             ignored,
             _pad,
+            netns,
             owner,
         }),
     },
@@ -259,7 +301,17 @@ pub const MIRRORED_STRUCTS: &[MirroredStruct] = &[
     MirroredStruct {
         c_name: "tcp_tuple",
         size: std::mem::size_of::<TcpTuple>(),
-        fields: fields!(TcpTuple { saddr, daddr, sport, dport }),
+        fields: fields!(TcpTuple { saddr, daddr, sport, dport, netns }),
+    },
+    MirroredStruct {
+        c_name: "listener_key",
+        size: std::mem::size_of::<ListenerKey>(),
+        fields: fields!(ListenerKey { netns, port, family, _pad, addr }),
+    },
+    MirroredStruct {
+        c_name: "listener",
+        size: std::mem::size_of::<Listener>(),
+        fields: fields!(Listener { owner, sockets, _pad }),
     },
 ];
 
@@ -367,15 +419,18 @@ mod tests {
 
     #[test]
     fn tcp_tuples_use_the_ipv6_form() {
-        let t = TcpTuple::new([127, 0, 0, 1].into(), 5, "::1".parse().unwrap(), 6);
+        let t = TcpTuple::new(9, [127, 0, 0, 1].into(), 5, "::1".parse().unwrap(), 6);
         assert_eq!(t.saddr, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]);
         assert_eq!(t.daddr[15], 1);
-        assert_eq!((t.sport, t.dport), (5, 6));
+        assert_eq!((t.sport, t.dport, t.netns), (5, 6, 9));
+        let k = ListenerKey::new(9, 4, [127, 0, 0, 1].into(), 80);
+        assert_eq!(&k.addr[..5], &[127, 0, 0, 1, 0]);
+        assert_eq!(ListenerKey::new(9, 6, [127, 0, 0, 1].into(), 80).addr[10..12], [0xff, 0xff]);
     }
 
     #[test]
     fn raw_event_has_no_padding() {
-        let sum: usize = [8usize; 9].iter().sum::<usize>() + 16 + 16 + 4 * 4 + 2 * 4 + 6 + 1 + 1 + COMM_LEN;
+        let sum: usize = [8usize; 9].iter().sum::<usize>() + 16 + 16 + 4 * 6 + 2 * 4 + 6 + 1 + 1 + COMM_LEN;
         assert_eq!(sum, RawEvent::SIZE);
         assert_eq!(RawEvent::SIZE % 8, 0);
     }

@@ -1,10 +1,14 @@
-//! Schema version 1 of a Gespann recording: the public contract (documented in the README).
+//! Schema version 2 of a Gespann recording: the public contract (documented in the README).
+//!
+//! Version 2 added where a connection lives ([`V2_COLUMNS`]: its network namespace, cgroup,
+//! container and pod) after `cgroup_id`; a version 1 file has every other column, and readers
+//! take the added ones as unknown (`netns` 0, the rest empty).
 
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Parquet key-value metadata keys.
 pub mod meta {
@@ -46,6 +50,13 @@ pub mod col {
     pub const PID: &str = "pid";
     pub const COMM: &str = "comm";
     pub const CGROUP_ID: &str = "cgroup_id";
+    pub const NETNS: &str = "netns";
+    pub const CGROUP: &str = "cgroup";
+    pub const CONTAINER_ID: &str = "container_id";
+    pub const CONTAINER_NAME: &str = "container_name";
+    pub const POD_UID: &str = "pod_uid";
+    pub const POD_NAME: &str = "pod_name";
+    pub const POD_NAMESPACE: &str = "pod_namespace";
     pub const STATE: &str = "state";
     pub const BYTES_SENT: &str = "bytes_sent";
     pub const BYTES_RECEIVED: &str = "bytes_received";
@@ -65,7 +76,27 @@ pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
 }
 
-/// The Arrow schema of schema version 1.
+/// The columns version 2 added (after `cgroup_id`); a version 1 file lacks them.
+pub const V2_COLUMNS: [&str; 7] =
+    [col::NETNS, col::CGROUP, col::CONTAINER_ID, col::CONTAINER_NAME, col::POD_UID, col::POD_NAME, col::POD_NAMESPACE];
+
+/// The `cgroup` column's type: few distinct paths over many rows.
+pub fn cgroup_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// The columns a file of schema `version` must have: all of [`schema`] for version 2, all but
+/// [`V2_COLUMNS`] for version 1.
+pub fn required_fields(version: u32) -> Vec<Field> {
+    schema()
+        .fields()
+        .iter()
+        .filter(|f| version >= 2 || !V2_COLUMNS.contains(&f.name().as_str()))
+        .map(|f| f.as_ref().clone())
+        .collect()
+}
+
+/// The Arrow schema of schema version 2.
 pub fn schema() -> SchemaRef {
     use col::*;
     let f = |name: &str, dt: DataType, nullable: bool| Field::new(name, dt, nullable);
@@ -83,6 +114,13 @@ pub fn schema() -> SchemaRef {
         f(PID, DataType::UInt32, false),
         f(COMM, DataType::Utf8, false),
         f(CGROUP_ID, DataType::UInt64, false),
+        f(NETNS, DataType::UInt32, false),
+        f(CGROUP, cgroup_type(), false),
+        f(CONTAINER_ID, DataType::Utf8, true),
+        f(CONTAINER_NAME, DataType::Utf8, true),
+        f(POD_UID, DataType::Utf8, true),
+        f(POD_NAME, DataType::Utf8, true),
+        f(POD_NAMESPACE, DataType::Utf8, true),
         f(STATE, DataType::Utf8, true),
         f(BYTES_SENT, DataType::UInt64, false),
         f(BYTES_RECEIVED, DataType::UInt64, false),

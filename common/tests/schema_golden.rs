@@ -1,17 +1,31 @@
-//! The schema-v1 contract as a golden file: any change to a column's name, type or
-//! nullability shows up here as a diff (run with UPDATE_GOLDEN=1 to accept a deliberate one).
+//! The schema contracts as golden files: any change to a column's name, type or nullability
+//! shows up here as a diff (run with UPDATE_GOLDEN=1 to accept a deliberate one). Version 1 is
+//! frozen: its file is what a version 1 recording holds, and what readers still require of one.
+
+use arrow::datatypes::Field;
+
+fn describe<'a>(fields: impl Iterator<Item = &'a Field>) -> String {
+    fields
+        .map(|f| format!("{} {} {}\n", f.name(), f.data_type(), if f.is_nullable() { "nullable" } else { "not null" }))
+        .collect()
+}
+
+fn check(text: &str, file: &str) {
+    let path = format!("{}/tests/golden/{file}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() && file != "schema_v1.txt" {
+        std::fs::write(&path, text).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(text, golden, "{file} changed: that breaks every reader of recordings");
+}
 
 #[test]
-fn schema_v1_matches_the_golden_file() {
-    let text: String = gespann_common::schema::schema()
-        .fields()
-        .iter()
-        .map(|f| format!("{} {} {}\n", f.name(), f.data_type(), if f.is_nullable() { "nullable" } else { "not null" }))
-        .collect();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/schema_v1.txt");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(path, &text).unwrap();
-    }
-    let golden = std::fs::read_to_string(path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
-    assert_eq!(text, golden, "schema v1 changed: that breaks every reader of recordings");
+fn schema_v2_matches_the_golden_file() {
+    assert_eq!(gespann_common::schema::SCHEMA_VERSION, 2);
+    check(&describe(gespann_common::schema::schema().fields().iter().map(|f| f.as_ref())), "schema_v2.txt");
+}
+
+#[test]
+fn a_version_1_file_is_still_required_to_have_exactly_the_v1_columns() {
+    check(&describe(gespann_common::schema::required_fields(1).iter()), "schema_v1.txt");
 }

@@ -76,8 +76,10 @@ static __always_inline void connect_end(__s64 ret)
 	struct owner o = {};
 	__u16 sport = local_port(sk);
 
+	__u32 netns = sk_netns(sk);
+
 	current_owner(&o);
-	if (!owner_wanted(&o) || !ports_wanted(sport, cc.dport))
+	if (!owner_wanted(&o) || !ports_wanted(sport, cc.dport) || !netns_wanted(netns))
 		return;
 	struct gsp_event *e = reserve();
 	if (!e)
@@ -89,6 +91,7 @@ static __always_inline void connect_end(__s64 ret)
 	e->start_ns = cc.start_ns;
 	e->sk = cc.sk;
 	e->family = cc.family;
+	e->netns = netns;
 	e->sport = sport;
 	e->dport = cc.dport;
 	sk_addrs(sk, cc.family == 6, &e->saddr, NULL);

@@ -70,6 +70,7 @@ static __always_inline void fill_endpoints(struct gsp_event *e, struct sock *sk)
 	e->sport = local_port(sk);
 	e->dport = remote_port(sk);
 	e->family = v6 ? 6 : 4;
+	e->netns = sk_netns(sk);
 	sk_addrs(sk, v6, &e->saddr, &e->daddr);
 }
 

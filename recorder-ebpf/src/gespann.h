@@ -83,6 +83,8 @@ struct gsp_event {
 	__u32 retransmits;	/* TCP total_retrans */
 	__u32 rtt_us;		/* TCP smoothed RTT */
 	__u32 handshake_us;	/* TCP client: SYN_SENT -> ESTABLISHED; server: SYN-ACK -> ACK */
+	__u32 netns;		/* inode number of the socket's network namespace */
+	__u32 _pad;
 	__u16 sport;		/* local port, host order */
 	__u16 dport;		/* remote port, host order */
 	__u16 error;		/* errno (sk_err) on failed/reset */
@@ -122,7 +124,8 @@ struct udp_flow {
 	__u64 packets_received;
 	__u8 role;
 	__u8 ignored;
-	__u8 _pad[6];
+	__u8 _pad[2];
+	__u32 netns;		/* the socket's network namespace */
 	struct owner owner;
 };
 
@@ -135,14 +138,37 @@ struct udp_sock {
 	struct udp_key first;
 };
 
-/* A TCP connection's endpoints, every address in IPv6 form (IPv4 as ::ffff:a.b.c.d), ports in
- * host order. Key of `wanted_preexisting`: with owner filters on, user space puts there the
- * connections older than the recording that it wants (it knows their owners from sock_diag). */
+/* A TCP connection's endpoints in its network namespace, every address in IPv6 form (IPv4 as
+ * ::ffff:a.b.c.d), ports in host order. Key of `wanted_preexisting`: with owner filters on, user
+ * space puts there the connections older than the recording that it wants (it knows their owners
+ * from sock_diag). */
 struct tcp_tuple {
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__u16 sport;
 	__u16 dport;
+	__u32 netns;
+};
+
+/* A listening address: namespace, family, port and local address (all zero for a wildcard
+ * listener; IPv6 form for an AF_INET6 socket, the 4 bytes first for AF_INET). Key of `listeners`:
+ * an accepted connection gets the owner of the listener in its own namespace, bound to its local
+ * address or else to the wildcard. */
+struct listener_key {
+	__u32 netns;
+	__u16 port;
+	__u8 family;		/* 4 or 6 */
+	__u8 _pad;
+	__u8 addr[16];
+};
+
+/* Value of `listeners`: the owner (who called listen() first, or sock_diag's owner for a listener
+ * older than the recording) and how many sockets listen there (SO_REUSEPORT groups): the entry
+ * goes when the last of them closes. */
+struct listener {
+	struct owner owner;
+	__u32 sockets;
+	__u32 _pad;
 };
 
 #endif /* GESPANN_H */

@@ -59,6 +59,8 @@ struct gsp_btf_anchor {
 	struct udp_flow udp_flow;
 	struct udp_sock udp_sock;
 	struct tcp_tuple tcp_tuple;
+	struct listener_key listener_key;
+	struct listener listener;
 	enum gsp_limit limit;
 	enum gsp_kind kind;
 	enum gsp_flag flag;
@@ -87,13 +89,30 @@ struct {
 	__type(value, struct tcp_conn);
 } tcp_conns SEC(".maps");
 
-/* Listening port -> owner, for the provisional owner of accepted connections. */
+/* Listening address -> owner, for the provisional owner of accepted connections. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct listener_key);
+	__type(value, struct listener);
+} listeners SEC(".maps");
+
+/* With --cgroup/--container: the wanted owners' cgroup v2 ids (user space adds the cgroups of
+ * containers that start while recording). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, __u16);
-	__type(value, struct owner);
-} listeners SEC(".maps");
+	__type(key, __u64);
+	__type(value, __u8);
+} filter_cgroups SEC(".maps");
+
+/* With --netns: the wanted network namespaces' inode numbers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_netns SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

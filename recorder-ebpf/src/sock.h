@@ -24,6 +24,12 @@ static __always_inline __u16 remote_port(struct sock *sk)
 	return bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
+/* The inode number of the socket's network namespace: what `ls -l /proc/PID/ns/net` shows. */
+static __always_inline __u32 sk_netns(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
 static __always_inline bool sk_is_v6(struct sock *sk)
 {
 	return BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET6;

@@ -21,7 +21,7 @@ static __always_inline bool tcp_wanted(struct sock *sk, const struct owner *o)
 	__u16 sport = local_port(sk);
 	__u16 dport = remote_port(sk);
 
-	return ports_wanted(sport, dport) && owner_wanted(o);
+	return ports_wanted(sport, dport) && owner_wanted(o) && netns_wanted(sk_netns(sk));
 }
 
 /* The socket's endpoints as struct tcp_tuple holds them (IPv6 form). */
@@ -41,6 +41,67 @@ static __always_inline void sk_tuple(struct sock *sk, struct tcp_tuple *t)
 	}
 	t->sport = local_port(sk);
 	t->dport = remote_port(sk);
+	t->netns = sk_netns(sk);
+}
+
+/* The `listeners` key of a socket's local endpoint; `wildcard`: with the unspecified address. */
+static __always_inline void sk_listener_key(struct sock *sk, __u16 port, bool wildcard, struct listener_key *k)
+{
+	bool v6 = sk_is_v6(sk);
+
+	k->netns = sk_netns(sk);
+	k->port = port;
+	k->family = v6 ? 6 : 4;
+	if (!wildcard)
+		sk_addrs(sk, v6, &k->addr, NULL);
+}
+
+/* The listener an accepted connection came through: the one bound to its local address in its
+ * namespace, or else the wildcard one there. */
+static __always_inline struct listener *listener_of(struct sock *sk, __u16 port)
+{
+	struct listener_key k = {};
+	struct listener *l;
+
+	sk_listener_key(sk, port, false, &k);
+	l = bpf_map_lookup_elem(&listeners, &k);
+	if (l)
+		return l;
+	__builtin_memset(&k.addr, 0, sizeof(k.addr));
+	return bpf_map_lookup_elem(&listeners, &k);
+}
+
+/* listen(): the listener's owner, unless its address has one already (SO_REUSEPORT). */
+static __always_inline void listener_add(struct sock *sk)
+{
+	struct listener_key k = {};
+	struct listener nl = {}, *l;
+
+	sk_listener_key(sk, local_port(sk), false, &k);
+	l = bpf_map_lookup_elem(&listeners, &k);
+	if (l) {
+		__sync_fetch_and_add(&l->sockets, 1);
+		return;
+	}
+	current_owner(&nl.owner);
+	nl.sockets = 1;
+	bpf_map_update_elem(&listeners, &k, &nl, BPF_NOEXIST);
+}
+
+static __always_inline void listener_remove(struct sock *sk)
+{
+	struct listener_key k = {};
+	struct listener *l;
+
+	sk_listener_key(sk, local_port(sk), false, &k);
+	l = bpf_map_lookup_elem(&listeners, &k);
+	if (!l)
+		return;
+	if (l->sockets <= 1) {
+		bpf_map_delete_elem(&listeners, &k);
+		return;
+	}
+	__sync_fetch_and_add(&l->sockets, -1);
 }
 
 /* Whether an event about an untracked TCP socket (no tcp_conns entry: older than the recording,
@@ -54,6 +115,8 @@ static __always_inline bool untracked_wanted(struct sock *sk, bool ends)
 	__u32 zero = 0;
 	__u32 *ready;
 
+	if (!netns_wanted(sk_netns(sk)))
+		return false;
 	if (!owner_filters_on())
 		return true;
 	ready = bpf_map_lookup_elem(&preexisting_ready, &zero);
@@ -92,10 +155,10 @@ static __always_inline void tcp_to_established(struct sock *sk, int oldstate)
 	 * the listener's until the accepting process first sends or receives on the socket. */
 	struct tcp_conn nc = {};
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	struct owner *lo = bpf_map_lookup_elem(&listeners, &lport);
+	struct listener *l = listener_of(sk, lport);
 
-	if (lo)
-		nc.owner = *lo;
+	if (l)
+		nc.owner = l->owner;
 	if (!tcp_wanted(sk, &nc.owner))
 		return;
 	nc.conn_id = new_conn_id();
@@ -173,7 +236,7 @@ static __always_inline void tcp_set_state(struct sock *sk, int oldstate, int new
 		 * open, since the source port is chosen after this transition. */
 		struct tcp_conn c = {};
 		current_owner(&c.owner);
-		if (!owner_wanted(&c.owner))
+		if (!owner_wanted(&c.owner) || !netns_wanted(sk_netns(sk)))
 			return;
 		c.conn_id = new_conn_id();
 		c.start_ns = bpf_ktime_get_ns();
@@ -195,19 +258,14 @@ static __always_inline void tcp_set_state(struct sock *sk, int oldstate, int new
 		break;
 	case TCP_CLOSE:
 		if (oldstate == TCP_LISTEN) {
-			__u16 lport = local_port(sk);
-			bpf_map_delete_elem(&listeners, &lport);
+			listener_remove(sk);
 			break;
 		}
 		tcp_to_close(sk, oldstate);
 		break;
-	case TCP_LISTEN: {
-		struct owner o = {};
-		__u16 lport = local_port(sk);
-		current_owner(&o);
-		bpf_map_update_elem(&listeners, &lport, &o, BPF_ANY);
+	case TCP_LISTEN:
+		listener_add(sk);
 		break;
-	}
 	}
 }
 

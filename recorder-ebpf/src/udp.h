@@ -60,7 +60,8 @@ static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes
 		struct udp_flow nf = {};
 		current_owner(&nf.owner);
 		__u16 sport = local_port(sk);
-		nf.ignored = !(ports_wanted(sport, key.dport) && owner_wanted(&nf.owner));
+		nf.netns = sk_netns(sk);
+		nf.ignored = !(ports_wanted(sport, key.dport) && owner_wanted(&nf.owner) && netns_wanted(nf.netns));
 		nf.conn_id = nf.ignored ? 0 : new_conn_id();
 		nf.start_ns = bpf_ktime_get_ns();
 		nf.role = sent ? GSP_ROLE_CLIENT : GSP_ROLE_SERVER;
@@ -163,6 +164,7 @@ static __always_inline void udp_release(struct bpf_sock *ctx)
 				e->conn_id = f->conn_id;
 				e->start_ns = f->start_ns;
 				e->sk = skp;
+				e->netns = f->netns;
 				e->role = f->role;
 				e->bytes_sent = f->bytes_sent;
 				e->bytes_received = f->bytes_received;

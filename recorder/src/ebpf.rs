@@ -10,7 +10,7 @@ use std::time::Duration;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader, Pod};
-use gespann_common::raw::{self, Owner, TcpTuple, UdpFlow, UdpKey, UdpSock};
+use gespann_common::raw::{self, Listener, ListenerKey, Owner, TcpTuple, UdpFlow, UdpKey, UdpSock};
 use tokio::io::unix::AsyncFd;
 
 use crate::error::RecorderError;
@@ -59,7 +59,10 @@ pub struct Key(pub UdpKey);
 pub struct Flow(pub UdpFlow);
 #[derive(Clone, Copy)]
 #[repr(transparent)]
-struct OwnerPod(Owner);
+struct ListenerKeyPod(ListenerKey);
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct ListenerPod(Listener);
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 struct Tuple(TcpTuple);
@@ -72,7 +75,9 @@ unsafe impl Pod for Key {}
 // SAFETY: as above.
 unsafe impl Pod for Flow {}
 // SAFETY: as above.
-unsafe impl Pod for OwnerPod {}
+unsafe impl Pod for ListenerKeyPod {}
+// SAFETY: as above.
+unsafe impl Pod for ListenerPod {}
 // SAFETY: as above.
 unsafe impl Pod for Tuple {}
 // SAFETY: as above.
@@ -85,7 +90,8 @@ pub struct Probes {
     lost: PerCpuArray<MapData, u64>,
     udp_flows: BpfHashMap<MapData, Key, Flow>,
     udp_socks: BpfHashMap<MapData, u64, SockPod>,
-    listeners: BpfHashMap<MapData, u16, OwnerPod>,
+    listeners: BpfHashMap<MapData, ListenerKeyPod, ListenerPod>,
+    diag: crate::netns::DiagSockets,
     missing: Vec<Missing>,
     cgroup2: Option<PathBuf>,
     clock: Clock,
@@ -193,7 +199,18 @@ impl Probes {
         // long as it is registered.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| RecorderError::Poll(e.into()))?;
-        Ok(Probes { ebpf, ring, lost, udp_flows, udp_socks, listeners, missing, cgroup2, clock: Clock::now() })
+        Ok(Probes {
+            ebpf,
+            ring,
+            lost,
+            udp_flows,
+            udp_socks,
+            listeners,
+            diag: crate::netns::DiagSockets::default(),
+            missing,
+            cgroup2,
+            clock: Clock::now(),
+        })
     }
 }
 
@@ -205,7 +222,7 @@ impl Probes {
         let map = self.ebpf.map_mut(MAP).ok_or(RecorderError::MissingMap(MAP))?;
         let mut map = BpfHashMap::<_, Tuple, u8>::try_from(map).map_err(map_err(MAP))?;
         for s in wanted {
-            let t = TcpTuple::new(s.local, s.local_port, s.remote, s.remote_port);
+            let t = TcpTuple::new(s.netns, s.local, s.local_port, s.remote, s.remote_port);
             map.insert(Tuple(t), 1, 0).map_err(map_err(MAP))?;
         }
         let ready = self.ebpf.map_mut(READY).ok_or(RecorderError::MissingMap(READY))?;
@@ -260,20 +277,23 @@ impl Kernel for Probes {
     }
 
     fn tcp_sockets(&mut self, states: u32, with_info: bool) -> std::io::Result<Vec<TcpSocket>> {
-        sockdiag::dump_tcp(states, with_info)
+        // Namespaces come and go with containers: looked for at every dump (a /proc scan).
+        self.diag.refresh();
+        self.diag.dump_tcp(states, with_info)
     }
 
     fn socket_owners(&mut self) -> HashMap<u64, ProcOwner> {
         sockdiag::socket_owners(self.cgroup2.as_deref())
     }
 
-    fn set_listener_owner(&mut self, port: u16, o: &ProcOwner) {
+    fn set_listener_owner(&mut self, key: ListenerKey, o: &ProcOwner, sockets: u32) {
         let mut comm = [0u8; raw::COMM_LEN];
         let n = o.comm.len().min(comm.len() - 1);
         comm[..n].copy_from_slice(&o.comm.as_bytes()[..n]);
         let owner = Owner { cgroup_id: o.cgroup_id, pid: o.pid, _pad: 0, comm };
-        if let Err(e) = self.listeners.insert(port, OwnerPod(owner), 0) {
-            tracing::debug!(port, error = %e, "cannot prefill a listener's owner");
+        let value = Listener { owner, sockets, _pad: 0 };
+        if let Err(e) = self.listeners.insert(ListenerKeyPod(key), ListenerPod(value), 0) {
+            tracing::debug!(port = key.port, netns = key.netns, error = %e, "cannot prefill a listener's owner");
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use gespann_common::raw::{RawEvent, UdpFlow, UdpKey};
+use gespann_common::raw::{ListenerKey, RawEvent, UdpFlow, UdpKey};
 
 use crate::kernel::{Kernel, Lost, Missing};
 use crate::sockdiag::{LISTEN, ProcOwner, TcpSocket};
@@ -29,7 +29,7 @@ pub struct FakeState {
     pub tcp: Vec<TcpSocket>,
     pub owners: HashMap<u64, ProcOwner>,
     /// What the recorder told the kernel about listeners open at start.
-    pub listener_owners: HashMap<u16, ProcOwner>,
+    pub listener_owners: HashMap<ListenerKey, (ProcOwner, u32)>,
     /// What the recorder told the kernel about wanted connections older than the recording.
     pub wanted_preexisting: Option<Vec<TcpSocket>>,
     /// CLOCK_MONOTONIC now.
@@ -155,8 +155,8 @@ impl Kernel for FakeKernel {
         self.state().owners.clone()
     }
 
-    fn set_listener_owner(&mut self, port: u16, owner: &ProcOwner) {
-        self.state().listener_owners.insert(port, owner.clone());
+    fn set_listener_owner(&mut self, key: ListenerKey, owner: &ProcOwner, sockets: u32) {
+        self.state().listener_owners.insert(key, (owner.clone(), sockets));
     }
 
     fn want_preexisting(&mut self, wanted: &[TcpSocket]) {

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use gespann_common::raw::{UdpFlow, UdpKey};
+use gespann_common::raw::{ListenerKey, UdpFlow, UdpKey};
 
 use crate::sockdiag::{ProcOwner, TcpSocket};
 use crate::tracker::{Clock, ResetReasons};
@@ -61,15 +61,16 @@ pub trait Kernel {
     fn take_udp_flows(&mut self, sk: u64) -> Vec<UdpFlow>;
 
     /// TCP sockets whose state is in the `1 << state` mask `states` (sock_diag), with
-    /// `tcp_info` if `with_info`.
+    /// `tcp_info` if `with_info`, in every network namespace on the host.
     fn tcp_sockets(&mut self, states: u32, with_info: bool) -> io::Result<Vec<TcpSocket>>;
 
     /// Socket inode -> the process holding it.
     fn socket_owners(&mut self) -> HashMap<u64, ProcOwner>;
 
-    /// Tells the kernel who owns the sockets listening on `port` before the recording started,
-    /// so that connections they accept get an owner at once.
-    fn set_listener_owner(&mut self, port: u16, owner: &ProcOwner);
+    /// Tells the kernel who owns the `sockets` sockets listening on `key` (namespace, family,
+    /// address, port) before the recording started, so that connections they accept get an
+    /// owner at once.
+    fn set_listener_owner(&mut self, key: ListenerKey, owner: &ProcOwner, sockets: u32);
 
     /// With owner filters (`--pid`, `--comm`), tells the kernel which connections older than
     /// the recording are wanted: their owners are known here (from sock_diag), not there. The

@@ -31,6 +31,7 @@ mod error;
 pub mod fake;
 mod filters;
 pub mod kernel;
+pub mod netns;
 pub mod output;
 mod recorder;
 pub mod session;

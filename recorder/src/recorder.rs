@@ -3,16 +3,16 @@
 //! reorder watermark, end UDP flows, and at the end drain everything before the lost counters
 //! are read. Generic over the kernel so that every step is tested without root.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use gespann_common::Event;
-use gespann_common::raw::RawEvent;
+use gespann_common::raw::{ListenerKey, RawEvent};
 
 use crate::error::RecorderError;
 use crate::filters::RecordOptions;
 use crate::kernel::{Kernel, Lost, Missing};
-use crate::sockdiag::{ESTABLISHED_LIKE, LISTEN};
+use crate::sockdiag::{ESTABLISHED_LIKE, LISTEN, ProcOwner};
 use crate::tracker::{Followup, Tracker, TrackerStats};
 
 /// How long rows wait in user space so that rows from different CPUs, and amendments, can be
@@ -58,7 +58,7 @@ pub struct Recorder<K: Kernel> {
     sample_interval: u64,
     next_sample: u64,
     next_tick: u64,
-    listening: HashSet<u16>,
+    listening: HashSet<(u32, u16)>,
     unknown_records: u64,
     /// UDP sockets with flows but no entry in the kernel's socket table at the last sample.
     orphan_sockets: HashSet<u64>,
@@ -72,12 +72,22 @@ impl<K: Kernel> Recorder<K> {
         let listeners = kernel.tcp_sockets(LISTEN, false).map_err(RecorderError::SockDiag)?;
         let established = kernel.tcp_sockets(ESTABLISHED_LIKE, true).map_err(RecorderError::SockDiag)?;
         let owners = kernel.socket_owners();
+        // One entry per listening address, owned by the first of its sockets with an owner and
+        // counting them all (an SO_REUSEPORT group is several sockets on one address).
+        let mut by_key: HashMap<ListenerKey, (Option<&ProcOwner>, u32)> = HashMap::new();
         for l in &listeners {
-            if let Some(o) = owners.get(&l.inode) {
-                kernel.set_listener_owner(l.local_port, o);
+            let e = by_key.entry(ListenerKey::new(l.netns, l.family, l.local, l.local_port)).or_default();
+            e.1 += 1;
+            if e.0.is_none() {
+                e.0 = owners.get(&l.inode);
             }
         }
-        let listening: HashSet<u16> = listeners.iter().map(|s| s.local_port).collect();
+        for (key, (owner, sockets)) in by_key {
+            if let Some(o) = owner {
+                kernel.set_listener_owner(key, o, sockets);
+            }
+        }
+        let listening: HashSet<(u32, u16)> = listeners.iter().map(|s| (s.netns, s.local_port)).collect();
         let wanted: Vec<_> = established
             .into_iter()
             .filter(|s| {
@@ -108,8 +118,8 @@ impl<K: Kernel> Recorder<K> {
         self.kernel.missing()
     }
 
-    /// Ports that were listening at start.
-    pub fn listening_ports(&self) -> &HashSet<u16> {
+    /// (Network namespace, port) pairs that were listening at start.
+    pub fn listening_ports(&self) -> &HashSet<(u32, u16)> {
         &self.listening
     }
 
@@ -326,6 +336,8 @@ mod tests {
     #[test]
     fn connections_open_at_start_follow_the_kernel_filters_and_listeners_get_their_owner() {
         let sock = |port: u16, remote: u16, inode: u64, state: u8| TcpSocket {
+            netns: 0,
+            family: 4,
             local: "127.0.0.1".parse().unwrap(),
             local_port: port,
             remote: "127.0.0.1".parse().unwrap(),
@@ -344,7 +356,8 @@ mod tests {
             s.tcp = vec![sock(443, 0, 1, 10), sock(443, 5000, 2, 1), sock(5001, 80, 3, 1), sock(5002, 80, 4, 1)];
             s.owners = HashMap::from([(1, owner(10, "nginx")), (2, owner(10, "nginx")), (3, owner(11, "curl"))]);
         });
-        assert_eq!(h.state().listener_owners.get(&443).map(|o| o.pid), Some(10));
+        let key = ListenerKey::new(0, 4, "127.0.0.1".parse().unwrap(), 443);
+        assert_eq!(h.state().listener_owners.get(&key).map(|(o, n)| (o.pid, *n)), Some((10, 1)));
         let told = h.state().wanted_preexisting.clone().expect("owner filters: the kernel is told");
         assert_eq!(told.iter().map(|s| s.inode).collect::<Vec<_>>(), vec![2]);
         let rows = run(&mut rec, &h, 700 * MS);
@@ -470,6 +483,8 @@ mod tests {
         let open = tcp(kind::OPEN, 1, t0 + MS);
         h.push(&open);
         let sock = |acked| TcpSocket {
+            netns: 0,
+            family: 4,
             local: "127.0.0.1".parse().unwrap(),
             local_port: open.sport,
             remote: "127.0.0.2".parse().unwrap(),

@@ -3,10 +3,15 @@
 //! Used for what tracepoints cannot give: connections already open when recording starts
 //! (with their counters so far), exact periodic samples (`tcp_info`: bytes acked/received, data
 //! segments, retransmits, smoothed RTT), and the owners of listening sockets.
+//!
+//! sock_diag answers for one network namespace: the one its netlink socket was made in. So
+//! [`DiagSockets`] keeps one socket per namespace on the host, made in each by a thread that
+//! enters it (`setns`), and dumps them all; every [`TcpSocket`] says which namespace it is in.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -18,6 +23,10 @@ const NLMSG_ERROR: u16 = 2;
 /// One TCP socket as sock_diag reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TcpSocket {
+    /// Inode number of the socket's network namespace.
+    pub netns: u32,
+    /// 4 or 6: the socket's family (an IPv6 socket may hold IPv4 addresses, mapped).
+    pub family: u8,
     pub local: IpAddr,
     pub local_port: u16,
     pub remote: IpAddr,
@@ -58,31 +67,45 @@ impl TcpInfo {
 pub const ESTABLISHED_LIKE: u32 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 9) | (1 << 11);
 pub const LISTEN: u32 = 1 << 10;
 
-/// Dumps TCP sockets of both families whose state is in `states`.
+/// Dumps TCP sockets of both families whose state is in `states`, in this thread's network
+/// namespace (tagged `netns`).
 pub fn dump_tcp(states: u32, with_info: bool) -> io::Result<Vec<TcpSocket>> {
+    let fd = diag_socket()?;
     let mut out = Vec::new();
-    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-        dump_family(family, states, with_info, &mut out)?;
-    }
+    dump_tcp_on(&fd, crate::netns::current().unwrap_or(0), states, with_info, &mut out)?;
     Ok(out)
 }
 
-struct Fd(libc::c_int);
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: the fd is owned by this guard and closed once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-fn dump_family(family: u8, states: u32, with_info: bool, out: &mut Vec<TcpSocket>) -> io::Result<()> {
+/// A NETLINK_SOCK_DIAG socket, in the calling thread's network namespace.
+pub(crate) fn diag_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the result is checked.
     let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    let fd = Fd(fd);
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
 
+/// Dumps the TCP sockets of the namespace `fd` was made in (`netns`) into `out`.
+pub(crate) fn dump_tcp_on(
+    fd: &OwnedFd,
+    netns: u32,
+    states: u32,
+    with_info: bool,
+    out: &mut Vec<TcpSocket>,
+) -> io::Result<()> {
+    let start = out.len();
+    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+        dump_family(fd.as_raw_fd(), family, states, with_info, out)?;
+    }
+    for s in &mut out[start..] {
+        s.netns = netns;
+    }
+    Ok(())
+}
+
+fn dump_family(fd: libc::c_int, family: u8, states: u32, with_info: bool, out: &mut Vec<TcpSocket>) -> io::Result<()> {
     // nlmsghdr + inet_diag_req_v2
     let mut req = [0u8; NLMSG_HDRLEN + 56];
     let len = req.len() as u32;
@@ -97,7 +120,7 @@ fn dump_family(family: u8, states: u32, with_info: bool, out: &mut Vec<TcpSocket
     r[2] = if with_info { 1 << (INET_DIAG_INFO - 1) } else { 0 };
     r[4..8].copy_from_slice(&states.to_ne_bytes());
     // SAFETY: req is a valid buffer of len bytes.
-    let sent = unsafe { libc::send(fd.0, req.as_ptr().cast(), req.len(), 0) };
+    let sent = unsafe { libc::send(fd, req.as_ptr().cast(), req.len(), 0) };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -105,7 +128,7 @@ fn dump_family(family: u8, states: u32, with_info: bool, out: &mut Vec<TcpSocket
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         // SAFETY: buf is a valid writable buffer.
-        let n = unsafe { libc::recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -172,6 +195,8 @@ fn parse_diag_msg(m: &[u8]) -> Option<TcpSocket> {
         attrs = &attrs[aligned.min(attrs.len())..];
     }
     Some(TcpSocket {
+        netns: 0,
+        family: if family == libc::AF_INET as u8 { 4 } else { 6 },
         local: crate::addr::unmap(local),
         local_port: sport,
         remote: crate::addr::unmap(remote),

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gespann_common::{Event, EventKind, Protocol, RecordingMeta, RecordingWriter, ResetBy, Role};
+use gespann_common::{Event, EventKind, Protocol, RecordingMeta, RecordingWriter, ResetBy, Role, Workload};
 
 use crate::synth::rfc3339;
 
@@ -42,6 +42,13 @@ pub fn sample_event(i: u64) -> Event {
         pid: 1234,
         comm: Arc::from("curl"),
         cgroup_id: 1,
+        netns: 4026531840,
+        workload: Arc::new(Workload {
+            cgroup: Arc::from("/libpod_parent/libpod-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+            container_id: Some(Arc::from("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")),
+            container_name: Some(Arc::from("web")),
+            ..Workload::default()
+        }),
         state: Some("ESTABLISHED"),
         bytes_sent: 10,
         bytes_received: 20,
@@ -73,6 +80,13 @@ pub fn ev(kind: EventKind, ts_s: f64, conn_id: u64) -> Event {
         pid: 100,
         comm: Arc::from("curl"),
         cgroup_id: 1,
+        netns: 4026531840,
+        workload: Arc::new(Workload {
+            cgroup: Arc::from("/libpod_parent/libpod-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+            container_id: Some(Arc::from("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")),
+            container_name: Some(Arc::from("web")),
+            ..Workload::default()
+        }),
         state: Some("ESTABLISHED"),
         ..Event::default()
     }
@@ -116,7 +130,7 @@ impl Conn {
 /// Writes events as a recording with the given metadata.
 pub fn write_recording(path: &Path, events: &[Event], lost: u64, start: i64, end: i64) {
     let meta = RecordingMeta {
-        schema_version: 1,
+        schema_version: gespann_common::schema::SCHEMA_VERSION,
         version: "test".into(),
         hostname: "testhost".into(),
         kernel: "6.8.0-test".into(),
@@ -320,7 +334,7 @@ pub fn mixed_connections(conns: u64, span: Duration, seed: u64) -> Vec<Event> {
 /// The metadata of [`write_mixed`] recordings.
 pub fn mixed_meta() -> RecordingMeta {
     RecordingMeta {
-        schema_version: 1,
+        schema_version: gespann_common::schema::SCHEMA_VERSION,
         version: "test".into(),
         hostname: "test".into(),
         kernel: "test".into(),

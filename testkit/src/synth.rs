@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use gespann_common::recording::{RecordingMeta, RecordingWriter};
-use gespann_common::{Event, EventKind, Protocol, ResetBy, Role};
+use gespann_common::{Event, EventKind, Protocol, ResetBy, Role, Workload};
 
 /// 2026-01-01T00:00:00Z in nanoseconds.
 pub const DEFAULT_START_NS: i64 = 1_767_225_600_000_000_000;
@@ -106,6 +106,49 @@ struct Proc {
     comm: Arc<str>,
     pid: u32,
     cgroup_id: u64,
+    netns: u32,
+    workload: Arc<Workload>,
+}
+
+/// The host's network namespace in synthetic recordings.
+const HOST_NETNS: u32 = 4026531840;
+
+/// Where a synthetic process runs, shaped like a Kubernetes node: the services run in pods (each
+/// its own network namespace, a containerd cgroup), the agents on the host. Derived from the pid
+/// alone, so the random stream (and every other synthetic fact) stays as it was.
+fn placement(comm: &str, pid: u32, k: u64) -> (u32, Arc<Workload>) {
+    let hex = |seed: u64, len: usize| -> String {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from_digit((x % 16) as u32, 16).unwrap_or('0')
+            })
+            .collect()
+    };
+    if matches!(comm, "node" | "envoy" | "nginx" | "postgres" | "pgbouncer") {
+        let id = hex(u64::from(pid), 64);
+        let u = hex(u64::from(pid) + 1, 32);
+        let uid = format!("{}-{}-{}-{}-{}", &u[..8], &u[8..12], &u[12..16], &u[16..20], &u[20..]);
+        let cgroup = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+            uid.replace('-', "_")
+        );
+        let w = Workload {
+            cgroup: Arc::from(cgroup),
+            container_id: Some(Arc::from(id)),
+            container_name: Some(Arc::from(comm)),
+            pod_uid: Some(Arc::from(uid)),
+            pod_name: Some(Arc::from(format!("{comm}-{k}"))),
+            pod_namespace: Some(Arc::from("prod")),
+        };
+        (4026532000 + pid % 1000, Arc::new(w))
+    } else {
+        let w = Workload { cgroup: Arc::from(format!("/system.slice/{comm}.service")), ..Workload::default() };
+        (HOST_NETNS, Arc::new(w))
+    }
 }
 
 struct World {
@@ -239,7 +282,8 @@ fn build_world(rng: &mut Rng) -> World {
         let v: Vec<Proc> = (0..n)
             .map(|k| {
                 pid += 7 + rng.below(50) as u32;
-                Proc { comm: Arc::from(comm), pid, cgroup_id: 4000 + (pid as u64 % 5) + k }
+                let (netns, workload) = placement(comm, pid, k);
+                Proc { comm: Arc::from(comm), pid, cgroup_id: 4000 + (pid as u64 % 5) + k, netns, workload }
             })
             .collect();
         procs.insert(comm, v);
@@ -414,6 +458,8 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
         pid: p.pid,
         comm: p.comm.clone(),
         cgroup_id: p.cgroup_id,
+        netns: p.netns,
+        workload: p.workload.clone(),
         state: None,
         bytes_sent: 0,
         bytes_received: 0,
@@ -604,7 +650,7 @@ fn connection(world: &World, rng: &mut Rng, id: u64, t0: i64, preexisting: bool)
 /// Writes a synthetic recording to `path`.
 pub fn write(cfg: &SynthConfig, path: &Path, force: bool) -> anyhow::Result<u64> {
     let meta = RecordingMeta {
-        schema_version: 1,
+        schema_version: gespann_common::schema::SCHEMA_VERSION,
         version: format!("synthetic (seed {})", cfg.seed),
         hostname: "synth-host".into(),
         kernel: "6.8.0-synthetic".into(),

@@ -1,4 +1,4 @@
-//! Arrow back to rows: [`events_from_batch`] turns a batch of the v1 schema into [`Event`]s.
+//! Arrow back to rows: [`events_from_batch`] turns a batch of a recording (schema version 1 or 2) into [`Event`]s.
 //!
 //! The inverse of `encode`, kept apart from the reader so that anything holding a batch (the
 //! reader, the replay source, a test) decodes it the same way; every bad value is an error naming
@@ -15,7 +15,7 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 
 use super::error::FormatError;
-use crate::event::{Event, EventKind, Protocol, ResetBy, Role, errno_static, tcp_state_static};
+use crate::event::{Event, EventKind, Protocol, ResetBy, Role, Workload, errno_static, tcp_state_static};
 use crate::schema::col;
 
 fn opt_str(a: &StringArray, i: usize) -> Option<&str> {
@@ -30,7 +30,65 @@ fn column<'a, T: 'static>(path: &Path, batch: &'a RecordBatch, name: &'static st
     })
 }
 
-/// Converts a batch of the v1 schema back into events.
+/// The columns version 2 added, each `None` in a version 1 batch.
+struct WorkloadColumns {
+    netns: Option<UInt32Array>,
+    cgroup: Option<StringArray>,
+    container_id: Option<StringArray>,
+    container_name: Option<StringArray>,
+    pod_uid: Option<StringArray>,
+    pod_name: Option<StringArray>,
+    pod_namespace: Option<StringArray>,
+}
+
+impl WorkloadColumns {
+    fn of(path: &Path, batch: &RecordBatch) -> Result<Self, FormatError> {
+        let text =
+            |name: &'static str| -> Result<Option<StringArray>, FormatError> {
+                let Some(c) = batch.column_by_name(name) else { return Ok(None) };
+                let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).map_err(|e| {
+                    FormatError::BadValue { path: path.to_owned(), column: name, what: format!("not text: {e}") }
+                })?;
+                Ok(c.as_any().downcast_ref::<StringArray>().cloned())
+            };
+        let netns = match batch.column_by_name(col::NETNS) {
+            Some(_) => Some(column::<UInt32Array>(path, batch, col::NETNS)?.clone()),
+            None => None,
+        };
+        Ok(WorkloadColumns {
+            netns,
+            cgroup: text(col::CGROUP)?,
+            container_id: text(col::CONTAINER_ID)?,
+            container_name: text(col::CONTAINER_NAME)?,
+            pod_uid: text(col::POD_UID)?,
+            pod_name: text(col::POD_NAME)?,
+            pod_namespace: text(col::POD_NAMESPACE)?,
+        })
+    }
+
+    fn workload(&self, i: usize, strings: &mut HashMap<String, Arc<str>>) -> Workload {
+        let mut get = |a: &Option<StringArray>| {
+            a.as_ref().and_then(|a| opt_str(a, i)).map(|s| match strings.get(s) {
+                Some(v) => v.clone(),
+                None => {
+                    let v: Arc<str> = Arc::from(s);
+                    strings.insert(s.to_owned(), v.clone());
+                    v
+                }
+            })
+        };
+        Workload {
+            cgroup: get(&self.cgroup).unwrap_or_else(|| Arc::from("")),
+            container_id: get(&self.container_id),
+            container_name: get(&self.container_name),
+            pod_uid: get(&self.pod_uid),
+            pod_name: get(&self.pod_name),
+            pod_namespace: get(&self.pod_namespace),
+        }
+    }
+}
+
+/// Converts a batch of a recording back into events.
 pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
     let ts = column::<TimestampNanosecondArray>(path, batch, col::TS)?;
     let kind = column::<StringArray>(path, batch, col::KIND)?;
@@ -58,6 +116,10 @@ pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>,
     let reset_by = column::<StringArray>(path, batch, col::RESET_BY)?;
     let reset_reason = column::<StringArray>(path, batch, col::RESET_REASON)?;
     let preexisting = column::<BooleanArray>(path, batch, col::PREEXISTING)?;
+    let added = WorkloadColumns::of(path, batch)?;
+    let mut strings: HashMap<String, Arc<str>> = HashMap::new();
+    // Consecutive rows mostly share a workload: one allocation per change, not per row.
+    let mut last_workload: Option<Arc<Workload>> = None;
 
     let bad = |column: &'static str, what: String| FormatError::BadValue { path: path.to_owned(), column, what };
     let opt_u32 = |a: &UInt32Array, i: usize| if a.is_null(i) { None } else { Some(a.value(i)) };
@@ -87,6 +149,13 @@ pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>,
                 a
             }
         });
+        let w = added.workload(i, &mut strings);
+        let workload = match &last_workload {
+            Some(l) if **l == w => l.clone(),
+            _ if w == Workload::default() => Workload::unknown(),
+            _ => Arc::new(w),
+        };
+        last_workload = Some(workload.clone());
         out.push(Event {
             ts_ns: ts.value(i),
             kind: EventKind::parse(k).ok_or_else(|| bad(col::KIND, format!("unknown kind `{k}`")))?,
@@ -104,6 +173,8 @@ pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>,
             pid: pid.value(i),
             comm: comm_arc,
             cgroup_id: cgroup_id.value(i),
+            netns: added.netns.as_ref().map_or(0, |a| a.value(i)),
+            workload,
             state: opt_str(state, i).and_then(tcp_state_static),
             bytes_sent: bytes_sent.value(i),
             bytes_received: bytes_received.value(i),

@@ -1,4 +1,4 @@
-//! Rows to Arrow and Parquet: [`BatchBuilder`] (events into batches of the v1 schema) and the
+//! Rows to Arrow and Parquet: [`BatchBuilder`] (events into batches of the v2 schema) and the
 //! [`writer_properties`] every recording is written with.
 //!
 //! Pure and in memory: nothing here touches a file, so the hot path of the recorder (one
@@ -9,18 +9,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, StringBuilder, TimestampNanosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder,
-    UInt64Builder,
+    ArrayRef, BooleanBuilder, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt8Builder,
+    UInt16Builder, UInt32Builder, UInt64Builder,
 };
+use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::event::{Event, ResetBy};
+use crate::event::{Event, ResetBy, Workload};
 use crate::schema::{self, col};
 
-/// Accumulates rows column by column and turns them into Arrow batches of the v1 schema.
+/// Accumulates rows column by column and turns them into Arrow batches of the v2 schema.
 pub struct BatchBuilder {
     ts: TimestampNanosecondBuilder,
     kind: StringBuilder,
@@ -35,6 +36,13 @@ pub struct BatchBuilder {
     pid: UInt32Builder,
     comm: StringBuilder,
     cgroup_id: UInt64Builder,
+    netns: UInt32Builder,
+    cgroup: StringDictionaryBuilder<Int32Type>,
+    container_id: StringBuilder,
+    container_name: StringBuilder,
+    pod_uid: StringBuilder,
+    pod_name: StringBuilder,
+    pod_namespace: StringBuilder,
     state: StringBuilder,
     bytes_sent: UInt64Builder,
     bytes_received: UInt64Builder,
@@ -52,6 +60,10 @@ pub struct BatchBuilder {
     addr_buf: String,
     /// Formatting an address costs more than looking it up; hosts talk to few addresses.
     addrs: rustc_hash::FxHashMap<IpAddr, Box<str>>,
+}
+
+fn opt(s: &Option<std::sync::Arc<str>>) -> Option<&str> {
+    s.as_deref()
 }
 
 impl Default for BatchBuilder {
@@ -77,6 +89,13 @@ impl BatchBuilder {
             pid: UInt32Builder::with_capacity(n),
             comm: s(),
             cgroup_id: UInt64Builder::with_capacity(n),
+            netns: UInt32Builder::with_capacity(n),
+            cgroup: StringDictionaryBuilder::new(),
+            container_id: s(),
+            container_name: s(),
+            pod_uid: s(),
+            pod_name: s(),
+            pod_namespace: s(),
             state: s(),
             bytes_sent: UInt64Builder::with_capacity(n),
             bytes_received: UInt64Builder::with_capacity(n),
@@ -118,6 +137,14 @@ impl BatchBuilder {
         self.pid.append_value(e.pid);
         self.comm.append_value(&*e.comm);
         self.cgroup_id.append_value(e.cgroup_id);
+        self.netns.append_value(e.netns);
+        let w: &Workload = &e.workload;
+        self.cgroup.append_value(&*w.cgroup);
+        self.container_id.append_option(opt(&w.container_id));
+        self.container_name.append_option(opt(&w.container_name));
+        self.pod_uid.append_option(opt(&w.pod_uid));
+        self.pod_name.append_option(opt(&w.pod_name));
+        self.pod_namespace.append_option(opt(&w.pod_namespace));
         self.state.append_option(e.state);
         self.bytes_sent.append_value(e.bytes_sent);
         self.bytes_received.append_value(e.bytes_received);
@@ -150,6 +177,13 @@ impl BatchBuilder {
             Arc::new(self.pid.finish()),
             Arc::new(self.comm.finish()),
             Arc::new(self.cgroup_id.finish()),
+            Arc::new(self.netns.finish()),
+            Arc::new(self.cgroup.finish()),
+            Arc::new(self.container_id.finish()),
+            Arc::new(self.container_name.finish()),
+            Arc::new(self.pod_uid.finish()),
+            Arc::new(self.pod_name.finish()),
+            Arc::new(self.pod_namespace.finish()),
             Arc::new(self.state.finish()),
             Arc::new(self.bytes_sent.finish()),
             Arc::new(self.bytes_received.finish()),
@@ -165,7 +199,7 @@ impl BatchBuilder {
             Arc::new(self.preexisting.finish()),
         ];
         self.len = 0;
-        RecordBatch::try_new(schema::schema(), columns).expect("builder columns match the v1 schema")
+        RecordBatch::try_new(schema::schema(), columns).expect("builder columns match the v2 schema")
     }
 }
 

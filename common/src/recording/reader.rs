@@ -3,7 +3,7 @@
 //!
 //! Opening checks the file before Parquet sees it (empty, too short, no magic, no footer, a
 //! journal next to it) so that each failure says what is wrong in words, then checks the footer's
-//! metadata and every column of the v1 schema.
+//! metadata and every column its schema version must have.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -85,9 +85,8 @@ fn check_builder(
         .map(|kvs| kvs.iter().filter_map(|k| Some((k.key.clone(), k.value.clone()?))).collect())
         .unwrap_or_default();
     let meta = RecordingMeta::from_key_values(path, &kv)?;
-    let want = schema::schema();
     let have = builder.schema();
-    for field in want.fields() {
+    for field in schema::required_fields(meta.schema_version) {
         match have.field_with_name(field.name()) {
             Ok(f) if f.data_type() == field.data_type() => {}
             Ok(f) => {

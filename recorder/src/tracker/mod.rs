@@ -44,6 +44,7 @@ struct Conn {
     pid: u32,
     comm: Arc<str>,
     cgroup_id: u64,
+    netns: u32,
     start_mono: u64,
     last: Counters,
     ended_mono: Option<u64>,
@@ -83,6 +84,9 @@ fn row(clock: &Clock, c: &Conn, conn_id: u64, kind: EventKind, ts_mono: u64) -> 
         pid: c.pid,
         comm: c.comm.clone(),
         cgroup_id: c.cgroup_id,
+        netns: c.netns,
+        // Filled as the row leaves the reorder buffer (the owner may still change until then).
+        workload: gespann_common::Workload::unknown(),
         state: None,
         bytes_sent: c.last.bytes_sent,
         bytes_received: c.last.bytes_received,
@@ -169,6 +173,7 @@ impl Tracker {
             pid: r.pid,
             comm: self.comm(&r.comm),
             cgroup_id: r.cgroup_id,
+            netns: r.netns,
             start_mono: r.start_ns,
             last: Counters::default(),
             ended_mono: None,
@@ -199,7 +204,7 @@ impl Tracker {
             if r.flags & flags::HAS_HANDSHAKE != 0 {
                 e.handshake_us = Some(r.handshake_us);
             }
-            let tuple = (conn.local, conn.local_port, conn.remote, conn.remote_port);
+            let tuple = (conn.netns, conn.local, conn.local_port, conn.remote, conn.remote_port);
             // A connection seen both in the start-up dump and by the kernel keeps the kernel's id.
             if let Some(old) = self.tcp_tuples.insert(tuple, r.conn_id)
                 && old >= PREEXISTING_ID_BASE
@@ -268,7 +273,7 @@ impl Tracker {
                 e.reset_reason = reason;
             }
             conn.ended_mono = Some(r.ts_ns);
-            let tuple = (conn.local, conn.local_port, conn.remote, conn.remote_port);
+            let tuple = (conn.netns, conn.local, conn.local_port, conn.remote, conn.remote_port);
             if ev_kind == EventKind::Failed {
                 self.conns.remove(&conn_id);
             }
@@ -339,6 +344,7 @@ impl Tracker {
             bytes_received: flow.bytes_received,
             packets_sent: flow.packets_sent,
             packets_received: flow.packets_received,
+            netns: flow.netns,
             ..Default::default()
         };
         self.on_tcp_or_udp_event(&r);
@@ -354,12 +360,13 @@ impl Tracker {
     }
 
     /// Connections open before the recording started: one `open` row each, `preexisting`,
-    /// with their counters so far. `listening` ports tell server sides from client sides.
+    /// with their counters so far. `listening` (namespace, port) pairs tell server sides from
+    /// client sides.
     pub fn add_preexisting(
         &mut self,
         socks: &[TcpSocket],
         owners: &HashMap<u64, ProcOwner>,
-        listening: &HashSet<u16>,
+        listening: &HashSet<(u32, u16)>,
         now_mono: u64,
     ) {
         for s in socks {
@@ -371,7 +378,7 @@ impl Tracker {
             self.next_preexisting_id += 1;
             let owner = owners.get(&s.inode);
             let info = s.info.unwrap_or_default();
-            let role = if listening.contains(&s.local_port) { Role::Server } else { Role::Client };
+            let role = if listening.contains(&(s.netns, s.local_port)) { Role::Server } else { Role::Client };
             let conn = Conn {
                 protocol: Protocol::Tcp,
                 role,
@@ -382,6 +389,7 @@ impl Tracker {
                 pid: owner.map_or(0, |o| o.pid),
                 comm: Arc::from(owner.map_or("", |o| o.comm.as_str())),
                 cgroup_id: owner.map_or(0, |o| o.cgroup_id),
+                netns: s.netns,
                 start_mono: 0,
                 last: Counters::of_socket(role, s.state, &info),
                 ended_mono: None,
@@ -648,6 +656,8 @@ mod tests {
     fn preexisting_connections_are_matched_by_endpoints_when_they_close() {
         let mut t = tracker();
         let s = TcpSocket {
+            netns: 0,
+            family: 4,
             local: "127.0.0.1".parse().unwrap(),
             local_port: 40000,
             remote: "127.0.0.2".parse().unwrap(),
@@ -681,6 +691,8 @@ mod tests {
         let mut t = tracker();
         t.on_raw(&raw_tcp(kind::OPEN, 1, 200));
         let mut s = TcpSocket {
+            netns: 0,
+            family: 4,
             local: "127.0.0.1".parse().unwrap(),
             local_port: 40000,
             remote: "127.0.0.2".parse().unwrap(),

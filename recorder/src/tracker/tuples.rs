@@ -10,15 +10,16 @@ use rustc_hash::FxHashMap;
 use crate::addr::addr_of;
 use crate::sockdiag::TcpSocket;
 
-/// Local address and port, remote address and port.
-pub type Tuple = (IpAddr, u16, IpAddr, u16);
+/// Network namespace, local address and port, remote address and port: the same addresses
+/// and ports can be in use in any number of namespaces at once (every pod has its loopback).
+pub type Tuple = (u32, IpAddr, u16, IpAddr, u16);
 
 pub fn of_record(r: &RawEvent) -> Tuple {
-    (addr_of(r.family, &r.saddr), r.sport, addr_of(r.family, &r.daddr), r.dport)
+    (r.netns, addr_of(r.family, &r.saddr), r.sport, addr_of(r.family, &r.daddr), r.dport)
 }
 
 pub fn of_socket(s: &TcpSocket) -> Tuple {
-    (s.local, s.local_port, s.remote, s.remote_port)
+    (s.netns, s.local, s.local_port, s.remote, s.remote_port)
 }
 
 /// Live TCP connections by tuple.
