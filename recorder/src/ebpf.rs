@@ -14,10 +14,11 @@ use gespann_common::raw::{self, Listener, ListenerKey, Owner, TcpTuple, UdpFlow,
 use tokio::io::unix::AsyncFd;
 
 use crate::error::RecorderError;
-use crate::filters::RecordOptions;
+use crate::filters::{Filters, RecordOptions};
 use crate::kernel::{Kernel, Lost, Missing};
 use crate::sockdiag::{self, ProcOwner, TcpSocket};
 use crate::tracker::{Clock, ResetReasons, monotonic_ns};
+use crate::workload::{WorkloadConfig, Workloads};
 
 /// The compiled kernel side, committed so that `cargo build` needs no clang.
 static OBJECT: &[u8] = aya::include_bytes_aligned!("../../recorder-ebpf/gespann.bpf.o");
@@ -92,6 +93,11 @@ pub struct Probes {
     udp_socks: BpfHashMap<MapData, u64, SockPod>,
     listeners: BpfHashMap<MapData, ListenerKeyPod, ListenerPod>,
     diag: crate::netns::DiagSockets,
+    workloads: Workloads,
+    /// `--cgroup`/`--container`, and the cgroup ids they resolved to so far (all in the kernel's
+    /// `filter_cgroups` table).
+    filters: Filters,
+    filter_cgroups: Option<(BpfHashMap<MapData, u64, u8>, HashSet<u64>)>,
     missing: Vec<Missing>,
     cgroup2: Option<PathBuf>,
     clock: Clock,
@@ -136,6 +142,13 @@ impl Probes {
             tracing::debug!(error = %e, "cannot raise RLIMIT_MEMLOCK");
         }
         let k = opts.filters.kernel_globals();
+        let cgroup2 = cgroup2_root();
+        let mut workloads = Workloads::new(WorkloadConfig { cgroup2_root: cgroup2.clone(), ..Default::default() });
+        tracing::debug!(found = %workloads.summary(), "container runtimes");
+        // Resolved before anything attaches: with a cgroup filter on, the kernel side records
+        // nothing of a cgroup until it is in the table.
+        let wanted_cgroups =
+            if opts.filters.by_cgroup() { Some(resolve_cgroups(&mut workloads, &opts.filters, true)?) } else { None };
         // Raw tracepoints need no tracefs, but the reset-reason names and `doctor` read it.
         if let Err(e) = ensure_tracefs() {
             tracing::debug!(error = %error_chain(&e), "tracefs unavailable");
@@ -147,10 +160,33 @@ impl Probes {
             .override_global("filter_ncomms", &k.ncomms, true)
             .override_global("filter_ports", &k.ports, true)
             .override_global("filter_nports", &k.nports, true)
+            .override_global("filter_by_cgroup", &k.by_cgroup, true)
+            .override_global("filter_by_netns", &k.by_netns, true)
             .override_global("wakeup_bytes", &(u64::from(ring_bytes) / 8), true)
             .map_max_entries("events", ring_bytes)
             .load(OBJECT)
             .map_err(RecorderError::load)?;
+        let map_err = |name: &'static str| move |e| RecorderError::Map(name, Box::new(e));
+        let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(RecorderError::MissingMap(name));
+        {
+            let mut m: BpfHashMap<_, u32, u8> =
+                BpfHashMap::try_from(ebpf.map_mut("filter_netns").ok_or(RecorderError::MissingMap("filter_netns"))?)
+                    .map_err(map_err("filter_netns"))?;
+            for &ns in opts.filters.netns() {
+                m.insert(ns, 1, 0).map_err(map_err("filter_netns"))?;
+            }
+        }
+        let filter_cgroups = match wanted_cgroups {
+            Some(ids) => {
+                let mut m: BpfHashMap<_, u64, u8> =
+                    BpfHashMap::try_from(take(&mut ebpf, "filter_cgroups")?).map_err(map_err("filter_cgroups"))?;
+                for &id in &ids {
+                    m.insert(id, 1, 0).map_err(map_err("filter_cgroups"))?;
+                }
+                Some((m, ids))
+            }
+            None => None,
+        };
 
         let mut missing = Vec::new();
         for &(prog, category, event, effect) in TRACEPOINTS {
@@ -165,7 +201,6 @@ impl Probes {
                 });
             }
         }
-        let cgroup2 = cgroup2_root();
         match &cgroup2 {
             Some(root) => {
                 for &(prog, effect) in CGROUP_HOOKS {
@@ -188,8 +223,6 @@ impl Probes {
             tracing::debug!(missing = %m.what, effect = m.effect, error = %m.error, "recording without it");
         }
 
-        let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(RecorderError::MissingMap(name));
-        let map_err = |name: &'static str| move |e| RecorderError::Map(name, Box::new(e));
         let ring = RingBuf::try_from(take(&mut ebpf, "events")?).map_err(map_err("events"))?;
         let lost = PerCpuArray::try_from(take(&mut ebpf, "lost")?).map_err(map_err("lost"))?;
         let udp_flows = BpfHashMap::try_from(take(&mut ebpf, "udp_flows")?).map_err(map_err("udp_flows"))?;
@@ -207,6 +240,9 @@ impl Probes {
             udp_socks,
             listeners,
             diag: crate::netns::DiagSockets::default(),
+            workloads,
+            filters: opts.filters.clone(),
+            filter_cgroups,
             missing,
             cgroup2,
             clock: Clock::now(),
@@ -303,6 +339,33 @@ impl Kernel for Probes {
         }
     }
 
+    fn note_cgroup(&mut self, cgroup_id: u64) {
+        self.workloads.note(cgroup_id);
+    }
+
+    fn workload(&mut self, cgroup_id: u64) -> std::sync::Arc<gespann_common::Workload> {
+        self.workloads.get(cgroup_id)
+    }
+
+    fn filter_cgroups(&mut self) -> Option<HashSet<u64>> {
+        let (map, ids) = self.filter_cgroups.as_mut()?;
+        match resolve_cgroups(&mut self.workloads, &self.filters, false) {
+            Ok(now) => {
+                for &id in now.difference(ids) {
+                    match map.insert(id, 1, 0) {
+                        Ok(()) => tracing::info!(cgroup_id = id, "a cgroup the filters match appeared: recording it"),
+                        Err(e) => {
+                            tracing::warn!(cgroup_id = id, error = %e, "cannot add a cgroup to the kernel's filter table")
+                        }
+                    }
+                }
+                ids.extend(now);
+            }
+            Err(e) => tracing::debug!(error = %error_chain(&e), "cannot look for new cgroups"),
+        }
+        Some(ids.clone())
+    }
+
     fn now_ns(&self) -> u64 {
         monotonic_ns()
     }
@@ -318,6 +381,28 @@ impl Kernel for Probes {
     fn missing(&self) -> &[Missing] {
         &self.missing
     }
+}
+
+/// The cgroup ids `--cgroup` and `--container` name now (a cgroup and all below it). At
+/// `start`, a `--cgroup` path that does not exist is an error and a container that matches
+/// nothing yet a warning (it may start while recording).
+fn resolve_cgroups(workloads: &mut Workloads, filters: &Filters, start: bool) -> Result<HashSet<u64>, RecorderError> {
+    let mut ids = HashSet::new();
+    for path in filters.cgroups() {
+        match workloads.cgroup_ids_under(path) {
+            Ok(v) => ids.extend(v),
+            Err(source) if start => return Err(RecorderError::NoSuchCgroup { path: path.clone(), source }),
+            Err(_) => {}
+        }
+    }
+    for want in filters.containers() {
+        let found = workloads.container_cgroups(want);
+        if found.is_empty() && start {
+            tracing::warn!(container = %want, "no container matches `{want}` yet: recording it once it starts");
+        }
+        ids.extend(found.into_iter().map(|(id, _)| id));
+    }
+    Ok(ids)
 }
 
 fn raise_memlock() -> std::io::Result<()> {

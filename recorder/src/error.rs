@@ -44,6 +44,12 @@ pub enum RecorderError {
     Poll(#[source] std::io::Error),
     #[error("sock_diag netlink dump failed")]
     SockDiag(#[source] std::io::Error),
+    #[error("--cgroup {path}: no such cgroup under the cgroup2 root")]
+    NoSuchCgroup {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// True when `e` or one of its causes is an OS error saying the caller lacks privileges.

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use gespann_common::Workload;
 use gespann_common::raw::{ListenerKey, RawEvent, UdpFlow, UdpKey};
 
 use crate::kernel::{Kernel, Lost, Missing};
@@ -32,6 +33,12 @@ pub struct FakeState {
     pub listener_owners: HashMap<ListenerKey, (ProcOwner, u32)>,
     /// What the recorder told the kernel about wanted connections older than the recording.
     pub wanted_preexisting: Option<Vec<TcpSocket>>,
+    /// The workload of each cgroup id (others are unknown).
+    pub workloads: HashMap<u64, Arc<Workload>>,
+    /// The cgroup ids seen by the recorder, in the order it noted them.
+    pub noted_cgroups: Vec<u64>,
+    /// What `--cgroup`/`--container` resolve to (`None`: no such filter).
+    pub filter_cgroups: Option<HashSet<u64>>,
     /// CLOCK_MONOTONIC now.
     pub now_ns: u64,
     /// How many times the ring was drained.
@@ -161,6 +168,18 @@ impl Kernel for FakeKernel {
 
     fn want_preexisting(&mut self, wanted: &[TcpSocket]) {
         self.state().wanted_preexisting = Some(wanted.to_vec());
+    }
+
+    fn note_cgroup(&mut self, cgroup_id: u64) {
+        self.state().noted_cgroups.push(cgroup_id);
+    }
+
+    fn workload(&mut self, cgroup_id: u64) -> Arc<Workload> {
+        self.state().workloads.get(&cgroup_id).cloned().unwrap_or_else(Workload::unknown)
+    }
+
+    fn filter_cgroups(&mut self) -> Option<HashSet<u64>> {
+        self.state().filter_cgroups.clone()
     }
 
     fn now_ns(&self) -> u64 {

@@ -9,7 +9,10 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
+
+use gespann_common::Workload;
 
 use gespann_common::raw::{ListenerKey, UdpFlow, UdpKey};
 
@@ -79,6 +82,18 @@ pub trait Kernel {
     /// Until the list is complete, and for good if it cannot be (more than its table holds),
     /// the kernel sends them all: nothing is lost either way.
     fn want_preexisting(&mut self, wanted: &[TcpSocket]);
+
+    /// A cgroup id seen in a record: resolved now, while the cgroup exists (a container's goes
+    /// when it exits). Called once per id the recorder has not seen, not per record.
+    fn note_cgroup(&mut self, cgroup_id: u64);
+
+    /// The cgroup, container and pod of `cgroup_id`, for a row about to be written.
+    fn workload(&mut self, cgroup_id: u64) -> Arc<Workload>;
+
+    /// With `--cgroup`/`--container`: the cgroup ids the filters resolve to now (the cgroups of
+    /// containers that started since the last call are added to the kernel's table first).
+    /// `None` without those filters.
+    fn filter_cgroups(&mut self) -> Option<HashSet<u64>>;
 
     /// CLOCK_MONOTONIC, the clock of every record's timestamps.
     fn now_ns(&self) -> u64;

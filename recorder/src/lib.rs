@@ -37,9 +37,10 @@ mod recorder;
 pub mod session;
 pub mod sockdiag;
 pub mod tracker;
+pub mod workload;
 
 pub use error::{RecorderError, caused_by_permission};
-pub use filters::{Filters, RecordOptions, RecorderArgs};
+pub use filters::{Filters, OwnerView, RecordOptions, RecorderArgs};
 pub use kernel::{Kernel, Lost, Missing};
 pub use output::{FileSummary, OutputOptions};
 pub use recorder::{Finished, REORDER_WINDOW, Recorder, RecorderStats, TICK};

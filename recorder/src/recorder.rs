@@ -10,10 +10,11 @@ use gespann_common::Event;
 use gespann_common::raw::{ListenerKey, RawEvent};
 
 use crate::error::RecorderError;
-use crate::filters::RecordOptions;
+use crate::filters::{OwnerView, RecordOptions};
 use crate::kernel::{Kernel, Lost, Missing};
 use crate::sockdiag::{ESTABLISHED_LIKE, LISTEN, ProcOwner};
 use crate::tracker::{Followup, Tracker, TrackerStats};
+use rustc_hash::FxHashSet;
 
 /// How long rows wait in user space so that rows from different CPUs, and amendments, can be
 /// put in order before they are handed out.
@@ -62,6 +63,12 @@ pub struct Recorder<K: Kernel> {
     unknown_records: u64,
     /// UDP sockets with flows but no entry in the kernel's socket table at the last sample.
     orphan_sockets: HashSet<u64>,
+    /// Cgroup ids the kernel seam was told about (each resolved once, when first seen).
+    seen_cgroups: FxHashSet<u64>,
+    /// Seen during the current drain, to tell the seam after it.
+    new_cgroups: Vec<u64>,
+    /// `--cgroup`/`--container` are on: their cgroups are looked for again at every sample.
+    by_cgroup: bool,
 }
 
 impl<K: Kernel> Recorder<K> {
@@ -88,13 +95,23 @@ impl<K: Kernel> Recorder<K> {
             }
         }
         let listening: HashSet<(u32, u16)> = listeners.iter().map(|s| (s.netns, s.local_port)).collect();
+        let cgroups = kernel.filter_cgroups().unwrap_or_default();
         let wanted: Vec<_> = established
             .into_iter()
             .filter(|s| {
-                let owner = owners.get(&s.inode).map(|o| (o.pid, o.comm.as_str()));
-                opts.filters.wants(s.local_port, s.remote_port, owner)
+                let owner =
+                    owners.get(&s.inode).map(|o| OwnerView { pid: o.pid, comm: &o.comm, cgroup_id: o.cgroup_id });
+                opts.filters.wants(s.local_port, s.remote_port, s.netns, owner, &cgroups)
             })
             .collect();
+        let mut seen_cgroups = FxHashSet::default();
+        for s in &wanted {
+            if let Some(o) = owners.get(&s.inode)
+                && seen_cgroups.insert(o.cgroup_id)
+            {
+                kernel.note_cgroup(o.cgroup_id);
+            }
+        }
         if opts.filters.by_owner() {
             kernel.want_preexisting(&wanted);
         }
@@ -110,6 +127,9 @@ impl<K: Kernel> Recorder<K> {
             listening,
             unknown_records: 0,
             orphan_sockets: HashSet::new(),
+            seen_cgroups,
+            new_cgroups: Vec::new(),
+            by_cgroup: opts.filters.by_cgroup(),
         })
     }
 
@@ -145,7 +165,26 @@ impl<K: Kernel> Recorder<K> {
         }
         self.next_tick = now + TICK.as_nanos() as u64;
         let watermark = now.saturating_sub(REORDER_WINDOW.as_nanos() as u64);
-        Ok(self.tracker.drain_ready(watermark))
+        let mut rows = self.tracker.drain_ready(watermark);
+        self.place(&mut rows);
+        Ok(rows)
+    }
+
+    /// Gives each row its owner's workload (cgroup, container, pod) as it leaves the reorder
+    /// buffer: late owner amendments have moved its cgroup id by then, and the names looked up
+    /// in the background for a cgroup first seen in that window have had time to arrive.
+    fn place(&mut self, rows: &mut [Event]) {
+        let mut last: Option<(u64, std::sync::Arc<gespann_common::Workload>)> = None;
+        for e in rows {
+            match &last {
+                Some((id, w)) if *id == e.cgroup_id => e.workload = w.clone(),
+                _ => {
+                    let w = self.kernel.workload(e.cgroup_id);
+                    e.workload = w.clone();
+                    last = Some((e.cgroup_id, w));
+                }
+            }
+        }
     }
 
     /// Hands every waiting ring record to the tracker, and ends the flows of released UDP
@@ -154,6 +193,9 @@ impl<K: Kernel> Recorder<K> {
         let mut releases = Vec::new();
         let tracker = &mut self.tracker;
         let unknown = &mut self.unknown_records;
+        let seen = &mut self.seen_cgroups;
+        let new_cgroups = &mut self.new_cgroups;
+        let mut last_cgroup = u64::MAX;
         self.kernel.drain(&mut |bytes| {
             let Some(raw) = RawEvent::from_bytes(bytes) else {
                 *unknown += 1;
@@ -167,10 +209,19 @@ impl<K: Kernel> Recorder<K> {
                 dport = raw.dport,
                 "raw event"
             );
+            if raw.cgroup_id != last_cgroup {
+                last_cgroup = raw.cgroup_id;
+                if seen.insert(raw.cgroup_id) {
+                    new_cgroups.push(raw.cgroup_id);
+                }
+            }
             if let Followup::ReleaseUdpSocket(sk) = tracker.on_raw(&raw) {
                 releases.push(sk);
             }
         });
+        for id in std::mem::take(&mut self.new_cgroups) {
+            self.kernel.note_cgroup(id);
+        }
         for sk in releases {
             let now = self.kernel.now_ns();
             for flow in self.kernel.take_udp_flows(sk) {
@@ -182,6 +233,10 @@ impl<K: Kernel> Recorder<K> {
     /// Samples every live connection (that moved, unless `force`): TCP from sock_diag, UDP
     /// from the kernel's flow table; ends flows the table lost.
     fn sample(&mut self, force: bool) -> Result<(), RecorderError> {
+        if self.by_cgroup {
+            // Containers that started since: their cgroups join the kernel's filter table.
+            self.kernel.filter_cgroups();
+        }
         let socks = self.kernel.tcp_sockets(ESTABLISHED_LIKE, true).map_err(RecorderError::SockDiag)?;
         let at = self.kernel.now_ns();
         self.tracker.on_tcp_snapshot(&socks, at, force);
@@ -227,7 +282,8 @@ impl<K: Kernel> Recorder<K> {
         self.drain();
         self.sample(true)?;
         self.drain();
-        let events = self.tracker.drain_all();
+        let mut events = self.tracker.drain_all();
+        self.place(&mut events);
         Ok(Finished { events, stats: self.stats() })
     }
 }
