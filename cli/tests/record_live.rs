@@ -525,16 +525,18 @@ t = pq.read_table(sys.argv[1])
 want = {"ts": pa.timestamp("ns", tz="UTC"), "kind": pa.string(), "conn_id": pa.uint64(), "protocol": pa.string(),
   "role": pa.string(), "family": pa.uint8(), "local_addr": pa.string(), "local_port": pa.uint16(),
   "remote_addr": pa.string(), "remote_port": pa.uint16(), "pid": pa.uint32(), "comm": pa.string(),
-  "cgroup_id": pa.uint64(), "state": pa.string(), "bytes_sent": pa.uint64(), "bytes_received": pa.uint64(),
+  "cgroup_id": pa.uint64(), "netns": pa.uint32(), "cgroup": pa.dictionary(pa.int32(), pa.string()),
+  "container_id": pa.string(), "container_name": pa.string(), "pod_uid": pa.string(), "pod_name": pa.string(),
+  "pod_namespace": pa.string(), "state": pa.string(), "bytes_sent": pa.uint64(), "bytes_received": pa.uint64(),
   "packets_sent": pa.uint64(), "packets_received": pa.uint64(), "retransmits": pa.uint32(), "rtt_us": pa.uint32(),
   "handshake_us": pa.uint32(), "duration_ns": pa.uint64(), "error": pa.string(), "reset_by": pa.string(),
   "reset_reason": pa.string(), "preexisting": pa.bool_()}
 got = {f.name: f.type for f in t.schema}
 assert got == want, (got, want)
 md = pq.read_metadata(sys.argv[1]).metadata
-assert md[b"gespann.schema_version"] == b"1", md
-n, b = duckdb.connect().execute(f"select count(*), sum(bytes_sent) filter (where kind='close') from read_parquet('{sys.argv[1]}')").fetchone()
-print(n, b)
+assert md[b"gespann.schema_version"] == b"2", md
+n, b, ns, cg = duckdb.connect().execute(f"select count(*), sum(bytes_sent) filter (where kind='close'), count(distinct netns), min(cgroup) from read_parquet('{sys.argv[1]}')").fetchone()
+print(n, b, ns, cg)
 "#;
     let out = std::process::Command::new(python())
         .args(["-c", script])
@@ -544,7 +546,10 @@ print(n, b)
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let closes: u64 = rows.iter().filter(|r| r.kind == EventKind::Close).map(|r| r.bytes_sent).sum();
-    assert_eq!(text.trim(), format!("{} {}", rows.len(), closes));
+    // Every row is in this host's namespace; the cgroup column holds the processes' own paths.
+    let cgroup = rows.iter().map(|r| r.workload.cgroup.to_string()).min().unwrap();
+    assert!(rows.iter().all(|r| r.netns != 0 && !r.workload.cgroup.is_empty()), "{rows:#?}");
+    assert_eq!(text.trim(), format!("{} {} 1 {cgroup}", rows.len(), closes));
 }
 
 #[test]

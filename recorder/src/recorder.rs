@@ -555,4 +555,82 @@ mod tests {
         assert_eq!(samples.len(), 1, "one sample when it moved, none while it did not: {rows:?}");
         assert_eq!(samples[0].bytes_sent, 100, "the SYN is not payload");
     }
+
+    fn workload(container: &str) -> std::sync::Arc<gespann_common::Workload> {
+        std::sync::Arc::new(gespann_common::Workload {
+            cgroup: format!("/libpod_parent/libpod-{container}").into(),
+            container_id: Some(container.into()),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn rows_get_the_workload_of_their_cgroup_as_they_leave_the_reorder_window() {
+        let (mut rec, h) = start(&RecordOptions::default(), |h| {
+            let mut s = h.state();
+            s.workloads.insert(5, workload("aaa"));
+            s.workloads.insert(6, workload("bbb"));
+        });
+        let t0 = h.now_ns();
+        let mut server_open = RawEvent { cgroup_id: 5, role: raw::ROLE_SERVER, ..tcp(kind::OPEN, 1, t0 + MS) };
+        server_open.netns = 4026532001;
+        // The accepting process, in another cgroup, is learnt at its first send: the row that is
+        // still waiting takes that cgroup's workload.
+        let amend = RawEvent { kind: kind::AMEND_OWNER, conn_id: 1, cgroup_id: 6, pid: 77, ..Default::default() };
+        let other = RawEvent { cgroup_id: 5, ..tcp(kind::OPEN, 2, t0 + 2 * MS) };
+        h.push(&server_open);
+        h.push(&amend);
+        h.push(&other);
+        let rows = run(&mut rec, &h, 700 * MS);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!((rows[0].conn_id, rows[0].cgroup_id, rows[0].netns), (1, 6, 4026532001));
+        assert_eq!(rows[0].workload.container_id.as_deref(), Some("bbb"));
+        assert_eq!(rows[1].workload.container_id.as_deref(), Some("aaa"));
+        // Each cgroup was handed to the seam once, when first seen.
+        let noted = h.state().noted_cgroups.clone();
+        assert_eq!(noted, vec![5, 6], "the amendment's cgroup too, each once: {noted:?}");
+    }
+
+    #[test]
+    fn preexisting_connections_are_matched_in_their_own_namespace() {
+        // The same 4-tuple open in two namespaces at start; each one's close, from the kernel,
+        // ends its own connection.
+        let sock = |netns: u32, inode: u64, acked: u64| TcpSocket {
+            netns,
+            family: 4,
+            local: "127.0.0.1".parse().unwrap(),
+            local_port: 40001,
+            remote: "127.0.0.2".parse().unwrap(),
+            remote_port: 80,
+            state: 1,
+            inode,
+            info: Some(TcpInfo { bytes_acked: acked, ..Default::default() }),
+        };
+        let (mut rec, h) = start(&RecordOptions::default(), |h| {
+            let mut s = h.state();
+            s.tcp = vec![sock(11, 1, 10), sock(22, 2, 20)];
+            s.owners = HashMap::from([
+                (1, ProcOwner { pid: 100, comm: "a".into(), cgroup_id: 1 }),
+                (2, ProcOwner { pid: 200, comm: "b".into(), cgroup_id: 1 }),
+            ]);
+        });
+        let t0 = h.now_ns();
+        let close = |netns: u32, acked: u64| RawEvent {
+            flags: raw::flags::UNTRACKED | raw::flags::HAS_RTT,
+            netns,
+            sport: 40001,
+            bytes_sent: acked,
+            ..tcp(kind::CLOSE, 0, t0 + MS)
+        };
+        h.push(&close(22, 500));
+        let rows = run(&mut rec, &h, 700 * MS);
+        let opens: Vec<_> = rows.iter().filter(|e| e.kind == EventKind::Open).collect();
+        assert_eq!(opens.iter().map(|e| (e.netns, e.pid)).collect::<Vec<_>>(), vec![(11, 100), (22, 200)]);
+        let closes: Vec<_> = rows.iter().filter(|e| e.kind == EventKind::Close).collect();
+        assert_eq!(closes.len(), 1, "{rows:?}");
+        assert_eq!((closes[0].netns, closes[0].pid, closes[0].bytes_sent), (22, 200, 499));
+        let ns22 = opens.iter().find(|e| e.netns == 22).unwrap().conn_id;
+        assert_eq!(closes[0].conn_id, ns22);
+        assert_eq!(rec.stats().open_connections, 1, "namespace 11's connection is still open");
+    }
 }

@@ -30,6 +30,11 @@ const PACKAGES: &[&str] = &[
     "python3",
     "python3-venv",
     "prometheus",
+    // Real containers for the container tests: podman with runc (crun fails on hybrid cgroups)
+    // and a static busybox for the root filesystems the tests assemble.
+    "podman",
+    "runc",
+    "busybox-static",
     "ca-certificates",
 ];
 
