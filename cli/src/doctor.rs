@@ -1,7 +1,9 @@
-//! `gespann doctor`: prints the recorder's prerequisite checks.
+//! `gespann doctor`: prints the recorder's prerequisite checks, then what it found of container
+//! runtimes, their API sockets, Kubernetes pods and the cgroup layout (which workload columns
+//! rows will get; they do not decide whether a recording can be made).
 
 use anyhow::Result;
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
@@ -21,7 +23,8 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
         println!("{}", serde_json::json!({"can_record": can_record, "checks": rows}));
     } else {
         let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
+        // The details are sentences: wrapped to the terminal's width (on a terminal only).
+        t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
         t.set_header(vec!["check", "status", "detail"]);
         for c in &checks {
             t.add_row(vec![c.name.as_str(), c.status.as_str(), c.detail.as_str()]);

@@ -3,7 +3,7 @@
 //! ```yaml
 //! log_level: info
 //! idle_threshold: 30s      # optional: when an open connection counts as idle
-//! top_n: 20                # optional: destinations / processes with their own series
+//! top_n: 20                # optional: destinations / processes / containers with their own series
 //! adapters:
 //!   - type: prometheus
 //!     settings:
@@ -106,7 +106,7 @@ fn adapter_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<AdapterCon
     Ok(Some(v))
 }
 
-/// Upper bound of `top_n`: each destination adds 3 series, each process 3.
+/// Upper bound of `top_n`: each destination adds 3 series, each process 3, each container 5.
 pub const MAX_TOP_N: usize = 10_000;
 
 fn top_n<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {

@@ -21,8 +21,18 @@
 //!
 //! Label sets are bounded by design: every label takes its values from a closed set (event
 //! kinds, protocols, directions, errno names, kernel reset reasons capped at
-//! [`MAX_RESET_REASONS`]) except the per-destination and per-process labels, which are limited to
-//! the configured top N.
+//! [`MAX_RESET_REASONS`]) except the per-destination, per-process and per-container labels,
+//! which are limited to the configured top N.
+//!
+//! # Workload labels (`container`, `pod`): left out, never empty
+//!
+//! The per-process, per-destination and per-container families carry two *optional* labels
+//! ([`MetricDef::optional`]), the workload of the connection's owner: `container` (the
+//! container's name, else its id's first 12 characters) and `pod` (`<namespace>/<name>`, else
+//! the pod uid). A series whose owner has none (a host process, a version 1 recording) has the
+//! value `""`, and both adapters **leave the label out** rather than print it empty: the series
+//! of host-only data are exactly the series of earlier versions (same names, same label sets),
+//! and Prometheus treats an absent label and an empty one as the same anyway.
 
 /// What kind of metric a family is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,13 +58,34 @@ pub struct MetricDef {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: Kind,
+    /// Labels every series has.
     pub labels: &'static [&'static str],
+    /// Labels after those, left out of a series where their value is empty (the workload
+    /// labels: see the module doc).
+    pub optional: &'static [&'static str],
 }
 
 impl MetricDef {
     /// The DogStatsD name: `gespann.<name>` (the Prometheus name without its `gespann_` prefix).
     pub fn statsd_name(&self) -> String {
         format!("gespann.{}", self.name.strip_prefix("gespann_").unwrap_or(self.name))
+    }
+
+    /// Every label name a series may have: [`labels`](Self::labels), then
+    /// [`optional`](Self::optional).
+    pub fn all_labels(&self) -> impl Iterator<Item = &'static str> + Clone {
+        self.labels.iter().chain(self.optional).copied()
+    }
+
+    /// The `(name, value)` pairs a series is published with: its values in label order, with
+    /// the optional labels whose value is empty left out. Every adapter goes through this.
+    pub fn label_pairs<'a>(&self, values: &'a [String]) -> impl Iterator<Item = (&'static str, &'a str)> {
+        let required = self.labels.len();
+        self.all_labels()
+            .zip(values)
+            .enumerate()
+            .filter(move |(i, (_, v))| *i < required || !v.is_empty())
+            .map(|(_, (k, v))| (k, v.as_str()))
     }
 }
 
@@ -69,7 +100,7 @@ pub const LATENCY_BUCKETS: &[f64] =
     &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0];
 
 macro_rules! metrics {
-    ($($variant:ident = $name:literal, $kind:ident, [$($l:literal),*], $help:literal;)*) => {
+    ($($variant:ident = $name:literal, $kind:ident, [$($l:literal),*] $(+ [$($o:literal),*])?, $help:literal;)*) => {
         /// Every metric family, one variant each. The processor builds a snapshot by matching on
         /// it, so a family added here without a value there does not compile.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,6 +117,7 @@ macro_rules! metrics {
                 match self {
                     $(Metric::$variant => &MetricDef {
                         name: $name, help: $help, kind: Kind::$kind, labels: &[$($l),*],
+                        optional: &[$($($o),*)?],
                     }),*
                 }
             }
@@ -132,14 +164,22 @@ metrics! {
         "Smoothed TCP RTT, one observation per report.";
     Handshake = "gespann_handshake_seconds", Histogram, [],
         "TCP client handshake time (SYN sent to established).";
-    DestConnections = "gespann_destination_connections_total", Counter, ["address", "port", "protocol"],
-        "Connections per destination (remote address and service port), for the top N destinations only.";
-    DestBytes = "gespann_destination_bytes_total", Counter, ["address", "port", "protocol", "direction"],
-        "Bytes per destination and direction, for the top N destinations only.";
-    ProcConnections = "gespann_process_connections_total", Counter, ["comm"],
-        "Connections per process name, for the top N processes only.";
-    ProcBytes = "gespann_process_bytes_total", Counter, ["comm", "direction"],
-        "Bytes per process name and direction, for the top N processes only.";
+    DestConnections = "gespann_destination_connections_total", Counter, ["address", "port", "protocol"] + ["container", "pod"],
+        "Connections per destination (remote address and service port) and local workload, for the top N only.";
+    DestBytes = "gespann_destination_bytes_total", Counter, ["address", "port", "protocol", "direction"] + ["container", "pod"],
+        "Bytes per destination, local workload and direction, for the top N only.";
+    ProcConnections = "gespann_process_connections_total", Counter, ["comm"] + ["container", "pod"],
+        "Connections per process name and workload, for the top N only.";
+    ProcBytes = "gespann_process_bytes_total", Counter, ["comm", "direction"] + ["container", "pod"],
+        "Bytes per process name, workload and direction, for the top N only.";
+    ContainerConnections = "gespann_container_connections_total", Counter, [] + ["container", "pod"],
+        "Connections per container or pod, including failed attempts, for the top N only (host processes have no series).";
+    ContainerFailed = "gespann_container_failed_connections_total", Counter, [] + ["container", "pod"],
+        "Connection attempts that never established, per container or pod, for the top N only.";
+    ContainerReset = "gespann_container_reset_connections_total", Counter, [] + ["container", "pod"],
+        "Connections that ended with a reset, per container or pod, for the top N only.";
+    ContainerBytes = "gespann_container_bytes_total", Counter, ["direction"] + ["container", "pod"],
+        "Bytes per container or pod and direction, for the top N only.";
     EventsProcessed = "gespann_events_processed_total", Counter, [],
         "Recording rows (or live events) processed.";
     EventsLost = "gespann_events_lost_total", Counter, [],
@@ -203,10 +243,16 @@ impl Snapshot {
         self.families.iter().find(|f| f.def().name == name)
     }
 
-    /// The value of an unlabelled counter or gauge, or of the series with exactly `labels`.
+    /// The value of an unlabelled counter or gauge, or of the series with exactly `labels`;
+    /// trailing labels left out of `labels` must be empty (as in the exposition, where an empty
+    /// optional label is left out).
     pub fn value(&self, name: &str, labels: &[&str]) -> Option<f64> {
         let f = self.family(name)?;
-        let s = f.series.iter().find(|s| s.labels == labels)?;
+        let s = f.series.iter().find(|s| {
+            s.labels.len() >= labels.len()
+                && s.labels.iter().zip(labels).all(|(a, b)| a == b)
+                && s.labels[labels.len()..].iter().all(|l| l.is_empty())
+        })?;
         match &s.value {
             Value::Counter(v) => Some(*v as f64),
             Value::Gauge(v) => Some(*v),
@@ -216,7 +262,7 @@ impl Snapshot {
 }
 
 /// The golden list of metric names: one line per family, `name kind label,label` (`-` for no
-/// labels).
+/// labels; an optional label, left out when empty, ends in `?`).
 pub fn catalog_text() -> String {
     let mut out = String::new();
     for d in Metric::ALL.iter().map(|m| m.def()) {
@@ -224,12 +270,33 @@ pub fn catalog_text() -> String {
         out.push(' ');
         out.push_str(d.kind.as_str());
         out.push(' ');
-        if d.labels.is_empty() {
+        let labels: Vec<String> =
+            d.labels.iter().map(|l| l.to_string()).chain(d.optional.iter().map(|l| format!("{l}?"))).collect();
+        if labels.is_empty() {
             out.push('-');
         } else {
-            out.push_str(&d.labels.join(","));
+            out.push_str(&labels.join(","));
         }
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_labels_are_left_out_when_empty_and_only_then() {
+        let d = Metric::ProcBytes.def();
+        let pairs = |v: &[&str]| {
+            let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+            d.label_pairs(&v).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+        };
+        assert_eq!(pairs(&["curl", "sent", "", ""]), "comm=curl,direction=sent");
+        assert_eq!(pairs(&["curl", "sent", "web", ""]), "comm=curl,direction=sent,container=web");
+        assert_eq!(pairs(&["curl", "sent", "", "prod/api-0"]), "comm=curl,direction=sent,pod=prod/api-0");
+        // A required label keeps its empty value (a row with no process name), as before.
+        assert_eq!(pairs(&["", "sent", "", ""]), "comm=,direction=sent");
+    }
 }

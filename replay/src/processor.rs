@@ -2,7 +2,8 @@
 //!
 //! It is fed every event in time order (from a recording or the live recorder, the same
 //! [`Event`] type either way) and keeps only what the metrics need: the counters of connections
-//! not yet ended, running totals, histograms, and two bounded top-N tables. Recording counters
+//! not yet ended, running totals, histograms, and three bounded top-N tables (destinations,
+//! processes, containers), each keyed by its labels' values. Recording counters
 //! are cumulative per connection, so totals grow by the difference to the last value seen for the
 //! connection; a connection first seen mid-way (a preexisting one, or one whose `open` row was
 //! lost) contributes everything it carries. [`Processor::snapshot`] renders the absolute values
@@ -15,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gespann_common::{Event, EventKind, Protocol, Role};
+use gespann_common::{Event, EventKind, Protocol, Role, Workload};
 use rustc_hash::FxHashMap;
 
 use crate::model::{
@@ -27,7 +28,8 @@ use crate::model::{
 pub struct ProcessorOptions {
     /// An open connection that moved no bytes for this long is idle.
     pub idle_threshold: Duration,
-    /// How many destinations and processes get their own series.
+    /// How many destinations, processes and containers get their own series (each table is
+    /// keyed by its labels, the workload's included).
     pub top_n: usize,
 }
 
@@ -84,10 +86,13 @@ impl Histogram {
     }
 }
 
-/// Connections and bytes attributed to one destination or process.
+/// Connections and bytes attributed to one destination, process or container (`failed` and
+/// `reset` are published for containers only).
 #[derive(Clone, Copy, Debug, Default)]
 struct Tally {
     connections: u64,
+    failed: u64,
+    reset: u64,
     sent: u64,
     received: u64,
 }
@@ -150,6 +155,83 @@ struct Destination {
     protocol: Protocol,
 }
 
+/// The `container` and `pod` label values of a row's workload (see [`crate::model`]): `None`
+/// for a host process or an unknown owner, so host rows cost no allocation. The tables are keyed
+/// by these rendered values, so two workloads that render alike share a series and no two series
+/// of a family can have the same labels.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Place {
+    container: Option<Arc<str>>,
+    pod: Option<Arc<str>>,
+}
+
+/// Characters of a container id shown when the container's name is unknown (as `docker ps`).
+const SHORT_ID: usize = 12;
+
+impl Place {
+    fn of(w: &Workload) -> Place {
+        let nonempty = |s: &Option<Arc<str>>| s.as_ref().filter(|s| !s.is_empty()).cloned();
+        let container = nonempty(&w.container_name).or_else(|| {
+            nonempty(&w.container_id).map(|id| match id.get(..SHORT_ID) {
+                Some(short) if id.len() > SHORT_ID => Arc::from(short),
+                _ => id,
+            })
+        });
+        let pod = match (nonempty(&w.pod_namespace), nonempty(&w.pod_name)) {
+            (Some(ns), Some(name)) => Some(Arc::from(format!("{ns}/{name}"))),
+            (None, Some(name)) => Some(name),
+            _ => nonempty(&w.pod_uid),
+        };
+        Place { container, pod }
+    }
+
+    fn is_host(&self) -> bool {
+        self.container.is_none() && self.pod.is_none()
+    }
+
+    fn labels(&self) -> [String; 2] {
+        let s = |v: &Option<Arc<str>>| v.as_deref().unwrap_or_default().to_owned();
+        [s(&self.container), s(&self.pod)]
+    }
+}
+
+/// Workloads rendered to [`Place`]s, so a row costs a pointer comparison (rows of one cgroup
+/// share their `Arc<Workload>`) or a lookup, not a string formatted per row.
+#[derive(Default)]
+struct Places {
+    last: Option<(Arc<Workload>, Place)>,
+    seen: FxHashMap<Arc<Workload>, Place>,
+}
+
+/// Distinct workloads remembered by [`Places`] before it starts over.
+const PLACES_REMEMBERED: usize = 4096;
+
+impl Places {
+    fn of(&mut self, w: &Arc<Workload>) -> Place {
+        if w.container_id.is_none() && w.container_name.is_none() && w.pod_uid.is_none() && w.pod_name.is_none() {
+            return Place::default();
+        }
+        if let Some((last, place)) = &self.last
+            && Arc::ptr_eq(last, w)
+        {
+            return place.clone();
+        }
+        let place = match self.seen.get(w) {
+            Some(p) => p.clone(),
+            None => {
+                if self.seen.len() >= PLACES_REMEMBERED {
+                    self.seen.clear();
+                }
+                let p = Place::of(w);
+                self.seen.insert(w.clone(), p.clone());
+                p
+            }
+        };
+        self.last = Some((w.clone(), place.clone()));
+        place
+    }
+}
+
 /// Totals a recording can be checked against.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -199,8 +281,11 @@ pub struct Processor {
     rtt: Histogram,
     rtt_us_sum: f64,
     handshake: Histogram,
-    destinations: TopTable<Destination>,
-    processes: TopTable<Arc<str>>,
+    places: Places,
+    destinations: TopTable<(Destination, Place)>,
+    processes: TopTable<(Arc<str>, Place)>,
+    /// Rows with a container or pod only.
+    containers: TopTable<Place>,
     events_lost: u64,
     finished: bool,
 }
@@ -224,8 +309,10 @@ impl Processor {
             rtt: Histogram::new(LATENCY_BUCKETS),
             rtt_us_sum: 0.0,
             handshake: Histogram::new(LATENCY_BUCKETS),
+            places: Places::default(),
             destinations: TopTable::new(top_n),
             processes: TopTable::new(top_n),
+            containers: TopTable::new(top_n),
             events_lost: 0,
             finished: false,
         }
@@ -338,16 +425,22 @@ impl Processor {
         self.totals.retransmits += u64::from(retrans);
         self.bandwidth[p][0] += sent;
         self.bandwidth[p][1] += received;
-        if new || sent > 0 || received > 0 {
-            let c = u64::from(new);
-            let t = self.destinations.tally(destination);
-            t.connections += c;
-            t.sent += sent;
-            t.received += received;
-            let t = self.processes.tally(e.comm.clone());
-            t.connections += c;
-            t.sent += sent;
-            t.received += received;
+        let failed = u64::from(e.kind == EventKind::Failed);
+        let reset = u64::from(e.kind == EventKind::Reset);
+        if new || sent > 0 || received > 0 || failed > 0 || reset > 0 {
+            let place = self.places.of(&e.workload);
+            let add = |t: &mut Tally| {
+                t.connections += u64::from(new);
+                t.failed += failed;
+                t.reset += reset;
+                t.sent += sent;
+                t.received += received;
+            };
+            if !place.is_host() {
+                add(self.containers.tally(place.clone()));
+            }
+            add(self.destinations.tally((destination, place.clone())));
+            add(self.processes.tally((e.comm.clone(), place)));
         }
 
         match e.kind {
@@ -482,15 +575,15 @@ impl Processor {
                     .destinations
                     .top(self.opts.top_n)
                     .into_iter()
-                    .map(|(d, t)| series(dest_labels(d), Value::Counter(t.connections)))
+                    .map(|((d, place), t)| series(labels(dest_labels(d), place), Value::Counter(t.connections)))
                     .collect(),
                 Metric::DestBytes => {
                     let mut v = vec![];
-                    for (d, t) in self.destinations.top(self.opts.top_n) {
+                    for ((d, place), t) in self.destinations.top(self.opts.top_n) {
                         for (dir, b) in [("sent", t.sent), ("received", t.received)] {
                             let mut l = dest_labels(d);
                             l.push(dir.into());
-                            v.push(series(l, Value::Counter(b)));
+                            v.push(series(labels(l, place), Value::Counter(b)));
                         }
                     }
                     v
@@ -499,13 +592,25 @@ impl Processor {
                     .processes
                     .top(self.opts.top_n)
                     .into_iter()
-                    .map(|(c, t)| series(vec![c.to_string()], Value::Counter(t.connections)))
+                    .map(|((c, place), t)| series(labels(vec![c.to_string()], place), Value::Counter(t.connections)))
                     .collect(),
                 Metric::ProcBytes => {
                     let mut v = vec![];
-                    for (c, t) in self.processes.top(self.opts.top_n) {
+                    for ((c, place), t) in self.processes.top(self.opts.top_n) {
                         for (dir, b) in [("sent", t.sent), ("received", t.received)] {
-                            v.push(series(vec![c.to_string(), dir.into()], Value::Counter(b)));
+                            v.push(series(labels(vec![c.to_string(), dir.into()], place), Value::Counter(b)));
+                        }
+                    }
+                    v
+                }
+                Metric::ContainerConnections => self.container_series(|t| t.connections),
+                Metric::ContainerFailed => self.container_series(|t| t.failed),
+                Metric::ContainerReset => self.container_series(|t| t.reset),
+                Metric::ContainerBytes => {
+                    let mut v = vec![];
+                    for (place, t) in self.containers.top(self.opts.top_n) {
+                        for (dir, b) in [("sent", t.sent), ("received", t.received)] {
+                            v.push(series(labels(vec![dir.into()], place), Value::Counter(b)));
                         }
                     }
                     v
@@ -518,6 +623,21 @@ impl Processor {
         }
         Snapshot { families }
     }
+
+    /// One series per top-N container, valued by `f`.
+    fn container_series(&self, f: impl Fn(&Tally) -> u64) -> Vec<Series> {
+        self.containers
+            .top(self.opts.top_n)
+            .into_iter()
+            .map(|(place, t)| series(labels(vec![], place), Value::Counter(f(t))))
+            .collect()
+    }
+}
+
+/// `required` label values followed by the workload's (`container`, `pod`).
+fn labels(mut required: Vec<String>, place: &Place) -> Vec<String> {
+    required.extend(place.labels());
+    required
 }
 
 fn series(labels: Vec<String>, value: Value) -> Series {
@@ -531,7 +651,7 @@ fn dest_labels(d: &Destination) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{bytes, ev};
+    use crate::testutil::{API_ID, WEB_ID, at, bytes, ev, two_containers_and_a_host, web};
     use EventKind::*;
 
     fn value(p: &Processor, name: &str, labels: &[&str]) -> f64 {
@@ -685,6 +805,146 @@ mod tests {
             s.family("gespann_connection_events_total").unwrap().series.iter().map(|s| s.labels[2].as_str()).collect();
         assert_eq!(reasons.len(), MAX_RESET_REASONS + 1 + 1, "cap + none + other");
         assert_eq!(s.value("gespann_connection_events_total", &["reset", "tcp", "other"]), Some(10.0));
+    }
+
+    #[test]
+    fn workload_labels_split_process_destination_and_container_series() {
+        let p = two_containers_and_a_host();
+        let web = ["web", ""];
+        let api = ["bbbbbbbbbbbb", "prod/api-0"];
+        let v = |name: &str, labels: &[&str], place: &[&str]| {
+            let l: Vec<&str> = labels.iter().chain(place).copied().collect();
+            value(&p, name, &l)
+        };
+        // Per process: the two nginx are two series; the host curl has no workload labels.
+        assert_eq!(v("gespann_process_connections_total", &["nginx"], &web), 2.0);
+        assert_eq!(v("gespann_process_connections_total", &["nginx"], &api), 2.0);
+        assert_eq!(value(&p, "gespann_process_connections_total", &["curl"]), 1.0);
+        assert_eq!(v("gespann_process_bytes_total", &["nginx", "sent"], &web), 100.0);
+        assert_eq!(v("gespann_process_bytes_total", &["nginx", "received"], &web), 1000.0);
+        assert_eq!(v("gespann_process_bytes_total", &["nginx", "sent"], &api), 50.0);
+        assert_eq!(v("gespann_process_bytes_total", &["nginx", "received"], &api), 100.0);
+        assert_eq!(value(&p, "gespann_process_bytes_total", &["curl", "received"]), 7.0);
+        let s = p.snapshot();
+        assert_eq!(s.family("gespann_process_connections_total").unwrap().series.len(), 3);
+        // Per destination: 10.0.0.2:443 once from each workload.
+        for place in [&web[..], &api[..], &["", ""][..]] {
+            assert_eq!(
+                v("gespann_destination_connections_total", &["10.0.0.2", "443", "tcp"], place),
+                1.0,
+                "{place:?}"
+            );
+        }
+        assert_eq!(v("gespann_destination_connections_total", &["10.0.0.2", "80", "tcp"], &web), 1.0);
+        assert_eq!(v("gespann_destination_bytes_total", &["10.0.0.53", "53", "udp", "received"], &api), 80.0);
+        assert_eq!(value(&p, "gespann_destination_bytes_total", &["10.0.0.2", "443", "tcp", "sent"]), 5.0);
+        assert_eq!(s.family("gespann_destination_connections_total").unwrap().series.len(), 5);
+        // Per container: the host has no series.
+        for (name, w, a) in [
+            ("gespann_container_connections_total", 2.0, 2.0),
+            ("gespann_container_failed_connections_total", 1.0, 0.0),
+            ("gespann_container_reset_connections_total", 0.0, 1.0),
+        ] {
+            assert_eq!(value(&p, name, &web), w, "{name} web");
+            assert_eq!(value(&p, name, &api), a, "{name} api");
+            assert_eq!(s.family(name).unwrap().series.len(), 2, "{name}");
+        }
+        assert_eq!(value(&p, "gespann_container_bytes_total", &["sent", "web"]), 100.0);
+        assert_eq!(v("gespann_container_bytes_total", &["received"], &api), 100.0);
+        assert_eq!(s.family("gespann_container_bytes_total").unwrap().series.len(), 4);
+        // The totals do not depend on workloads.
+        let t = p.totals();
+        assert_eq!((t.connections, t.failed, t.reset, t.closed, t.open), (5, 1, 1, 2, 1));
+        assert_eq!((t.bytes_sent, t.bytes_received), (155, 1107));
+    }
+
+    #[test]
+    fn host_only_data_has_no_workload_labels_and_no_container_series() {
+        let mut p = Processor::new(ProcessorOptions::default());
+        p.process_all(&[ev(0.0, Open, 1), bytes(ev(1.0, Close, 1), 3, 4)]);
+        let s = p.snapshot();
+        for f in &s.families {
+            let optional = f.def().optional.len();
+            for sr in &f.series {
+                let n = sr.labels.len();
+                assert!(sr.labels[n - optional..].iter().all(String::is_empty), "{}: {sr:?}", f.def().name);
+            }
+        }
+        for m in [Metric::ContainerConnections, Metric::ContainerFailed, Metric::ContainerReset, Metric::ContainerBytes]
+        {
+            assert!(s.get(m).unwrap().series.is_empty(), "{m:?}");
+        }
+        assert_eq!(value(&p, "gespann_process_connections_total", &["curl"]), 1.0);
+    }
+
+    #[test]
+    fn container_label_is_the_name_else_the_short_id_and_pod_is_namespace_slash_name_else_uid() {
+        let place = |w: Workload| {
+            let l = Place::of(&w).labels();
+            (l[0].clone(), l[1].clone())
+        };
+        let id = || Some(Arc::from(WEB_ID));
+        let s = |v: &str| Some(Arc::from(v));
+        assert_eq!(place(Workload { container_id: id(), ..Workload::default() }).0, "aaaaaaaaaaaa");
+        assert_eq!(place(Workload { container_id: id(), container_name: s("web"), ..Workload::default() }).0, "web");
+        // An empty name is no name; an id of 12 characters or fewer is kept whole.
+        assert_eq!(
+            place(Workload { container_id: id(), container_name: s(""), ..Workload::default() }).0,
+            "aaaaaaaaaaaa"
+        );
+        assert_eq!(place(Workload { container_id: s("abc"), ..Workload::default() }).0, "abc");
+        let pod = Workload { pod_uid: s("1234-5678"), ..Workload::default() };
+        assert_eq!(place(pod.clone()), (String::new(), "1234-5678".into()));
+        let named = Workload { pod_name: s("api-0"), pod_namespace: s("prod"), ..pod };
+        assert_eq!(place(named).1, "prod/api-0");
+        assert_eq!(
+            place(Workload { cgroup: Arc::from("/user.slice"), ..Workload::default() }),
+            (String::new(), String::new())
+        );
+    }
+
+    /// Two workloads that render alike (same container name, different ids: a container
+    /// re-created under its name) share one series: no family ever has two series with the
+    /// same labels, which Prometheus would reject.
+    #[test]
+    fn workloads_that_render_alike_share_a_series() {
+        let mut p = Processor::new(ProcessorOptions::default());
+        let again = Arc::new(Workload { container_id: Some(Arc::from(API_ID)), ..(*web()).clone() });
+        p.process_all(&[at(ev(0.0, Open, 1), &web(), "nginx"), at(ev(1.0, Open, 2), &again, "nginx")]);
+        assert_eq!(value(&p, "gespann_container_connections_total", &["web"]), 2.0);
+        assert_eq!(value(&p, "gespann_process_connections_total", &["nginx", "web"]), 2.0);
+        for f in &p.snapshot().families {
+            let mut seen = std::collections::HashSet::new();
+            for sr in &f.series {
+                assert!(seen.insert(&sr.labels), "{}: duplicate {:?}", f.def().name, sr.labels);
+            }
+        }
+    }
+
+    #[test]
+    fn container_series_are_bounded_to_top_n() {
+        let mut p = Processor::new(ProcessorOptions { idle_threshold: Duration::from_secs(30), top_n: 2 });
+        let mut id = 0;
+        // 6000 containers (more than the caches hold) with 1 connection each, two with 50.
+        for c in 0..6000u64 {
+            let w = Arc::new(Workload {
+                container_id: Some(Arc::from(format!("{c:064x}"))),
+                container_name: Some(Arc::from(format!("c{c}"))),
+                ..Workload::default()
+            });
+            for _ in 0..if c == 10 || c == 4000 { 50 } else { 1 } {
+                id += 1;
+                p.process(&at(ev(id as f64 * 1e-3, Open, id), &w, "app"));
+            }
+        }
+        let s = p.snapshot();
+        let top: Vec<_> = s.family("gespann_container_connections_total").unwrap().series.iter().collect();
+        assert_eq!(top.len(), 2);
+        assert!(top.iter().all(|sr| sr.value == Value::Counter(50)), "{top:?}");
+        assert_eq!(s.family("gespann_container_bytes_total").unwrap().series.len(), 4);
+        assert_eq!(s.family("gespann_process_connections_total").unwrap().series.len(), 2);
+        assert!(p.containers.map.len() <= p.containers.cap);
+        assert!(p.places.seen.len() <= PLACES_REMEMBERED);
     }
 
     #[test]

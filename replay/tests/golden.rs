@@ -35,6 +35,11 @@ fn metric_names_match_the_golden_file() {
         "gespann_tcp_connections_total counter",
         "gespann_udp_connections_total counter",
         "gespann_connection_events_total counter type,protocol,reset_reason",
+        // The bounded series keep their labels; the optional workload labels (`?`) may follow.
+        "gespann_destination_connections_total counter address,port,protocol",
+        "gespann_destination_bytes_total counter address,port,protocol,direction",
+        "gespann_process_connections_total counter comm",
+        "gespann_process_bytes_total counter comm,direction",
     ] {
         assert!(golden.lines().any(|l| l.starts_with(name)), "`{name}` is missing from the catalog");
     }

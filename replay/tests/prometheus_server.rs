@@ -1,19 +1,24 @@
 //! A real Prometheus server (Debian package `prometheus`) scrapes `/metrics` every second while
 //! a recording is replayed at its original pacing; its HTTP API must then report the
-//! recording's own aggregates, and `promtool check metrics` must accept the exposition.
-//! Fails (does not skip) when `prometheus` or `promtool` is missing.
+//! recording's own aggregates, and `promtool check metrics` must accept the exposition, with
+//! and without workload (`container`, `pod`) labels. Fails (does not skip) when `prometheus` or
+//! `promtool` is missing.
 
 mod support;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use gespann_common::{Event, Workload};
 
 use gespann_replay::adapters::Adapter;
 use gespann_replay::adapters::prometheus::{Listen, Port, PrometheusAdapter, PrometheusConfig};
 use gespann_replay::run::{Input, RunOptions, run};
-use gespann_replay::{Config, Speed};
+use gespann_replay::{Config, Processor, ProcessorOptions, Speed};
 use support::{aggregates, free_port, http, synthetic, wait_metrics, write_recording};
 
 fn tool(name: &str) -> std::path::PathBuf {
@@ -22,6 +27,36 @@ fn tool(name: &str) -> std::path::PathBuf {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("`{name}` is not installed: `apt-get install prometheus` (Debian) provides it"))
+}
+
+/// Puts a third of the connections in container `web`, a third in an unnamed container of pod
+/// `prod/api-0` (label `container="bbbbbbbbbbbb"`), and leaves the rest on the host; returns
+/// the number of connections in each container.
+fn place_in_containers(rows: &mut [Event]) -> [u64; 2] {
+    let web = Arc::new(Workload {
+        cgroup: Arc::from("/system.slice/docker-aaaaaaaaaaaa1111.scope"),
+        container_id: Some(Arc::from("aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111")),
+        container_name: Some(Arc::from("web")),
+        ..Workload::default()
+    });
+    let api = Arc::new(Workload {
+        cgroup: Arc::from("/kubepods.slice/kubepods-pod1234.slice/cri-containerd-bbbbbbbbbbbb2222.scope"),
+        container_id: Some(Arc::from("bbbbbbbbbbbb2222222222222222222222222222222222222222222222222222")),
+        pod_uid: Some(Arc::from("1234-5678")),
+        pod_name: Some(Arc::from("api-0")),
+        pod_namespace: Some(Arc::from("prod")),
+        ..Workload::default()
+    });
+    let mut seen = [HashSet::new(), HashSet::new()];
+    for e in rows {
+        match e.conn_id % 3 {
+            0 => e.workload = web.clone(),
+            1 => e.workload = api.clone(),
+            _ => continue,
+        }
+        seen[(e.conn_id % 3) as usize].insert(e.conn_id);
+    }
+    [seen[0].len() as u64, seen[1].len() as u64]
 }
 
 /// Kills the server when the test ends, however it ends.
@@ -92,7 +127,9 @@ fn real_prometheus_scrapes_a_replay_and_gets_the_recording_totals() {
     let dir = tempfile::tempdir().unwrap();
     let recording = dir.path().join("capture.parquet");
     // About 6 s of traffic at original pacing: several scrapes land during the replay.
-    let rows = synthetic(400, Duration::from_secs(6), 11);
+    let mut rows = synthetic(400, Duration::from_secs(6), 11);
+    let [web, api] = place_in_containers(&mut rows);
+    assert!(web > 0 && api > 0);
     write_recording(&recording, &rows);
     let want = aggregates(&rows);
 
@@ -158,6 +195,12 @@ fn real_prometheus_scrapes_a_replay_and_gets_the_recording_totals() {
         ("sum(gespann_connection_events_total)", want.rows),
         ("sum(gespann_connection_events_total{type=\"failed\"})", want.failures),
         ("sum(gespann_connection_failures_total)", want.failures),
+        // Workload labels: an absent label matches `=""`; the host's connections are not a
+        // container's.
+        ("gespann_container_connections_total{container=\"web\",pod=\"\"}", web),
+        ("gespann_container_connections_total{container=\"bbbbbbbbbbbb\",pod=\"prod/api-0\"}", api),
+        ("count(gespann_container_connections_total)", 2),
+        ("count(gespann_container_bytes_total)", 4),
     ];
     for (q, v) in checks {
         assert_eq!(query(prom, q), Some(v as f64), "prometheus: {q}");
@@ -181,6 +224,22 @@ fn real_prometheus_scrapes_a_replay_and_gets_the_recording_totals() {
         .unwrap()
         .unwrap();
     assert_eq!(outcome.totals.closed, want.closes);
+}
+
+/// The exposition of host processes, named and unnamed containers and a pod, with no Prometheus
+/// server: what `promtool` checks without one.
+#[test]
+fn promtool_accepts_workload_labels() {
+    let mut rows = synthetic(300, Duration::from_secs(5), 5);
+    place_in_containers(&mut rows);
+    let mut p = Processor::new(ProcessorOptions::default());
+    p.process_all(&rows);
+    let text = gespann_replay::adapters::prometheus::encoder::encode(&p.snapshot());
+    for want in ["container=\"web\"", "container=\"bbbbbbbbbbbb\",pod=\"prod/api-0\"", "gespann_container_bytes_total{"]
+    {
+        assert!(text.contains(want), "no {want} in:\n{text}");
+    }
+    promtool_accepts(&text);
 }
 
 /// `promtool check metrics`: no parse error; lint findings only for the two names the issue

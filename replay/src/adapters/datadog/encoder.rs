@@ -3,7 +3,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::model::{Kind, Snapshot, Value};
+use crate::model::{Kind, MetricDef, Snapshot, Value};
 
 /// Turns successive snapshots into DogStatsD lines.
 #[derive(Default)]
@@ -22,9 +22,11 @@ pub fn tag_value(v: &str) -> String {
         .collect()
 }
 
-fn format_tags(global: &[String], names: &[&str], values: &[String], extra: Option<(&str, &str)>) -> String {
+/// The tags of one series: the global ones, then its labels (optional ones with no value left
+/// out, as in the Prometheus exposition), then `extra`.
+fn format_tags(global: &[String], def: &MetricDef, values: &[String], extra: Option<(&str, &str)>) -> String {
     let mut tags: Vec<String> = global.to_vec();
-    for (k, v) in names.iter().zip(values) {
+    for (k, v) in def.label_pairs(values) {
         tags.push(format!("{k}:{}", tag_value(v)));
     }
     if let Some((k, v)) = extra {
@@ -69,22 +71,21 @@ impl DeltaEncoder {
             for s in &f.series {
                 match (&s.value, def.kind) {
                     (Value::Counter(v), _) => {
-                        let tags = format_tags(&self.global_tags, def.labels, &s.labels, None);
+                        let tags = format_tags(&self.global_tags, def, &s.labels, None);
                         self.counter(&mut out, &name, &tags, *v);
                     }
                     (Value::Gauge(v), _) => {
-                        let tags = format_tags(&self.global_tags, def.labels, &s.labels, None);
+                        let tags = format_tags(&self.global_tags, def, &s.labels, None);
                         out.push(format!("{name}:{v}|g{tags}"));
                     }
                     (Value::Histogram(h), Kind::Histogram) => {
                         let bucket = format!("{name}.bucket");
                         for (ub, c) in h.bounds.iter().zip(&h.cumulative) {
                             let ub = ub.to_string();
-                            let tags =
-                                format_tags(&self.global_tags, def.labels, &s.labels, Some(("upper_bound", &ub)));
+                            let tags = format_tags(&self.global_tags, def, &s.labels, Some(("upper_bound", &ub)));
                             self.counter(&mut out, &bucket, &tags, *c);
                         }
-                        let tags = format_tags(&self.global_tags, def.labels, &s.labels, None);
+                        let tags = format_tags(&self.global_tags, def, &s.labels, None);
                         self.counter(&mut out, &format!("{name}.count"), &tags, h.count);
                         self.sum(&mut out, &format!("{name}.sum"), &tags, h.sum);
                     }

@@ -13,7 +13,7 @@ use super::encoder::{DeltaEncoder, tag_value};
 use super::{DatadogAdapter, DatadogConfig};
 use crate::adapters::adapter::{Adapter, MetricsHandle, Phase};
 use crate::processor::{Processor, ProcessorOptions};
-use crate::testutil::{bytes, ev};
+use crate::testutil::{bytes, ev, two_containers_and_a_host};
 
 fn find<'a>(lines: &'a [String], prefix: &str) -> Option<&'a String> {
     lines.iter().find(|l| l.starts_with(prefix))
@@ -46,6 +46,24 @@ fn counters_are_deltas_gauges_are_values() {
     // Nothing changed: only gauges.
     let third = enc.encode(&p.snapshot());
     assert!(third.iter().all(|l| l.contains("|g")), "{third:#?}");
+}
+
+#[test]
+fn workload_tags_are_left_out_when_empty() {
+    let lines = DeltaEncoder::new(vec!["env:test".into()]).encode(&two_containers_and_a_host().snapshot());
+    for want in [
+        "gespann.process_connections_total:1|c|#env:test,comm:curl",
+        "gespann.process_connections_total:2|c|#env:test,comm:nginx,container:web",
+        "gespann.process_connections_total:2|c|#env:test,comm:nginx,container:bbbbbbbbbbbb,pod:prod/api-0",
+        "gespann.container_failed_connections_total:1|c|#env:test,container:web",
+        "gespann.container_bytes_total:100|c|#env:test,direction:received,container:bbbbbbbbbbbb,pod:prod/api-0",
+        "gespann.destination_bytes_total:5|c|#env:test,address:10.0.0.2,port:443,protocol:tcp,direction:sent",
+    ] {
+        assert!(lines.contains(&want.to_string()), "missing {want} in {lines:#?}");
+    }
+    assert!(!lines.iter().any(|l| l.ends_with(':') || l.contains(":,")), "an empty tag in {lines:#?}");
+    // Zero deltas are left out here too: the api container had no failure.
+    assert!(find(&lines, "gespann.container_failed_connections_total:0").is_none(), "{lines:#?}");
 }
 
 #[test]

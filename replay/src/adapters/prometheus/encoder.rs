@@ -26,14 +26,13 @@ pub fn family(f: &Family) -> MetricFamily {
         .series
         .iter()
         .map(|s| {
+            // Optional (workload) labels with no value are left out: see `model`.
             let labels = def
-                .labels
-                .iter()
-                .zip(&s.labels)
+                .label_pairs(&s.labels)
                 .map(|(k, v)| {
                     let mut l = LabelPair::default();
                     l.set_name(k.to_string());
-                    l.set_value(v.clone());
+                    l.set_value(v.to_string());
                     l
                 })
                 .collect();
@@ -90,7 +89,7 @@ impl<F: Fn() -> Snapshot + Send + Sync> SnapshotCollector<F> {
                 Desc::new(
                     d.name.to_string(),
                     d.help.to_string(),
-                    d.labels.iter().map(|l| l.to_string()).collect(),
+                    d.all_labels().map(|l| l.to_string()).collect(),
                     HashMap::new(),
                 )
                 .unwrap_or_else(|e| panic!("metric `{}` is not a valid Prometheus name: {e}", d.name))

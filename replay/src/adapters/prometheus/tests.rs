@@ -13,7 +13,7 @@ use super::{Listen, Port, PrometheusAdapter, PrometheusConfig};
 use crate::adapters::adapter::{Adapter, MetricsHandle, Phase};
 use crate::model::Metric;
 use crate::processor::{Processor, ProcessorOptions};
-use crate::testutil::{bytes, ev};
+use crate::testutil::{bytes, ev, two_containers_and_a_host};
 
 fn processor_with_traffic() -> Processor {
     let mut p = Processor::new(ProcessorOptions::default());
@@ -59,10 +59,43 @@ fn exposition_has_absolute_values_types_and_escaped_labels() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
-    // Every catalog family is announced once.
-    for d in Metric::ALL.iter().map(|m| m.def()) {
-        assert_eq!(text.matches(&format!("# TYPE {} ", d.name)).count(), 1, "{} in:\n{text}", d.name);
+    // Every catalog family is announced once, except the per-container ones: host-only data
+    // has none, and no workload label appears anywhere (the series are those of earlier versions).
+    for m in Metric::ALL {
+        let d = m.def();
+        let want = usize::from(!CONTAINER_FAMILIES.contains(m));
+        assert_eq!(text.matches(&format!("# TYPE {} ", d.name)).count(), want, "{} in:\n{text}", d.name);
     }
+    assert!(!text.contains("container=") && !text.contains("pod="), "{text}");
+}
+
+const CONTAINER_FAMILIES: &[Metric] =
+    &[Metric::ContainerConnections, Metric::ContainerFailed, Metric::ContainerReset, Metric::ContainerBytes];
+
+#[test]
+fn workload_labels_are_left_out_when_empty() {
+    let text = encode(&two_containers_and_a_host().snapshot());
+    for line in [
+        "gespann_process_connections_total{comm=\"curl\"} 1",
+        "gespann_process_connections_total{comm=\"nginx\",container=\"web\"} 2",
+        "gespann_process_connections_total{comm=\"nginx\",container=\"bbbbbbbbbbbb\",pod=\"prod/api-0\"} 2",
+        "gespann_process_bytes_total{comm=\"nginx\",direction=\"received\",container=\"web\"} 1000",
+        "gespann_destination_connections_total{address=\"10.0.0.2\",port=\"443\",protocol=\"tcp\"} 1",
+        "gespann_destination_connections_total{address=\"10.0.0.2\",port=\"443\",protocol=\"tcp\",container=\"web\"} 1",
+        "gespann_destination_bytes_total{address=\"10.0.0.53\",port=\"53\",protocol=\"udp\",direction=\"received\",container=\"bbbbbbbbbbbb\",pod=\"prod/api-0\"} 80",
+        "# TYPE gespann_container_connections_total counter",
+        "gespann_container_connections_total{container=\"web\"} 2",
+        "gespann_container_connections_total{container=\"bbbbbbbbbbbb\",pod=\"prod/api-0\"} 2",
+        "gespann_container_failed_connections_total{container=\"web\"} 1",
+        "gespann_container_failed_connections_total{container=\"bbbbbbbbbbbb\",pod=\"prod/api-0\"} 0",
+        "gespann_container_reset_connections_total{container=\"bbbbbbbbbbbb\",pod=\"prod/api-0\"} 1",
+        "gespann_container_bytes_total{direction=\"sent\",container=\"bbbbbbbbbbbb\",pod=\"prod/api-0\"} 50",
+        "gespann_container_bytes_total{direction=\"received\",container=\"web\"} 1000",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+    }
+    assert!(!text.contains("=\"\""), "an empty label value in:\n{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("gespann_container_")).count(), 10, "{text}");
 }
 
 fn get(addr: SocketAddr, request: &str) -> String {
