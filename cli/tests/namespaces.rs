@@ -267,3 +267,71 @@ fn a_connection_open_inside_a_namespace_before_recording_is_preexisting_sampled_
     assert_eq!(terminal(sv).bytes_received, 1000, "{sv:#?}");
     assert!(sv.iter().all(|r| r.pid != 0 && r.pid != client_pid), "the forked server owns its side: {sv:#?}");
 }
+
+/// Listens on ADDR:PORT (IPv6 only for an IPv6 address; SO_REUSEPORT if asked), never accepts;
+/// closes the listener when a line arrives on stdin.
+const LISTENER: &str = r#"
+import socket, sys
+addr, port, reuse = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "reuse"
+fam = socket.AF_INET6 if ':' in addr else socket.AF_INET
+l = socket.socket(fam)
+if fam == socket.AF_INET6: l.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+if reuse: l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+l.bind((addr, port)); l.listen(8)
+print("ready", flush=True)
+sys.stdin.readline()
+l.close()
+print("closed", flush=True)
+sys.stdin.readline()
+"#;
+
+fn listener(addr: &str, port: u16, reuse: bool) -> Child {
+    let mut child = Command::new(python())
+        .args(["-c", LISTENER, addr, &port.to_string(), if reuse { "reuse" } else { "single" }])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    child
+}
+
+/// Listeners on one port are told apart: an IPv4 one and an IPv6-only one (different
+/// processes) each get their own never-read connections, and when one of an SO_REUSEPORT pair
+/// closes, the connections accepted afterwards still belong to the group (not to nobody).
+#[test]
+#[ignore = "needs root (loads eBPF): sudo cargo xtask test runs it"]
+fn listeners_on_one_port_are_told_apart_by_family_and_a_reuseport_group_outlives_a_member() {
+    use std::io::Write as _;
+    let _g = serial();
+    let port = free_port(false);
+    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    let v4 = Reaped(listener("127.0.0.1", port, false));
+    let v6 = Reaped(listener("::1", port, false));
+    let c4 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let c6 = std::net::TcpStream::connect(("::1", port)).unwrap();
+    // The IPv4 listener goes; an SO_REUSEPORT pair takes the port over, and its second member
+    // closes before the last connection.
+    let mut v4 = v4;
+    v4.0.stdin.as_mut().unwrap().write_all(b"close\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(v4.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let first = Reaped(listener("127.0.0.1", port, true));
+    let mut second = Reaped(listener("127.0.0.1", port, true));
+    second.0.stdin.as_mut().unwrap().write_all(b"close\n").unwrap();
+    BufReader::new(second.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let c_group = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop((c4, c6, c_group));
+    std::thread::sleep(Duration::from_millis(300));
+    let (rows, _, _) = rec.stop();
+    let servers = by_conn(&rows, |r| r.role == Role::Server && r.local_port == port);
+    assert_eq!(servers.len(), 3, "{rows:#?}");
+    let owners: Vec<(u8, u32)> = servers.values().map(|v| (v[0].family(), v[0].pid)).collect();
+    assert_eq!(owners, vec![(4, v4.pid()), (6, v6.pid()), (4, first.pid())], "{rows:#?}");
+    for v in servers.values() {
+        assert!(v.iter().all(|r| r.pid == v[0].pid), "{v:#?}");
+    }
+}

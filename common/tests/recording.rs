@@ -33,6 +33,47 @@ fn written_recording_reads_back_identically() {
     assert_eq!(r.read_all().unwrap(), events);
 }
 
+/// Rows of several workloads interleaved (two containers, a pod, the host, no owner), each
+/// workload a separate `Arc` as the recorder shares them, and one with equal contents in a
+/// second `Arc`: every row reads back with its own values.
+#[test]
+fn interleaved_workloads_read_back_row_by_row() {
+    use gespann_common::Workload;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.parquet");
+    let mut w = RecordingWriter::create(&path, false, &RecordingMeta::default()).unwrap();
+    let s = |v: &str| Some(Arc::<str>::from(v));
+    let web = Arc::new(Workload {
+        cgroup: "/libpod_parent/libpod-aaa".into(),
+        container_id: s("aaa"),
+        container_name: s("web"),
+        ..Default::default()
+    });
+    let pod = Arc::new(Workload {
+        cgroup: "/kubepods.slice/x/cri-containerd-bbb.scope".into(),
+        container_id: s("bbb"),
+        pod_uid: s("u-1"),
+        pod_name: s("api-0"),
+        pod_namespace: s("prod"),
+        ..Default::default()
+    });
+    let host = Arc::new(Workload { cgroup: "/".into(), ..Default::default() });
+    let web_again = Arc::new((*web).clone());
+    let order = [&web, &host, &pod, &web, &web_again, &Workload::unknown(), &pod, &host];
+    let events: Vec<Event> = (0..400u64)
+        .map(|i| Event {
+            netns: 4026531840 + (i % 3) as u32,
+            workload: order[i as usize % order.len()].clone(),
+            ..sample_event(i)
+        })
+        .collect();
+    for e in &events {
+        w.push(e).unwrap();
+    }
+    w.finish("2026-01-01T00:00:00Z", 0).unwrap();
+    assert_eq!(RecordingReader::open(&path).unwrap().read_all().unwrap(), events);
+}
+
 #[test]
 fn compaction_keeps_rows_and_metadata_in_fewer_row_groups() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,11 +8,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use arrow::array::new_null_array;
 use arrow::array::{
-    ArrayRef, BooleanBuilder, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt8Builder,
-    UInt16Builder, UInt32Builder, UInt64Builder,
+    ArrayRef, BooleanBuilder, DictionaryArray, Int32Array, StringArray, StringBuilder, TimestampNanosecondBuilder,
+    UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
 };
-use arrow::datatypes::Int32Type;
+use arrow::datatypes::{DataType, Int32Type};
 use arrow::record_batch::RecordBatch;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -37,12 +38,7 @@ pub struct BatchBuilder {
     comm: StringBuilder,
     cgroup_id: UInt64Builder,
     netns: UInt32Builder,
-    cgroup: StringDictionaryBuilder<Int32Type>,
-    container_id: StringBuilder,
-    container_name: StringBuilder,
-    pod_uid: StringBuilder,
-    pod_name: StringBuilder,
-    pod_namespace: StringBuilder,
+    workloads: WorkloadColumn,
     state: StringBuilder,
     bytes_sent: UInt64Builder,
     bytes_received: UInt64Builder,
@@ -62,8 +58,75 @@ pub struct BatchBuilder {
     addrs: rustc_hash::FxHashMap<IpAddr, Box<str>>,
 }
 
-fn opt(s: &Option<std::sync::Arc<str>>) -> Option<&str> {
-    s.as_deref()
+/// The workload columns (`cgroup` .. `pod_namespace`) of a batch, kept as one index per row
+/// into the batch's distinct workloads: rows share a few `Arc<Workload>`s, so a row costs a
+/// pointer comparison, and the columns are built at the end (the dictionary of `cgroup` directly,
+/// and a column no workload of the batch has as one null array).
+#[derive(Default)]
+struct WorkloadColumn {
+    distinct: Vec<Arc<Workload>>,
+    /// `Arc` address -> index in `distinct` (the `Arc`s are held there, so no address is reused).
+    index: rustc_hash::FxHashMap<usize, i32>,
+    last: Option<(usize, i32)>,
+    rows: Vec<i32>,
+}
+
+impl WorkloadColumn {
+    fn push(&mut self, w: &Arc<Workload>) {
+        let addr = Arc::as_ptr(w) as usize;
+        let i = match self.last {
+            Some((a, i)) if a == addr => i,
+            _ => {
+                let next = self.distinct.len() as i32;
+                let i = *self.index.entry(addr).or_insert(next);
+                if i == next {
+                    self.distinct.push(w.clone());
+                }
+                self.last = Some((addr, i));
+                i
+            }
+        };
+        self.rows.push(i);
+    }
+
+    /// The six columns, in schema order; the column is left empty for the next batch.
+    fn finish(&mut self) -> [ArrayRef; 6] {
+        let mut values: Vec<&str> = Vec::new();
+        let mut value_of: rustc_hash::FxHashMap<&str, i32> = rustc_hash::FxHashMap::default();
+        let key_of: Vec<i32> = self
+            .distinct
+            .iter()
+            .map(|w| {
+                *value_of.entry(&w.cgroup).or_insert_with(|| {
+                    values.push(&w.cgroup);
+                    values.len() as i32 - 1
+                })
+            })
+            .collect();
+        let keys = Int32Array::from_iter_values(self.rows.iter().map(|&i| key_of[i as usize]));
+        let cgroup = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(values)))
+            .expect("every key indexes the values");
+        let text = |field: fn(&Workload) -> Option<&str>| -> ArrayRef {
+            if self.distinct.iter().all(|w| field(w).is_none()) {
+                return new_null_array(&DataType::Utf8, self.rows.len());
+            }
+            let by_index: Vec<Option<&str>> = self.distinct.iter().map(|w| field(w)).collect();
+            Arc::new(StringArray::from_iter(self.rows.iter().map(|&i| by_index[i as usize])))
+        };
+        let out = [
+            Arc::new(cgroup) as ArrayRef,
+            text(|w| w.container_id.as_deref()),
+            text(|w| w.container_name.as_deref()),
+            text(|w| w.pod_uid.as_deref()),
+            text(|w| w.pod_name.as_deref()),
+            text(|w| w.pod_namespace.as_deref()),
+        ];
+        self.distinct.clear();
+        self.index.clear();
+        self.last = None;
+        self.rows.clear();
+        out
+    }
 }
 
 impl Default for BatchBuilder {
@@ -90,12 +153,7 @@ impl BatchBuilder {
             comm: s(),
             cgroup_id: UInt64Builder::with_capacity(n),
             netns: UInt32Builder::with_capacity(n),
-            cgroup: StringDictionaryBuilder::new(),
-            container_id: s(),
-            container_name: s(),
-            pod_uid: s(),
-            pod_name: s(),
-            pod_namespace: s(),
+            workloads: WorkloadColumn { rows: Vec::with_capacity(n), ..Default::default() },
             state: s(),
             bytes_sent: UInt64Builder::with_capacity(n),
             bytes_received: UInt64Builder::with_capacity(n),
@@ -138,13 +196,7 @@ impl BatchBuilder {
         self.comm.append_value(&*e.comm);
         self.cgroup_id.append_value(e.cgroup_id);
         self.netns.append_value(e.netns);
-        let w: &Workload = &e.workload;
-        self.cgroup.append_value(&*w.cgroup);
-        self.container_id.append_option(opt(&w.container_id));
-        self.container_name.append_option(opt(&w.container_name));
-        self.pod_uid.append_option(opt(&w.pod_uid));
-        self.pod_name.append_option(opt(&w.pod_name));
-        self.pod_namespace.append_option(opt(&w.pod_namespace));
+        self.workloads.push(&e.workload);
         self.state.append_option(e.state);
         self.bytes_sent.append_value(e.bytes_sent);
         self.bytes_received.append_value(e.bytes_received);
@@ -163,6 +215,7 @@ impl BatchBuilder {
 
     /// The rows pushed so far as one batch; the builder is left empty.
     pub fn finish(&mut self) -> RecordBatch {
+        let [cgroup, container_id, container_name, pod_uid, pod_name, pod_namespace] = self.workloads.finish();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.ts.finish().with_timezone("UTC")),
             Arc::new(self.kind.finish()),
@@ -178,12 +231,12 @@ impl BatchBuilder {
             Arc::new(self.comm.finish()),
             Arc::new(self.cgroup_id.finish()),
             Arc::new(self.netns.finish()),
-            Arc::new(self.cgroup.finish()),
-            Arc::new(self.container_id.finish()),
-            Arc::new(self.container_name.finish()),
-            Arc::new(self.pod_uid.finish()),
-            Arc::new(self.pod_name.finish()),
-            Arc::new(self.pod_namespace.finish()),
+            cgroup,
+            container_id,
+            container_name,
+            pod_uid,
+            pod_name,
+            pod_namespace,
             Arc::new(self.state.finish()),
             Arc::new(self.bytes_sent.finish()),
             Arc::new(self.bytes_received.finish()),
@@ -222,7 +275,20 @@ pub fn writer_properties() -> WriterProperties {
         .set_max_row_group_row_count(Some(1 << 20))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_created_by(format!("gespann {}", env!("CARGO_PKG_VERSION")));
-    for c in [col::TS, col::CONN_ID, col::DURATION_NS] {
+    // Time, ids and the per-connection counters take many distinct values: a dictionary would
+    // cost a hash per value (the writer's largest cost) and then be abandoned at its size
+    // limit, so they go straight to delta encoding (the counters grow along a connection).
+    for c in [
+        col::TS,
+        col::CONN_ID,
+        col::DURATION_NS,
+        col::BYTES_SENT,
+        col::BYTES_RECEIVED,
+        col::PACKETS_SENT,
+        col::PACKETS_RECEIVED,
+        col::RTT_US,
+        col::HANDSHAKE_US,
+    ] {
         b = b
             .set_column_dictionary_enabled(ColumnPath::from(c), false)
             .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED);
