@@ -335,3 +335,34 @@ fn listeners_on_one_port_are_told_apart_by_family_and_a_reuseport_group_outlives
         assert!(v.iter().all(|r| r.pid == v[0].pid), "{v:#?}");
     }
 }
+
+/// `--netns INODE` keeps exactly one namespace's connections: the same traffic in a second
+/// namespace and on the host is left out, in the kernel.
+#[test]
+#[ignore = "needs root (loads eBPF): sudo cargo xtask test runs it"]
+fn the_netns_filter_keeps_exactly_one_namespaces_connections() {
+    let _g = serial();
+    let (a, b) = (Netns::create("x"), Netns::create("y"));
+    let (port, silent_port) = (7006u16, 7007u16);
+    let mut rec = Recording::start(&["--netns", &a.inode().to_string()]);
+    let s = |v: u64| v.to_string();
+    let mut children = Vec::new();
+    for ns in [&a, &b] {
+        let silent = Reaped(ns.python(SILENT, &[silent_port.to_string()]));
+        let server = Reaped(ns.python(SERVER, &[s(port.into()), s(10), s(20)]));
+        let client =
+            Reaped(ns.python(CLIENT, &[s(0), s(port.into()), s(10), s(20), s(silent_port.into()), "0.1".into()]));
+        children.push((silent, server, client));
+    }
+    for (silent, server, client) in children {
+        client.wait();
+        server.wait();
+        drop(silent);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (rows, _, _) = rec.stop();
+    let conns = by_conn(&rows, |_| true);
+    assert!(rows.iter().all(|r| r.netns == a.inode()), "{rows:#?}");
+    // Its client and server sides of both connections, nothing else.
+    assert_eq!(conns.len(), 4, "{rows:#?}");
+}
