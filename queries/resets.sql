@@ -3,8 +3,10 @@
 --   means this host aborted, `remote` means the peer did), reason, process and peer, with how
 --   much had been moved before the reset. The peer is shown with its port when this host
 --   connected out (role client); when it accepted (role server), this host's listening port is
---   shown with the process instead.
+--   shown with the process instead. `workload` is the process's container or pod (empty on the
+--   host); the column is left out when no connection has one.
 SELECT
+    workload,
     coalesce(reset_by, 'unknown') AS reset_by,
     CASE coalesce(reset_by, 'unknown')
         WHEN 'local' THEN me || ' -> ' || peer
@@ -27,5 +29,5 @@ FROM (
     FROM connections
     WHERE outcome = 'reset'
 ) r
-GROUP BY reset_by, me, peer, role, reset_reason, error
-ORDER BY resets DESC, reset_by, direction, role, reason, error
+GROUP BY workload, reset_by, me, peer, role, reset_reason, error
+ORDER BY resets DESC, reset_by, direction, role, reason, error, workload NULLS FIRST

@@ -13,7 +13,7 @@ use crate::output::{Progress, describe, log_lost, lost_banner, ok_if_pipe_closed
 pub use crate::output::{run_report, section_from};
 use crate::render;
 pub use crate::render::Format;
-use crate::reports::{Catalog, DEFAULT, DEFAULT_NAME};
+use crate::reports::{Catalog, DEFAULT, DEFAULT_NAME, DEFAULT_WITH_WORKLOADS};
 use crate::session::{Analyzer, Options};
 
 /// Arguments of `gespann analyze`.
@@ -122,7 +122,13 @@ pub fn run_with(args: AnalyzeArgs, out: &mut dyn Write, progress: bool) -> Resul
 }
 
 fn list_reports(out: &mut dyn Write, catalog: &Catalog) -> std::io::Result<()> {
-    writeln!(out, "{DEFAULT_NAME}: the incident overview, all of: {}", DEFAULT.join(", "))?;
+    // The list after `all of: ` stays one comma-separated line: `cargo xtask bench-analyze` reads it.
+    writeln!(
+        out,
+        "{DEFAULT_NAME}: the incident overview (with `{DEFAULT_WITH_WORKLOADS}` after `outcomes` when a recording \
+         has containers or pods), all of: {}",
+        DEFAULT.join(", ")
+    )?;
     for r in catalog.all() {
         let origin = match &r.file {
             Some(p) => format!(" [{}]", p.display()),
@@ -153,7 +159,8 @@ async fn run_async(
     let recordings = inputs::open_all(&args.inputs)?;
     let what = describe(&recordings);
     let banner = lost_banner(&recordings);
-    let reports = if args.sql.is_some() { Vec::new() } else { catalog.resolve(&args.reports)? };
+    let workloads = recordings.iter().any(|r| r.has_workloads);
+    let reports = if args.sql.is_some() { Vec::new() } else { catalog.resolve(&args.reports, workloads)? };
     let mut analyzer = Analyzer::new(recordings, &opts).await?;
 
     if let Some(sql) = &args.sql {

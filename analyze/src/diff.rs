@@ -71,7 +71,8 @@ pub async fn run(
         let (_, answers) = parse_header(sql);
         let query = format!("diff query `{name}`");
         let df = analyzer.sql(&query, sql).await?;
-        sections.push(section_from(df, name, &answers.unwrap_or_default(), top, &query).await?);
+        let section = section_from(df, name, &answers.unwrap_or_default(), top, &query).await?;
+        sections.push(crate::render::drop_unset_optional(section));
         p.inc();
     }
     drop(p);

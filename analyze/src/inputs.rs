@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use arrow::datatypes::SchemaRef;
 use gespann_common::RecordingMeta;
 use gespann_common::recording::inspect;
 
@@ -18,6 +19,19 @@ pub struct Recording {
     pub meta: RecordingMeta,
     pub rows: u64,
     pub bytes: u64,
+    /// The file's Arrow schema: a version 1 file lacks the columns version 2 added, which
+    /// the session then presents as NULLs ([`crate::session`]).
+    pub schema: SchemaRef,
+    /// Whether some row names a container or a pod (from the file's column statistics, so
+    /// without reading the rows; `true` when the statistics do not say).
+    pub has_workloads: bool,
+}
+
+impl Recording {
+    /// Whether the file has column `name`.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.schema.field_with_name(name).is_ok()
+    }
 }
 
 fn is_glob(s: &str) -> bool {
@@ -76,7 +90,41 @@ pub fn open_all(args: &[String]) -> Result<Vec<Recording>, AnalyzeError> {
 
 /// Checks one file.
 pub fn open(path: &Path) -> Result<Recording, AnalyzeError> {
-    let (meta, rows, _schema) = inspect(path)?;
+    let (meta, rows, schema) = inspect(path)?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    Ok(Recording { source: path.display().to_string(), path: path.to_owned(), meta, rows, bytes })
+    let has_workloads = has_workloads(path, &schema);
+    Ok(Recording {
+        source: path.display().to_string(),
+        path: path.to_owned(),
+        meta,
+        rows,
+        bytes,
+        schema,
+        has_workloads,
+    })
+}
+
+/// Whether a row of the file at `path` has a container or pod: some row group's `container_id`,
+/// `container_name`, `pod_uid` or `pod_name` is not all NULLs. A file without those columns
+/// (schema version 1) has none; one whose statistics do not count NULLs may have some.
+fn has_workloads(path: &Path, schema: &SchemaRef) -> bool {
+    use gespann_common::schema::col;
+    use parquet::file::reader::FileReader;
+    const COLUMNS: [&str; 4] = [col::CONTAINER_ID, col::CONTAINER_NAME, col::POD_UID, col::POD_NAME];
+    if !COLUMNS.iter().any(|c| schema.field_with_name(c).is_ok()) {
+        return false;
+    }
+    let Some(reader) =
+        std::fs::File::open(path).ok().and_then(|f| parquet::file::reader::SerializedFileReader::new(f).ok())
+    else {
+        return true;
+    };
+    reader.metadata().row_groups().iter().any(|rg| {
+        rg.columns().iter().filter(|c| COLUMNS.contains(&c.column_path().string().as_str())).any(|c| {
+            match c.statistics().and_then(|s| s.null_count_opt()) {
+                Some(nulls) => nulls < rg.num_rows() as u64,
+                None => true,
+            }
+        })
+    })
 }

@@ -13,6 +13,12 @@
 //! read, copy and extend every report (`--queries DIR`), and each report has a snapshot
 //! test over the sample recordings.
 //!
+//! Recordings of schema version 1 and 2 are read together: each file is a table of its own, and
+//! one that lacks the columns version 2 added is presented through a view that adds them as
+//! typed NULLs (a projection, nothing cast), so every input has the same columns. Reports show
+//! a container or pod in a `workload` column that is left out when no row has one
+//! ([`render::drop_unset_optional`]), so a host without containers gets the reports it got before.
+//!
 //! Speed and memory shape the rest. `connections` is built per file and grouped by `conn_id`
 //! alone (grouping by a string `source` was several times slower), with string columns taken
 //! from each connection's terminal or open row (two hash joins) rather than aggregated over

@@ -117,14 +117,15 @@ pub(crate) fn write_report_output(
     out.flush()
 }
 
-/// Runs one report, keeping at most `top` rows (0: all).
+/// Runs one report, keeping at most `top` rows (0: all), without the optional columns no row
+/// has a value in ([`render::drop_unset_optional`]).
 pub async fn run_report(analyzer: &Analyzer, report: &Report, top: usize) -> Result<Section, AnalyzeError> {
     let query = match &report.file {
         Some(p) => format!("report `{}` ({})", report.name, p.display()),
         None => format!("report `{}`", report.name),
     };
     let df = analyzer.sql(&query, &report.sql).await?;
-    section_from(df, &report.name, &report.answers, top, &query).await
+    Ok(render::drop_unset_optional(section_from(df, &report.name, &report.answers, top, &query).await?))
 }
 
 /// Collects a DataFrame into a section of at most `top` rows (0: all).

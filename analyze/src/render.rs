@@ -4,6 +4,12 @@
 //! SQL follows the convention): `*bytes*` columns are sizes (KiB, MiB), `*_us` microseconds and
 //! `*_ns` nanoseconds are durations, `*_pct` percentages, timestamps are UTC times to the
 //! millisecond. JSON and CSV are for programs and carry the raw values.
+//!
+//! A report's column named in [`OPTIONAL_COLUMNS`] (the container or pod, `workload`) is left
+//! out of every format when no row has a value in it ([`drop_unset_optional`]): a recording of a
+//! host without containers, or one of schema version 1, gets its reports exactly as narrow as
+//! before those columns existed. `--sql` results are never narrowed: they have the columns asked
+//! for.
 
 use std::io::Write;
 
@@ -119,6 +125,30 @@ pub struct Section {
 impl Section {
     pub fn num_rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// Report columns that are left out when every row's value is NULL (see the module doc).
+pub const OPTIONAL_COLUMNS: &[&str] = &["workload"];
+
+/// `section` without its [`OPTIONAL_COLUMNS`] that hold only NULLs (all of them, when it has no
+/// rows).
+pub fn drop_unset_optional(section: Section) -> Section {
+    let schema = section.schema.clone();
+    let keep: Vec<usize> = (0..schema.fields().len())
+        .filter(|&j| {
+            !OPTIONAL_COLUMNS.contains(&schema.field(j).name().as_str())
+                || section.batches.iter().any(|b| b.column(j).null_count() < b.num_rows())
+        })
+        .collect();
+    if keep.len() == schema.fields().len() {
+        return section;
+    }
+    let Ok(narrow) = schema.project(&keep) else { return section };
+    let batches: Result<Vec<RecordBatch>, _> = section.batches.iter().map(|b| b.project(&keep)).collect();
+    match batches {
+        Ok(batches) => Section { schema: std::sync::Arc::new(narrow), batches, ..section },
+        Err(_) => section,
     }
 }
 
@@ -495,6 +525,58 @@ mod tests {
         let ns = 1_767_225_600_000_000_000 + 1_234_000_000;
         assert_eq!(human_time(ns), "2026-01-01 00:00:01.234");
         assert_eq!(rfc3339_ns(ns), "2026-01-01T00:00:01.234000000Z");
+    }
+
+    fn section(workload: Vec<Option<&str>>) -> Section {
+        use arrow::datatypes::{Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("workload", DataType::Utf8, true),
+            Field::new("remote_addr", DataType::Utf8, true),
+            Field::new("error", DataType::Utf8, true),
+        ]));
+        let n = workload.len();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                std::sync::Arc::new(StringArray::from(workload)),
+                std::sync::Arc::new(StringArray::from(vec![Some("10.0.0.1"); n])),
+                std::sync::Arc::new(StringArray::from(vec![None::<&str>; n])),
+            ],
+        )
+        .unwrap();
+        Section { name: "r".into(), answers: String::new(), schema, batches: vec![batch], truncated: false }
+    }
+
+    fn names(s: &Section) -> Vec<String> {
+        s.schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    #[test]
+    fn an_optional_column_without_values_is_left_out_in_every_format() {
+        let s = drop_unset_optional(section(vec![None, None]));
+        // `error` is NULL everywhere too, but not optional: it stays.
+        assert_eq!(names(&s), ["remote_addr", "error"]);
+        assert_eq!(s.batches[0].num_columns(), 2);
+        for format in [Format::Csv, Format::Json, Format::Table, Format::Markdown] {
+            let mut out = Vec::new();
+            write_sections(&mut out, format, std::slice::from_ref(&s), false, None).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains("workload") && text.contains("remote_addr"), "{format:?}: {text}");
+        }
+        let empty = drop_unset_optional(section(vec![]));
+        assert_eq!(names(&empty), ["remote_addr", "error"]);
+    }
+
+    #[test]
+    fn an_optional_column_with_one_value_stays_with_its_nulls() {
+        let s = drop_unset_optional(section(vec![None, Some("prod/web-0")]));
+        assert_eq!(names(&s), ["workload", "remote_addr", "error"]);
+        let mut out = Vec::new();
+        write_sections(&mut out, Format::Csv, &[s], false, None).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "# r\nworkload,remote_addr,error\n,10.0.0.1,\nprod/web-0,10.0.0.1,\n"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub const DIFF_DESTINATIONS: &str = include_str!("../../queries/diff/destination
 pub const BUILTIN: &[(&str, &str)] = &[
     ("summary", include_str!("../../queries/summary.sql")),
     ("outcomes", include_str!("../../queries/outcomes.sql")),
+    ("containers", include_str!("../../queries/containers.sql")),
     ("failures", include_str!("../../queries/failures.sql")),
     ("resets", include_str!("../../queries/resets.sql")),
     ("talkers", include_str!("../../queries/talkers.sql")),
@@ -39,6 +40,19 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub const DEFAULT_NAME: &str = "default";
 pub const DEFAULT: &[&str] =
     &["summary", "outcomes", "failures", "resets", "talkers", "latency", "durations", "idle", "timeline", "udp"];
+/// Part of `default`, after `outcomes`, when some input has a container or a pod
+/// ([`crate::inputs::Recording::has_workloads`]): on a host without them it would be one line.
+pub const DEFAULT_WITH_WORKLOADS: &str = "containers";
+
+/// The reports `default` runs: [`DEFAULT`], with [`DEFAULT_WITH_WORKLOADS`] when `workloads`.
+pub fn default_reports(workloads: bool) -> Vec<&'static str> {
+    let mut v = DEFAULT.to_vec();
+    if workloads {
+        let at = v.iter().position(|n| *n == "outcomes").map_or(v.len(), |i| i + 1);
+        v.insert(at, DEFAULT_WITH_WORKLOADS);
+    }
+    v
+}
 
 /// One report.
 #[derive(Clone, Debug)]
@@ -164,13 +178,15 @@ impl Catalog {
         v.join(", ")
     }
 
-    /// The reports named (`default` expands to its list), in the order given, without repeats.
-    pub fn resolve(&self, names: &[String]) -> Result<Vec<&Report>, AnalyzeError> {
+    /// The reports named (`default` expands to its list, see [`default_reports`]), in the order
+    /// given, without repeats. `workloads`: some input has a container or a pod.
+    pub fn resolve(&self, names: &[String], workloads: bool) -> Result<Vec<&Report>, AnalyzeError> {
         let mut out: Vec<&Report> = Vec::new();
         let default = [DEFAULT_NAME.to_string()];
         let names = if names.is_empty() { &default[..] } else { names };
         for name in names {
-            let expanded: Vec<&str> = if name == DEFAULT_NAME { DEFAULT.to_vec() } else { vec![name.as_str()] };
+            let expanded: Vec<&str> =
+                if name == DEFAULT_NAME { default_reports(workloads) } else { vec![name.as_str()] };
             for n in expanded {
                 let r = self
                     .reports
@@ -278,16 +294,26 @@ mod tests {
     #[test]
     fn unknown_report_lists_the_known_ones() {
         let c = Catalog::builtin();
-        let e = c.resolve(&["nope".into()]).unwrap_err().to_string();
+        let e = c.resolve(&["nope".into()], false).unwrap_err().to_string();
         assert!(e.contains("`nope`") && e.contains("failures") && e.contains("default"), "{e}");
     }
 
     #[test]
     fn default_expands_and_repeats_are_dropped() {
         let c = Catalog::builtin();
-        let r = c.resolve(&["failures".into(), "default".into()]).unwrap();
+        let r = c.resolve(&["failures".into(), "default".into()], false).unwrap();
         assert_eq!(r[0].name, "failures");
         assert_eq!(r.len(), DEFAULT.len());
+    }
+
+    #[test]
+    fn default_has_the_containers_report_only_with_containers_or_pods() {
+        let c = Catalog::builtin();
+        let names = |w| c.resolve(&["default".into()], w).unwrap().iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert!(!names(false).contains(&"containers".to_string()));
+        let with = names(true);
+        assert_eq!(with.len(), DEFAULT.len() + 1);
+        assert_eq!(with[..3], ["summary", "outcomes", "containers"]);
     }
 
     #[test]

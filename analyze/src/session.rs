@@ -96,6 +96,8 @@ impl Analyzer {
         let columns: Vec<String> = schema::schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
         let columns = columns.join(", ");
         let mut union = Vec::with_capacity(recordings.len());
+        // Whether the Parquet reader gives strings as `Utf8View` (DataFusion's default).
+        let view_strings = ctx.copied_config().options().execution.parquet.schema_force_view_types;
         for (i, rec) in recordings.iter().enumerate() {
             let table = format!("recording_{i}");
             let abs =
@@ -105,9 +107,20 @@ impl Analyzer {
                 file_extension: "",
                 ..Default::default()
             };
-            ctx.register_parquet(&table, abs.to_string_lossy().as_ref(), options)
-                .await
-                .map_err(|e| AnalyzeError::Register { path: rec.path.clone(), cause: EngineCause(e) })?;
+            let register_err = |e| AnalyzeError::Register { path: rec.path.clone(), cause: EngineCause(e) };
+            match normalizing_select(rec, &format!("{table}_file"), view_strings) {
+                // A file of the current schema is the table itself.
+                None => {
+                    ctx.register_parquet(&table, abs.to_string_lossy().as_ref(), options).await.map_err(register_err)?
+                }
+                Some(select) => {
+                    ctx.register_parquet(format!("{table}_file"), abs.to_string_lossy().as_ref(), options)
+                        .await
+                        .map_err(register_err)?;
+                    run_ddl(&ctx, "a version 1 recording's columns", &format!("CREATE VIEW {table} AS {select}"))
+                        .await?;
+                }
+            }
             union.push(format!("SELECT {columns}, {} AS source FROM {table}", sql_literal(&rec.source)));
         }
         let events = format!("CREATE VIEW events AS {}", union.join("\nUNION ALL\n"));
@@ -370,6 +383,36 @@ fn compact(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> 
         })
         .collect();
     RecordBatch::try_new(batch.schema(), columns)
+}
+
+/// `SELECT` of every column of the current schema from `table`, a file that lacks some of them
+/// (schema version 1 lacks [`schema::V2_COLUMNS`]): each missing column is a NULL of its type,
+/// so every input presents the same columns and they union. `None` when nothing is missing.
+/// Projection only: the file's own columns are read as they are.
+fn normalizing_select(rec: &Recording, table: &str, view_strings: bool) -> Option<String> {
+    let current = schema::schema();
+    if current.fields().iter().all(|f| rec.has_column(f.name())) {
+        return None;
+    }
+    let columns: Vec<String> = current
+        .fields()
+        .iter()
+        .map(|f| {
+            if rec.has_column(f.name()) {
+                format!("\"{}\"", f.name())
+            } else {
+                format!("{} AS \"{}\"", typed_null(f.data_type(), view_strings), f.name())
+            }
+        })
+        .collect();
+    Some(format!("SELECT {} FROM {table}", columns.join(", ")))
+}
+
+/// A NULL in SQL of the type DataFusion reads a Parquet column of Arrow type `dt` as: itself,
+/// but for top-level strings, which `view_strings` reads as `Utf8View`.
+fn typed_null(dt: &DataType, view_strings: bool) -> String {
+    let dt = if view_strings && *dt == DataType::Utf8 { &DataType::Utf8View } else { dt };
+    format!("arrow_cast(NULL, '{dt}')")
 }
 
 /// The `connections` query over one file's table (see `queries/views/connections.sql`).

@@ -102,13 +102,19 @@ struct SliceWriter {
 impl SliceWriter {
     fn create(paths: &[PathBuf], input: SchemaRef) -> Result<Self, SliceError> {
         // String views share their buffers across the rows taken out of a batch; plain
-        // strings keep each slice's file to its own bytes.
+        // strings keep each slice's file to its own bytes. Dictionaries (`cgroup`) are written
+        // as their values: each batch read from Parquet has a dictionary of its own, and an
+        // Arrow IPC file holds one dictionary per column.
+        let plain = |dt: &DataType| match dt {
+            DataType::Utf8View => DataType::Utf8,
+            other => other.clone(),
+        };
         let fields: Vec<Field> = input
             .fields()
             .iter()
             .map(|f| match f.data_type() {
-                DataType::Utf8View => f.as_ref().clone().with_data_type(DataType::Utf8),
-                _ => f.as_ref().clone(),
+                DataType::Dictionary(_, values) => f.as_ref().clone().with_data_type(plain(values)),
+                other => f.as_ref().clone().with_data_type(plain(other)),
             })
             .collect();
         let schema = Arc::new(Schema::new(fields));

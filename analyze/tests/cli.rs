@@ -92,8 +92,9 @@ fn a_newer_schema_version_asks_for_an_upgrade() {
     let newer = dir.path().join("future.parquet");
     let schema = gespann_common::schema::schema();
     let batch = gespann_common::recording::BatchBuilder::default().finish();
-    write_parquet(&newer, schema, batch.columns().to_vec(), &[("gespann.schema_version", "2")]);
-    fails_with(&[s(&newer)], &["future.parquet", "schema version 2", "upgrade"]);
+    let future = (gespann_common::schema::SCHEMA_VERSION + 1).to_string();
+    write_parquet(&newer, schema, batch.columns().to_vec(), &[("gespann.schema_version", future.as_str())]);
+    fails_with(&[s(&newer)], &["future.parquet", &format!("schema version {future}"), "upgrade"]);
 }
 
 #[test]

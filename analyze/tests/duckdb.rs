@@ -61,6 +61,16 @@ fn same<V: PartialEq + std::fmt::Debug>(what: &str, got: &BTreeMap<String, V>, w
     );
 }
 
+/// A connection's container or pod in DuckDB, from its own columns: what the reports call
+/// `workload` (NULL on the host).
+const WORKLOAD: &str =
+    "coalesce(pod_namespace || '/' || pod_name, 'pod ' || pod_uid, container_name, container_id[1:12])";
+
+/// A report row's `workload`, `null` when the report left the column out.
+fn workload(r: &Value) -> String {
+    s(r.get("workload").unwrap_or(&Value::Null))
+}
+
 fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -123,23 +133,30 @@ fn reports_agree_with_duckdb() {
     // failures: failed rows per destination and errno, attempts per destination.
     let d = duckdb(
         file,
-        "WITH att AS (SELECT remote_addr, remote_port, count(DISTINCT conn_id) AS a FROM events \
-           WHERE protocol='tcp' AND role='client' GROUP BY ALL) \
-         SELECT f.remote_addr, f.remote_port, f.error, count(*), any_value(att.a) FROM events f \
-         JOIN att USING (remote_addr, remote_port) WHERE f.kind='failed' GROUP BY ALL",
+        &format!(
+            "WITH w AS (SELECT *, {WORKLOAD} AS wk FROM events), \
+             att AS (SELECT wk, remote_addr, remote_port, count(DISTINCT conn_id) AS a FROM w \
+               WHERE protocol='tcp' AND role='client' GROUP BY ALL) \
+             SELECT f.remote_addr, f.remote_port, f.error, count(*), any_value(att.a), f.wk FROM w f \
+             JOIN att ON att.wk IS NOT DISTINCT FROM f.wk AND att.remote_addr = f.remote_addr \
+             AND att.remote_port = f.remote_port WHERE f.kind='failed' GROUP BY ALL"
+        ),
     );
-    let want: BTreeMap<String, (u64, u64)> =
-        d.iter().map(|r| (format!("{}:{} {}", s(&r[0]), s(&r[1]), s(&r[2])), (u(&r[3]), u(&r[4])))).collect();
+    let want: BTreeMap<String, (u64, u64)> = d
+        .iter()
+        .map(|r| (format!("{} {}:{} {}", s(&r[5]), s(&r[0]), s(&r[1]), s(&r[2])), (u(&r[3]), u(&r[4]))))
+        .collect();
     let got: BTreeMap<String, (u64, u64)> = rows(doc, "failures")
         .iter()
         .map(|r| {
             (
-                format!("{}:{} {}", s(&r["remote_addr"]), s(&r["remote_port"]), s(&r["error"])),
+                format!("{} {}:{} {}", workload(r), s(&r["remote_addr"]), s(&r["remote_port"]), s(&r["error"])),
                 (u(&r["failures"]), u(&r["attempts"])),
             )
         })
         .collect();
     assert!(!want.is_empty());
+    assert!(want.keys().any(|k| k.starts_with("prod/")), "failures in pods");
     same("failures", &got, &want);
 
     // resets: reset rows per direction.
@@ -154,15 +171,17 @@ fn reports_agree_with_duckdb() {
     // talkers: totals from each connection's last row.
     let d = duckdb(
         file,
-        "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, CASE WHEN any_value(role) = 'server' THEN any_value(local_port) ELSE any_value(remote_port) END rp, any_value(role) rl, any_value(comm) cm, \
-           any_value(protocol) p, arg_max(bytes_sent, ts) bs, arg_max(bytes_received, ts) br \
-           FROM events GROUP BY conn_id) \
-         SELECT ra, rp, rl, cm, p, count(*), sum(bs), sum(br) FROM c GROUP BY ALL",
+        &format!(
+            "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, CASE WHEN any_value(role) = 'server' THEN any_value(local_port) ELSE any_value(remote_port) END rp, any_value(role) rl, any_value(comm) cm, \
+               any_value(protocol) p, arg_max(bytes_sent, ts) bs, arg_max(bytes_received, ts) br, any_value({WORKLOAD}) wk \
+               FROM events GROUP BY conn_id) \
+             SELECT ra, rp, rl, cm, p, count(*), sum(bs), sum(br), wk FROM c GROUP BY ALL"
+        ),
     );
     let want: BTreeMap<String, (u64, u64, u64)> = d
         .iter()
         .map(|r| {
-            let k = format!("{}:{} {} {} {}", s(&r[0]), s(&r[1]), s(&r[2]), s(&r[3]), s(&r[4]));
+            let k = format!("{} {}:{} {} {} {}", s(&r[8]), s(&r[0]), s(&r[1]), s(&r[2]), s(&r[3]), s(&r[4]));
             (k, (u(&r[5]), u(&r[6]), u(&r[7])))
         })
         .collect();
@@ -171,7 +190,8 @@ fn reports_agree_with_duckdb() {
         .map(|r| {
             (
                 format!(
-                    "{}:{} {} {} {}",
+                    "{} {}:{} {} {} {}",
+                    workload(r),
                     s(&r["remote_addr"]),
                     s(&r["port"]),
                     s(&r["role"]),
@@ -187,18 +207,20 @@ fn reports_agree_with_duckdb() {
     // latency: DuckDB's exact quantiles over per-connection mean RTT.
     let d = duckdb(
         file,
-        "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, any_value(remote_port) rp, avg(rtt_us) r, \
-           max(handshake_us) h FROM events WHERE protocol='tcp' AND role='client' GROUP BY conn_id) \
-         SELECT ra, rp, count(*), quantile_cont(r, 0.5), quantile_cont(r, 0.99), quantile_cont(h, 0.5) \
-         FROM c WHERE r IS NOT NULL GROUP BY ALL",
+        &format!(
+            "WITH c AS (SELECT conn_id, any_value(remote_addr) ra, any_value(remote_port) rp, avg(rtt_us) r, \
+               max(handshake_us) h, any_value({WORKLOAD}) wk FROM events WHERE protocol='tcp' AND role='client' GROUP BY conn_id) \
+             SELECT ra, rp, count(*), quantile_cont(r, 0.5), quantile_cont(r, 0.99), quantile_cont(h, 0.5), wk \
+             FROM c WHERE r IS NOT NULL GROUP BY ALL"
+        ),
     );
     let got: BTreeMap<String, &Value> = rows(doc, "latency")
         .iter()
-        .map(|r| (format!("{}:{}", s(&r["remote_addr"]), s(&r["remote_port"])), r))
+        .map(|r| (format!("{} {}:{}", workload(r), s(&r["remote_addr"]), s(&r["remote_port"])), r))
         .collect();
     assert_eq!(got.len(), d.len(), "latency destinations");
     for r in &d {
-        let k = format!("{}:{}", s(&r[0]), s(&r[1]));
+        let k = format!("{} {}:{}", s(&r[6]), s(&r[0]), s(&r[1]));
         let g = got.get(&k).unwrap_or_else(|| panic!("latency: no {k}"));
         assert_eq!(u(&g["connections"]), u(&r[2]), "{k}");
         for (col, want) in [("rtt_p50_us", &r[3]), ("rtt_p99_us", &r[4]), ("handshake_p50_us", &r[5])] {

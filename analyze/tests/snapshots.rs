@@ -1,5 +1,5 @@
 //! Snapshot tests: every report (and the diff) over every recording in `samples/`, a synthetic
-//! recording and the hand-counted one, as CSV, against the files in `tests/snapshots/`.
+//! recording, the hand-counted one and the container host, as CSV, against the files in `tests/snapshots/`.
 //! `UPDATE_SNAPSHOTS=1 cargo test -p gespann-analyze --test snapshots` rewrites them; review the
 //! diff before committing.
 
@@ -70,6 +70,8 @@ fn every_report_matches_its_snapshot_over_every_recording() {
     snapshot_reports("synth-8k-seed7", &synth, &mut failures);
     let hand = handcounted_file(dir.path());
     snapshot_reports("handcounted", &hand, &mut failures);
+    let containers = containers_file(dir.path());
+    snapshot_reports("containers", &containers, &mut failures);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -89,7 +91,7 @@ fn snapshots_have_no_stale_files() {
     // Every snapshot directory belongs to an input this test suite still produces.
     let mut expected: Vec<String> =
         samples().iter().map(|s| format!("sample-{}", s.file_stem().unwrap().to_string_lossy())).collect();
-    expected.extend(["synth-8k-seed7", "handcounted", "diff-synth-seed7-seed8"].map(String::from));
+    expected.extend(["synth-8k-seed7", "handcounted", "containers", "diff-synth-seed7-seed8"].map(String::from));
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         return;
     }

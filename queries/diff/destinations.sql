@@ -3,10 +3,14 @@
 --   destinations first, then those that got worse (failure or reset share up 5 points or more,
 --   or median RTT up by half or more), then better, then unchanged; connections, failures,
 --   resets, median RTT and bytes side by side. A destination is a remote endpoint this host
---   connected to, or, for connections it accepted, its own listening port (peer `(clients)`).
+--   connected to, or, for connections it accepted, its own listening port (peer `(clients)`),
+--   for each container or pod (`workload`, empty on the host; the column is left out when no
+--   connection has one). A pod replaced between the two (a rollout) has a new name, so its
+--   destinations show as vanished under the old pod and new under the new one.
 WITH per AS (
     SELECT
         s.side,
+        coalesce(c.workload, '') AS wk,
         c.protocol,
         CASE WHEN c.role = 'server' THEN '(clients)' ELSE c.remote_addr END AS peer,
         CASE WHEN c.role = 'server' THEN c.local_port ELSE c.remote_port END AS port,
@@ -17,12 +21,13 @@ WITH per AS (
         sum(c.bytes_sent + c.bytes_received) AS bytes_total
     FROM connections c
     JOIN sides s ON s.source = c.source
-    GROUP BY 1, 2, 3, 4
+    GROUP BY 1, 2, 3, 4, 5
 ),
 b AS (SELECT * FROM per WHERE side = 'before'),
 a AS (SELECT * FROM per WHERE side = 'after'),
 j AS (
     SELECT
+        coalesce(a.wk, b.wk) AS wk,
         coalesce(a.protocol, b.protocol) AS protocol,
         coalesce(a.peer, b.peer) AS peer,
         coalesce(a.port, b.port) AS port,
@@ -41,7 +46,7 @@ j AS (
         100.0 * b.resets / b.connections AS rb,
         100.0 * a.resets / a.connections AS ra
     FROM a
-    FULL OUTER JOIN b ON a.protocol = b.protocol AND a.peer = b.peer AND a.port = b.port
+    FULL OUTER JOIN b ON a.wk = b.wk AND a.protocol = b.protocol AND a.peer = b.peer AND a.port = b.port
 ),
 k AS (
     SELECT
@@ -58,6 +63,7 @@ k AS (
     FROM j
 )
 SELECT
+    nullif(wk, '') AS workload,
     change,
     protocol,
     peer,
@@ -81,4 +87,5 @@ ORDER BY
     coalesce(connections_after, 0) + coalesce(connections_before, 0) DESC,
     protocol,
     peer,
-    port
+    port,
+    wk

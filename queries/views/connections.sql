@@ -2,8 +2,12 @@
 -- answers: One row per connection or UDP flow, keyed by (source, conn_id): who, to where, when,
 --   how it ended, for how long, how much it moved, how fast the path was.
 --   Counters in events are cumulative, so a connection's totals are their maxima; its identity
---   (protocol, role, endpoints, process) comes from its terminal row (close, reset, failed: with
---   duration, error and reset details) or else its open row. A connection without a terminal
+--   (protocol, role, endpoints, process, and where the process runs: network namespace, cgroup,
+--   container, pod) comes from its terminal row (close, reset, failed: with duration, error and
+--   reset details) or else its open row. `workload` names the container or pod for people:
+--   `namespace/pod_name` for a Kubernetes pod (`pod <uid>` when its name is unknown), else the
+--   container's name (its id's first 12 digits when the name is unknown); NULL on the host, and
+--   in a schema version 1 recording, whose identity columns beyond cgroup_id are all NULL. A connection without a terminal
 --   row was still open when the recording ended (outcome `open_at_end`); its duration then runs
 --   from its first to its last row (a lower bound when `preexisting`). last_activity_at is when
 --   its byte counters last moved: the earliest row that already had its final total.
@@ -41,17 +45,22 @@ WITH totals AS (
 closing AS (
     SELECT
         conn_id, protocol, role, family, local_addr, local_port, remote_addr, remote_port, pid,
-        comm, cgroup_id, error, reset_by, reset_reason
+        comm, cgroup_id, netns, cgroup, container_id, container_name, pod_uid, pod_name, pod_namespace,
+        error, reset_by, reset_reason
     FROM {events}
     WHERE kind IN ('close', 'reset', 'failed')
 ),
 opening AS (
     SELECT
         conn_id, protocol, role, family, local_addr, local_port, remote_addr, remote_port, pid,
-        comm, cgroup_id
+        comm, cgroup_id, netns, cgroup, container_id, container_name, pod_uid, pod_name, pod_namespace
     FROM {events}
     WHERE kind = 'open'
 )
+SELECT
+    *,
+    coalesce(pod_namespace || '/' || pod_name, 'pod ' || pod_uid, container_name, left(container_id, 12)) AS workload
+FROM (
 SELECT
     {source} AS source,
     t.conn_id,
@@ -65,6 +74,13 @@ SELECT
     coalesce(c.pid, o.pid) AS pid,
     coalesce(c.comm, o.comm) AS comm,
     coalesce(c.cgroup_id, o.cgroup_id) AS cgroup_id,
+    coalesce(c.netns, o.netns) AS netns,
+    coalesce(c.cgroup, o.cgroup) AS cgroup,
+    coalesce(c.container_id, o.container_id) AS container_id,
+    coalesce(c.container_name, o.container_name) AS container_name,
+    coalesce(c.pod_uid, o.pod_uid) AS pod_uid,
+    coalesce(c.pod_name, o.pod_name) AS pod_name,
+    coalesce(c.pod_namespace, o.pod_namespace) AS pod_namespace,
     t.opened_at,
     t.ended_at,
     t.last_seen_at,
@@ -95,3 +111,4 @@ SELECT
 FROM totals t
 LEFT JOIN closing c ON c.conn_id = t.conn_id
 LEFT JOIN opening o ON o.conn_id = t.conn_id
+) j

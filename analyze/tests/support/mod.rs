@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use gespann_analyze::cli::{AnalyzeArgs, run_with};
-use gespann_common::{Event, EventKind, Protocol, ResetBy, Role};
+use gespann_common::{Event, EventKind, Protocol, ResetBy, Role, Workload};
 
 /// The generator behind `cargo xtask synth`, the hand-made rows, and how to find the binary and
 /// Python: all from the workspace's test kit.
@@ -199,7 +199,179 @@ pub fn handcounted_events() -> Vec<Event> {
     e.bytes_received = 20;
     e.rtt_us = Some(400);
     v.push(e);
+    // A host without containers: every process in a systemd service's cgroup.
+    let host = host_workload();
+    for e in &mut v {
+        e.workload = host.clone();
+    }
     v
+}
+
+/// The host's network namespace inode in hand-made recordings.
+pub const HOST_NETNS: u32 = 4026531840;
+
+/// A process on the host, outside any container.
+pub fn host_workload() -> Arc<Workload> {
+    Arc::new(Workload { cgroup: Arc::from("/system.slice/app.service"), ..Workload::default() })
+}
+
+/// A connection of [`containers_events`]: `conn` run in `netns` by a process of `workload`.
+fn placed(mut e: Event, netns: u32, workload: &Arc<Workload>) -> Event {
+    e.netns = netns;
+    e.workload = workload.clone();
+    e
+}
+
+/// The container host: a schema version 2 recording of twelve connections in a Kubernetes pod
+/// (`prod/api-7d9f`, containerd, no container name), a Docker container (`redis-cache`), a podman
+/// container without a name (id `c0ffee012345…`) and on the host, with failures, resets both ways,
+/// bytes and a connection still open at the end. Every number of its reports is worked out in
+/// `containers.rs`.
+pub fn containers_events() -> Vec<Event> {
+    use EventKind::*;
+    let api_id = "a1".repeat(32);
+    let api = Arc::new(Workload {
+        cgroup: Arc::from(format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_0000_4000_8000_00000000abcd.slice/cri-containerd-{api_id}.scope"
+        )),
+        container_id: Some(Arc::from(api_id.as_str())),
+        container_name: None,
+        pod_uid: Some(Arc::from("1b2c3d4e-0000-4000-8000-00000000abcd")),
+        pod_name: Some(Arc::from("api-7d9f")),
+        pod_namespace: Some(Arc::from("prod")),
+    });
+    let redis_id = "b2".repeat(32);
+    let redis = Arc::new(Workload {
+        cgroup: Arc::from(format!("/system.slice/docker-{redis_id}.scope")),
+        container_id: Some(Arc::from(redis_id.as_str())),
+        container_name: Some(Arc::from("redis-cache")),
+        ..Workload::default()
+    });
+    let anon_id = format!("c0ffee{}", "0123456789".repeat(6).get(..58).unwrap_or_default());
+    let anon = Arc::new(Workload {
+        cgroup: Arc::from(format!("/machine.slice/libpod-{anon_id}.scope")),
+        container_id: Some(Arc::from(anon_id.as_str())),
+        ..Workload::default()
+    });
+    let host = Arc::new(Workload { cgroup: Arc::from("/system.slice/sshd.service"), ..Workload::default() });
+    let (api_ns, redis_ns, anon_ns) = (4026532100, 4026532200, 4026532300);
+
+    let pg = Conn::tcp("10.96.0.10", 5432, "node", 1000);
+    let search = Conn::tcp("10.96.0.20", 8080, "node", 1000);
+    let billing = Conn::tcp("10.96.0.30", 443, "node", 1000);
+    let redis_srv = Conn {
+        proto: Protocol::Tcp,
+        role: Role::Server,
+        remote: "172.17.0.1",
+        rport: 51000,
+        lport: 6379,
+        comm: "redis-server",
+        pid: 2000,
+    };
+    let dns = Conn {
+        proto: Protocol::Udp,
+        role: Role::Client,
+        remote: "10.0.0.2",
+        rport: 53,
+        lport: 0,
+        comm: "dig",
+        pid: 3000,
+    };
+    let v6 = Conn::tcp("2001:db8::1", 443, "curl", 3001);
+    let ssh = Conn {
+        proto: Protocol::Tcp,
+        role: Role::Server,
+        remote: "203.0.113.9",
+        rport: 60000,
+        lport: 22,
+        comm: "sshd",
+        pid: 4000,
+    };
+    let unreachable = Conn::tcp("192.0.2.10", 443, "curl", 4001);
+
+    let mut v = Vec::new();
+    let mut push = |e: Event, ns: u32, w: &Arc<Workload>| v.push(placed(e, ns, w));
+    let bytes = |mut e: Event, sent: u64, received: u64| {
+        e.bytes_sent = sent;
+        e.bytes_received = received;
+        e
+    };
+    let ended = |mut e: Event, ns: i64| {
+        e.duration_ns = Some(ns as u64);
+        e
+    };
+    let failed = |mut e: Event, errno: &'static str| {
+        e.error = Some(errno);
+        e.duration_ns = Some(1_000_000);
+        e
+    };
+    // host: an ssh session served from 0.5 s to 7 s.
+    push(ssh.at(Open, 0.5, 11), HOST_NETNS, &host);
+    // api: two queries to postgres, closed.
+    let mut e = pg.at(Open, 1.0, 1);
+    e.rtt_us = Some(1000);
+    e.handshake_us = Some(1200);
+    push(e, api_ns, &api);
+    // redis-cache: a client served from 1 s to 6 s.
+    push(redis_srv.at(Open, 1.0, 7), redis_ns, &redis);
+    let mut e = pg.at(Open, 1.5, 2);
+    e.rtt_us = Some(3000);
+    e.handshake_us = Some(3200);
+    push(e, api_ns, &api);
+    let mut e = bytes(ended(pg.at(Close, 2.0, 1), SEC), 1000, 20_000);
+    e.rtt_us = Some(1000);
+    push(e, api_ns, &api);
+    // redis-cache: a client it aborted.
+    push(redis_srv.at(Open, 2.0, 8), redis_ns, &redis);
+    // the podman container: an answered DNS query.
+    let mut e = bytes(dns.at(Open, 2.0, 9), 40, 0);
+    e.state = None;
+    push(e, anon_ns, &anon);
+    let mut e = bytes(ended(dns.at(Close, 2.02, 9), 20_000_000), 40, 120);
+    e.state = None;
+    push(e, anon_ns, &anon);
+    let mut e = bytes(ended(redis_srv.at(Reset, 2.2, 8), 200_000_000), 0, 10);
+    e.reset_by = Some(ResetBy::Local);
+    e.reset_reason = Some(Arc::from("TCP_ABORT_ON_CLOSE"));
+    push(e, redis_ns, &redis);
+    let mut e = bytes(ended(pg.at(Close, 2.5, 2), SEC), 500, 3000);
+    e.rtt_us = Some(3000);
+    push(e, api_ns, &api);
+    // api: three failed attempts.
+    push(failed(search.at(Failed, 3.0, 3), "ECONNREFUSED"), api_ns, &api);
+    push(failed(search.at(Failed, 3.5, 4), "ECONNREFUSED"), api_ns, &api);
+    push(failed(billing.at(Failed, 4.0, 5), "ETIMEDOUT"), api_ns, &api);
+    // api: a query reset by postgres.
+    let mut e = pg.at(Open, 5.0, 6);
+    e.rtt_us = Some(2000);
+    e.handshake_us = Some(2200);
+    push(e, api_ns, &api);
+    let mut e = bytes(ended(pg.at(Reset, 5.5, 6), SEC / 2), 100, 0);
+    e.rtt_us = Some(2000);
+    e.reset_by = Some(ResetBy::Remote);
+    e.error = Some("ECONNRESET");
+    push(e, api_ns, &api);
+    push(bytes(ended(redis_srv.at(Close, 6.0, 7), 5 * SEC), 300, 40), redis_ns, &redis);
+    // the podman container: an IPv6 connection still open at the end.
+    let mut e = bytes(v6.at(Open, 6.0, 10), 10, 10);
+    e.local_addr = "2001:db8::100".parse().unwrap();
+    e.rtt_us = Some(500);
+    push(e, anon_ns, &anon);
+    push(bytes(ended(ssh.at(Close, 7.0, 11), 6 * SEC + SEC / 2), 2000, 1000), HOST_NETNS, &host);
+    // host: an attempt with no route.
+    push(failed(unreachable.at(Failed, 7.0, 12), "EHOSTUNREACH"), HOST_NETNS, &host);
+    let mut e = bytes(v6.at(Sample, 8.0, 10), 10, 10);
+    e.local_addr = "2001:db8::100".parse().unwrap();
+    e.rtt_us = Some(500);
+    push(e, anon_ns, &anon);
+    v
+}
+
+/// The container host's recording, written to `dir/containers.parquet`.
+pub fn containers_file(dir: &Path) -> PathBuf {
+    let p = dir.join("containers.parquet");
+    write_recording(&p, &containers_events(), 0, T0, T0 + 8 * SEC);
+    p
 }
 
 /// The hand-counted recording, written to `dir/handcounted.parquet` (7 events lost).
