@@ -194,7 +194,7 @@ pub struct RecorderArgs {
     /// Only connections owned by processes of this container: a full id, an id prefix of at
     /// least 12 hex digits, or a name as `docker ps` / `podman ps` show it (repeatable). Found
     /// through the cgroup tree and the runtime's API socket at start; a matching container that
-    /// starts while recording is added within a second.
+    /// starts while recording is added at the next sample (--sample-interval).
     #[arg(long = "container", value_name = "ID|NAME")]
     pub containers: Vec<String>,
     /// Only connections owned by processes in this cgroup v2 or below it: a path relative to
