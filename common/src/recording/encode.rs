@@ -288,6 +288,7 @@ pub fn writer_properties() -> WriterProperties {
         col::PACKETS_RECEIVED,
         col::RTT_US,
         col::HANDSHAKE_US,
+        col::NETNS,
     ] {
         b = b
             .set_column_dictionary_enabled(ColumnPath::from(c), false)
