@@ -239,3 +239,17 @@ impl Drop for SilentNet {
         }
     }
 }
+
+/// Rows matching `f`, grouped by connection.
+pub fn conns_where(rows: &[Event], f: impl Fn(&Event) -> bool) -> std::collections::BTreeMap<u64, Vec<Event>> {
+    let mut m = std::collections::BTreeMap::<u64, Vec<Event>>::new();
+    for r in rows.iter().filter(|r| f(r)) {
+        m.entry(r.conn_id).or_default().push(r.clone());
+    }
+    m
+}
+
+/// A connection's last close, reset or failed row.
+pub fn last_terminal(rows: &[Event]) -> &Event {
+    rows.iter().rev().find(|r| r.kind.is_terminal()).unwrap_or_else(|| panic!("no close/reset/failed row: {rows:#?}"))
+}

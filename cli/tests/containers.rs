@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
@@ -119,18 +118,6 @@ fn cgroup_of(pid: u32) -> String {
     text.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup v2 line").to_owned()
 }
 
-fn by_conn(rows: &[Event], f: impl Fn(&Event) -> bool) -> BTreeMap<u64, Vec<Event>> {
-    let mut m = BTreeMap::<u64, Vec<Event>>::new();
-    for r in rows.iter().filter(|r| f(r)) {
-        m.entry(r.conn_id).or_default().push(r.clone());
-    }
-    m
-}
-
-fn terminal(rows: &[Event]) -> &Event {
-    rows.iter().rev().find(|r| r.kind.is_terminal()).unwrap_or_else(|| panic!("no terminal row: {rows:#?}"))
-}
-
 fn assert_container(rows: &[Event], c: &Container, cgroup: &str, netns: u32) {
     for r in rows {
         let w = &r.workload;
@@ -192,34 +179,36 @@ fn podman_containers_are_named_on_every_row_of_both_ends() {
 
     assert_eq!(own_cgroup, format!("/libpod_parent/libpod-{}", own.id), "podman's cgroup layout");
     assert_ne!(own_netns, netns_of(std::process::id()), "--network=none is a namespace of its own");
-    let clients = by_conn(&rows, |r| r.role == Role::Client && r.remote_port == 8080);
-    let servers = by_conn(&rows, |r| r.role == Role::Server && r.local_port == 8080);
+    let clients = conns_where(&rows, |r| r.role == Role::Client && r.remote_port == 8080);
+    let servers = conns_where(&rows, |r| r.role == Role::Server && r.local_port == 8080);
     assert_eq!((clients.len(), servers.len()), (2, 2), "two wget requests: {rows:#?}");
     for conn in clients.values().chain(servers.values()) {
         assert_container(conn, &own, &own_cgroup, own_netns);
     }
     // Both ends of each loopback connection agree on the bytes.
-    let mut up: Vec<_> = clients.values().map(|c| (terminal(c).bytes_sent, terminal(c).bytes_received)).collect();
-    let mut down: Vec<_> = servers.values().map(|s| (terminal(s).bytes_received, terminal(s).bytes_sent)).collect();
+    let mut up: Vec<_> =
+        clients.values().map(|c| (last_terminal(c).bytes_sent, last_terminal(c).bytes_received)).collect();
+    let mut down: Vec<_> =
+        servers.values().map(|s| (last_terminal(s).bytes_received, last_terminal(s).bytes_sent)).collect();
     up.sort();
     down.sort();
     assert_eq!(up, down);
     assert!(up.iter().all(|&(s, r)| s > 0 && r > 0), "{up:?}");
 
     let host_netns = netns_of(std::process::id());
-    let served = by_conn(&rows, |r| r.role == Role::Server && r.local_port == host_port);
-    let asked = by_conn(&rows, |r| r.role == Role::Client && r.remote_port == host_port);
+    let served = conns_where(&rows, |r| r.role == Role::Server && r.local_port == host_port);
+    let asked = conns_where(&rows, |r| r.role == Role::Client && r.remote_port == host_port);
     assert_eq!((served.len(), asked.len()), (1, 1), "{rows:#?}");
     let s = served.values().next().unwrap();
     assert_container(s, &hosted, &hosted_cgroup, host_netns);
-    assert_eq!((terminal(s).bytes_received, terminal(s).bytes_sent), (sent, received));
+    assert_eq!((last_terminal(s).bytes_received, last_terminal(s).bytes_sent), (sent, received));
     let c = asked.values().next().unwrap();
     let my_cgroup = cgroup_of(std::process::id());
     for r in c {
         assert_eq!((r.pid, r.netns, &*r.workload.cgroup), (std::process::id(), host_netns, my_cgroup.as_str()));
         assert!(r.workload.container_id.is_none() && r.workload.container_name.is_none(), "{r:#?}");
     }
-    assert_eq!((terminal(c).bytes_sent, terminal(c).bytes_received), (sent, received));
+    assert_eq!((last_terminal(c).bytes_sent, last_terminal(c).bytes_received), (sent, received));
 }
 
 /// `--container NAME` keeps exactly that container's connections: one named container that
@@ -263,7 +252,7 @@ fn the_container_filter_keeps_exactly_the_named_containers_connections() {
     let (rows, _, _) = rec.stop();
     let _ = server.kill();
     let _ = server.wait();
-    let conns = by_conn(&rows, |_| true);
+    let conns = conns_where(&rows, |_| true);
     let named = |c: &Container| conns.values().filter(|v| v[0].workload.container_id.as_deref() == Some(&c.id)).count();
     assert_eq!((named(&early), named(&late), named(&other)), (3, 2, 0), "{rows:#?}");
     assert_eq!(conns.len(), 5, "only the two containers' client connections: {rows:#?}");
@@ -322,7 +311,7 @@ fn a_kubernetes_pod_layout_gives_pod_uid_name_namespace_and_container_id() {
     assert!(proc_.wait().unwrap().success());
     std::thread::sleep(Duration::from_millis(300));
     let (rows, _, _) = rec.stop();
-    let client = by_conn(&rows, |r| r.role == Role::Client && r.remote_port == port);
+    let client = conns_where(&rows, |r| r.role == Role::Client && r.remote_port == port);
     assert_eq!(client.len(), 1, "{rows:#?}");
     let c = client.values().next().unwrap();
     for r in c {
@@ -333,8 +322,8 @@ fn a_kubernetes_pod_layout_gives_pod_uid_name_namespace_and_container_id() {
         assert_eq!(w.pod_namespace.as_deref(), Some("shop"), "{r:#?}");
         assert_eq!(w.container_id.as_deref(), Some(cid.as_str()), "{r:#?}");
     }
-    assert_eq!(terminal(c).bytes_sent, 321);
-    let server = by_conn(&rows, |r| r.role == Role::Server && r.local_port == port);
+    assert_eq!(last_terminal(c).bytes_sent, 321);
+    let server = conns_where(&rows, |r| r.role == Role::Server && r.local_port == port);
     assert!(server.values().flatten().all(|r| r.workload.pod_uid.is_none() && r.workload.container_id.is_none()));
 }
 

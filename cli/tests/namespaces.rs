@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
@@ -128,18 +127,6 @@ time.sleep(0.3)
 q.close()
 "#;
 
-fn by_conn(rows: &[Event], f: impl Fn(&Event) -> bool) -> BTreeMap<u64, Vec<Event>> {
-    let mut m = BTreeMap::<u64, Vec<Event>>::new();
-    for r in rows.iter().filter(|r| f(r)) {
-        m.entry(r.conn_id).or_default().push(r.clone());
-    }
-    m
-}
-
-fn terminal(rows: &[Event]) -> &Event {
-    rows.iter().rev().find(|r| r.kind.is_terminal()).unwrap_or_else(|| panic!("no terminal row: {rows:#?}"))
-}
-
 /// The same 4-tuple (127.0.0.1:45123 -> 127.0.0.1:7003) in two namespaces at once, with
 /// different processes and byte counts: four connections, each exact, each with its own
 /// namespace and process. Silent listeners on one port in both (one started before the
@@ -175,17 +162,17 @@ fn the_same_four_tuple_in_two_namespaces_is_four_exact_connections() {
 
     for (ns, client, server, n, m) in [(&a, pids.0, pids.2, na, ma), (&b, pids.1, pids.3, nb, mb)] {
         let inode = ns.inode();
-        let clients = by_conn(&rows, |r| r.netns == inode && r.role == Role::Client && r.remote_port == port);
-        let servers = by_conn(&rows, |r| r.netns == inode && r.role == Role::Server && r.local_port == port);
+        let clients = conns_where(&rows, |r| r.netns == inode && r.role == Role::Client && r.remote_port == port);
+        let servers = conns_where(&rows, |r| r.netns == inode && r.role == Role::Server && r.local_port == port);
         assert_eq!((clients.len(), servers.len()), (1, 1), "netns {inode}: {rows:#?}");
         let c = clients.values().next().unwrap();
         assert_eq!(c[0].kind, EventKind::Open);
         assert!(c.iter().all(|r| r.pid == client && r.local_port == sport), "{c:#?}");
-        let end = terminal(c);
+        let end = last_terminal(c);
         assert_eq!((end.kind, end.bytes_sent, end.bytes_received), (EventKind::Close, n, m), "{end:#?}");
         let sv = servers.values().next().unwrap();
         assert!(sv.iter().all(|r| r.pid == server && r.remote_port == sport), "{sv:#?}");
-        let end = terminal(sv);
+        let end = last_terminal(sv);
         assert_eq!((end.kind, end.bytes_sent, end.bytes_received), (EventKind::Close, m, n), "{end:#?}");
     }
     // At the same time: both opened before either ended.
@@ -196,8 +183,9 @@ fn the_same_four_tuple_in_two_namespaces_is_four_exact_connections() {
 
     for (ns, client, listener) in [(&a, pids.0, silent_pids.0), (&b, pids.1, silent_pids.1)] {
         let inode = ns.inode();
-        let servers = by_conn(&rows, |r| r.netns == inode && r.role == Role::Server && r.local_port == silent_port);
-        let clients = by_conn(&rows, |r| r.netns == inode && r.role == Role::Client && r.remote_port == silent_port);
+        let servers = conns_where(&rows, |r| r.netns == inode && r.role == Role::Server && r.local_port == silent_port);
+        let clients =
+            conns_where(&rows, |r| r.netns == inode && r.role == Role::Client && r.remote_port == silent_port);
         assert_eq!((clients.len(), servers.len()), (1, 1), "netns {inode}, silent port: {rows:#?}");
         let sv = servers.values().next().unwrap();
         assert!(sv.iter().all(|r| r.pid == listener && r.bytes_received == 0), "credited to {listener}: {sv:#?}");
@@ -253,18 +241,18 @@ fn a_connection_open_inside_a_namespace_before_recording_is_preexisting_sampled_
     std::thread::sleep(Duration::from_millis(300));
     let (rows, _, _) = rec.stop();
     let inode = ns.inode();
-    let client = by_conn(&rows, |r| r.role == Role::Client && r.remote_port == port);
-    let server = by_conn(&rows, |r| r.role == Role::Server && r.local_port == port);
+    let client = conns_where(&rows, |r| r.role == Role::Client && r.remote_port == port);
+    let server = conns_where(&rows, |r| r.role == Role::Server && r.local_port == port);
     assert_eq!((client.len(), server.len()), (1, 1), "{rows:#?}");
     let c = client.values().next().unwrap();
     assert!(c[0].kind == EventKind::Open && c[0].preexisting, "{c:#?}");
     assert_eq!((c[0].bytes_sent, c[0].netns, c[0].pid), (100, inode, client_pid), "{:#?}", c[0]);
     assert!(c.iter().any(|r| r.kind == EventKind::Sample && r.bytes_sent == 1000), "samples: {c:#?}");
-    let end = terminal(c);
+    let end = last_terminal(c);
     assert_eq!((end.kind, end.bytes_sent, end.netns), (EventKind::Close, 1000, inode), "{end:#?}");
     let sv = server.values().next().unwrap();
     assert!(sv[0].preexisting && sv[0].netns == inode, "{sv:#?}");
-    assert_eq!(terminal(sv).bytes_received, 1000, "{sv:#?}");
+    assert_eq!(last_terminal(sv).bytes_received, 1000, "{sv:#?}");
     assert!(sv.iter().all(|r| r.pid != 0 && r.pid != client_pid), "the forked server owns its side: {sv:#?}");
 }
 
@@ -327,7 +315,7 @@ fn listeners_on_one_port_are_told_apart_by_family_and_a_reuseport_group_outlives
     drop((c4, c6, c_group));
     std::thread::sleep(Duration::from_millis(300));
     let (rows, _, _) = rec.stop();
-    let servers = by_conn(&rows, |r| r.role == Role::Server && r.local_port == port);
+    let servers = conns_where(&rows, |r| r.role == Role::Server && r.local_port == port);
     assert_eq!(servers.len(), 3, "{rows:#?}");
     let owners: Vec<(u8, u32)> = servers.values().map(|v| (v[0].family(), v[0].pid)).collect();
     assert_eq!(owners, vec![(4, v4.pid()), (6, v6.pid()), (4, first.pid())], "{rows:#?}");
@@ -361,7 +349,7 @@ fn the_netns_filter_keeps_exactly_one_namespaces_connections() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let (rows, _, _) = rec.stop();
-    let conns = by_conn(&rows, |_| true);
+    let conns = conns_where(&rows, |_| true);
     assert!(rows.iter().all(|r| r.netns == a.inode()), "{rows:#?}");
     // Its client and server sides of both connections, nothing else.
     assert_eq!(conns.len(), 4, "{rows:#?}");

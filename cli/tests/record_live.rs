@@ -12,18 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use gespann_common::{Event, EventKind, Protocol, ResetBy, Role};
 
-fn conns_where(rows: &[Event], f: impl Fn(&Event) -> bool) -> std::collections::BTreeMap<u64, Vec<Event>> {
-    let mut m = std::collections::BTreeMap::<u64, Vec<Event>>::new();
-    for r in rows.iter().filter(|r| f(r)) {
-        m.entry(r.conn_id).or_default().push(r.clone());
-    }
-    m
-}
-
-fn last_terminal(rows: &[Event]) -> &Event {
-    rows.iter().rev().find(|r| r.kind.is_terminal()).expect("a close/reset/failed row")
-}
-
 #[test]
 #[ignore = "needs root (loads eBPF): sudo cargo xtask test runs it"]
 fn exact_bytes_packets_and_owners_on_both_ends_over_ipv4_and_ipv6() {

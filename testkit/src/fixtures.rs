@@ -81,12 +81,7 @@ pub fn ev(kind: EventKind, ts_s: f64, conn_id: u64) -> Event {
         comm: Arc::from("curl"),
         cgroup_id: 1,
         netns: 4026531840,
-        workload: Arc::new(Workload {
-            cgroup: Arc::from("/libpod_parent/libpod-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
-            container_id: Some(Arc::from("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")),
-            container_name: Some(Arc::from("web")),
-            ..Workload::default()
-        }),
+        workload: Arc::new(Workload { cgroup: Arc::from("/"), ..Workload::default() }),
         state: Some("ESTABLISHED"),
         ..Event::default()
     }
