@@ -28,6 +28,7 @@ impl ApiService {
             return ApiService(None);
         }
         let _ = std::fs::remove_file(API_SOCKET);
+        std::fs::create_dir_all(Path::new(API_SOCKET).parent().unwrap()).unwrap();
         let child = Command::new("podman")
             .args(["system", "service", "--time=0", &format!("unix://{API_SOCKET}")])
             .stdout(Stdio::null())
