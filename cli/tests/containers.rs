@@ -10,104 +10,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 use gespann_common::{Event, Role};
-
-const API_SOCKET: &str = "/run/podman/podman.sock";
-
-/// podman's Docker Engine API service on [`API_SOCKET`], started for the test unless one
-/// answers there already; stopped on drop if the test started it.
-struct ApiService(Option<Child>);
-
-impl ApiService {
-    fn ensure() -> ApiService {
-        if std::os::unix::net::UnixStream::connect(API_SOCKET).is_ok() {
-            return ApiService(None);
-        }
-        let _ = std::fs::remove_file(API_SOCKET);
-        std::fs::create_dir_all(Path::new(API_SOCKET).parent().unwrap()).unwrap();
-        let child = Command::new("podman")
-            .args(["system", "service", "--time=0", &format!("unix://{API_SOCKET}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("podman system service (apt-get install podman)");
-        let start = Instant::now();
-        while std::os::unix::net::UnixStream::connect(API_SOCKET).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "podman's API service did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ApiService(Some(child))
-    }
-}
-
-impl Drop for ApiService {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A root filesystem with a static busybox and the applets the containers use.
-fn rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("www")).unwrap();
-    std::fs::write(root.join("www/index.html"), "hello from a container\n").unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (apt-get install busybox-static)");
-    for applet in ["sh", "httpd", "wget", "sleep", "echo", "cat"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    root
-}
-
-/// A podman container run from `rootfs` with runc; removed on drop.
-struct Container {
-    name: String,
-    id: String,
-}
-
-impl Container {
-    fn run(tag: &str, network: &str, rootfs: &Path, script: &str) -> Container {
-        let name = format!("gsp-{tag}-{}", std::process::id());
-        let _ = Command::new("podman").args(["rm", "-f", &name]).output();
-        let out = Command::new("podman")
-            .args(["--runtime", "/usr/sbin/runc", "run", "-d"])
-            .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
-            .arg(format!("--network={network}"))
-            .args(["--name", &name, "--rootfs"])
-            .arg(rootfs)
-            .args(["sh", "-c", script])
-            .output()
-            .expect("podman (apt-get install podman runc)");
-        assert!(out.status.success(), "podman run {name}: {}", String::from_utf8_lossy(&out.stderr));
-        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        assert_eq!(id.len(), 64, "a full container id: {id}");
-        Container { name, id }
-    }
-
-    /// The container's main process on the host.
-    fn pid(&self) -> u32 {
-        let out = Command::new("podman").args(["inspect", "--format", "{{.State.Pid}}", &self.name]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().expect("a running container's pid")
-    }
-
-    fn wait(&self) {
-        let out = Command::new("podman").args(["wait", &self.name]).output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{} exited with an error", self.name);
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("podman").args(["rm", "-f", &self.name]).output();
-    }
-}
+use gespann_testkit::podman::{ApiService, Container, rootfs};
 
 fn netns_of(pid: u32) -> u32 {
     std::fs::metadata(format!("/proc/{pid}/ns/net")).unwrap().ino() as u32
@@ -159,7 +67,7 @@ fn podman_containers_are_named_on_every_row_of_both_ends() {
     let host_port = free_port(false);
     let mut rec = Recording::start(&["--port", "8080", "--port", &host_port.to_string()]);
     let own = Container::run(
-        "own",
+        &format!("gsp-own-{}", std::process::id()),
         "none",
         &root,
         "httpd -p 127.0.0.1:8080 -h /www && sleep 1 && wget -q -O /dev/null http://127.0.0.1:8080/index.html \
@@ -167,7 +75,12 @@ fn podman_containers_are_named_on_every_row_of_both_ends() {
     );
     let own_pid = own.pid();
     let (own_netns, own_cgroup) = (netns_of(own_pid), cgroup_of(own_pid));
-    let hosted = Container::run("hostnet", "host", &root, &format!("httpd -f -p 127.0.0.1:{host_port} -h /www"));
+    let hosted = Container::run(
+        &format!("gsp-hostnet-{}", std::process::id()),
+        "host",
+        &root,
+        &format!("httpd -f -p 127.0.0.1:{host_port} -h /www"),
+    );
     let hosted_pid = hosted.pid();
     let hosted_cgroup = cgroup_of(hosted_pid);
     std::thread::sleep(Duration::from_millis(500));
@@ -232,8 +145,8 @@ fn the_container_filter_keeps_exactly_the_named_containers_connections() {
         let gets = vec![format!("wget -q -O /dev/null http://127.0.0.1:{port}/index.html"); n].join(" && ");
         format!("sleep {delay} && {gets} && sleep 1")
     };
-    let early = Container::run("early", "host", &root, &fetch(3, "2.5"));
-    let other = Container::run("other", "host", &root, &fetch(4, "2.5"));
+    let early = Container::run(&format!("gsp-early-{}", std::process::id()), "host", &root, &fetch(3, "2.5"));
+    let other = Container::run(&format!("gsp-other-{}", std::process::id()), "host", &root, &fetch(4, "2.5"));
     let late_name = format!("gsp-late-{}", std::process::id());
     let mut rec = Recording::start(&[
         "--container",
@@ -245,7 +158,7 @@ fn the_container_filter_keeps_exactly_the_named_containers_connections() {
         "--sample-interval",
         "300ms",
     ]);
-    let late = Container::run("late", "host", &root, &fetch(2, "2"));
+    let late = Container::run(&late_name, "host", &root, &fetch(2, "2"));
     for c in [&early, &other, &late] {
         c.wait();
     }

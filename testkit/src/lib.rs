@@ -10,6 +10,7 @@
 
 pub mod env;
 pub mod fixtures;
+pub mod podman;
 pub mod synth;
 
 pub use env::{free_port, free_port_v6, gespann_bin, python, workspace_root};

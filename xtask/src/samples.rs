@@ -3,6 +3,10 @@
 //! Each sample is one scenario of loopback traffic, recorded by the real `gespann record` with
 //! a port filter so that nothing else on the host leaks in. The analyzer's and replay's snapshot
 //! and consistency tests run over these files.
+//!
+//! `cargo xtask samples containers` re-records only `containers.parquet` (real podman
+//! containers, schema version 2); the other samples are version 1 recordings, kept as such so
+//! that readers of that version stay tested.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -110,11 +114,16 @@ fn get(s: &mut TcpStream, size: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn run(_args: &[String]) -> Result<()> {
+pub fn run(args: &[String]) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("recording samples loads eBPF programs: run as root");
     }
+    let only = match args {
+        [] => None,
+        [one] if one == "containers" => Some(one.as_str()),
+        other => bail!("unknown samples {other:?} (none: all of them; `containers`: that one)"),
+    };
     let root = root()?;
     run_cmd(Command::new("cargo").current_dir(&root).args(["build", "--quiet", "-p", "gespann"]))?;
     let bin = root.join("target/debug/gespann");
@@ -122,6 +131,9 @@ pub fn run(_args: &[String]) -> Result<()> {
     let tmp = dir.path().join("s.parquet");
     let samples = root.join("samples");
     std::fs::create_dir_all(&samples)?;
+    if only == Some("containers") {
+        return containers(&bin, dir.path(), &samples.join("containers.parquet"));
+    }
 
     // Web-style request bursts: short connections and one keep-alive client.
     let l = TcpListener::bind("127.0.0.1:0")?;
@@ -243,5 +255,45 @@ pub fn run(_args: &[String]) -> Result<()> {
     }
     drop(s);
     finish(r, &samples.join("bulk.parquet"))?;
+    containers(&bin, dir.path(), &samples.join("containers.parquet"))
+}
+
+/// A small container host: a web server in a container on the host network, a client container
+/// fetching from it (and from a port nothing listens on), a sidecar container in a network
+/// namespace of its own serving itself over its loopback, and a host process as a second client.
+fn containers(bin: &Path, dir: &Path, dest: &Path) -> Result<()> {
+    use gespann_testkit::podman::{ApiService, Container, rootfs};
+    let _api = ApiService::ensure();
+    let rootfs = rootfs(dir);
+    let web_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let r = record(bin, &dir.join("c.parquet"), &[web_port, closed, 8080], &["--sample-interval", "500ms"])?;
+    let _web = Container::run("gespann-web", "host", &rootfs, &format!("httpd -f -p 127.0.0.1:{web_port} -h /www"));
+    let get = |port: u16| format!("wget -q -O /dev/null http://127.0.0.1:{port}/index.html");
+    let fetches = vec![get(web_port); 6].join(" && ");
+    let client = Container::run(
+        "gespann-client",
+        "host",
+        &rootfs,
+        &format!("sleep 1 && {fetches} && ({} || true) && ({} || true) && sleep 1", get(closed), get(closed)),
+    );
+    let sidecar = Container::run(
+        "gespann-sidecar",
+        "none",
+        &rootfs,
+        &format!("httpd -p 127.0.0.1:8080 -h /www && sleep 1 && {} && sleep 1", vec![get(8080); 3].join(" && ")),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(("127.0.0.1", web_port))?;
+        s.write_all(b"GET /index.html HTTP/1.0\r\nHost: sample\r\n\r\n")?;
+        let mut body = Vec::new();
+        s.read_to_end(&mut body)?;
+    }
+    client.wait();
+    sidecar.wait();
+    let rec_tmp = r.tmp.clone();
+    finish(r, dest)?;
+    let _ = std::fs::remove_file(rec_tmp);
     Ok(())
 }
