@@ -261,6 +261,11 @@ impl Names {
         None
     }
 
+    /// Whether container `id`'s name is known.
+    pub fn knows(&self, id: &str) -> bool {
+        self.names.contains_key(id)
+    }
+
     /// The ids of containers called `name` (with or without the leading `/`).
     pub fn ids_named(&self, name: &str) -> Vec<Arc<str>> {
         let name = bare(name);

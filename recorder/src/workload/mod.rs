@@ -94,6 +94,9 @@ pub struct Workloads {
     entries: FxHashMap<u64, Entry>,
     /// The last answer of [`Workloads::get`]: rows come in runs from one owner.
     last: (u64, Arc<Workload>),
+    /// Containers in the cgroup tree that a synchronous listing was made for (the `--container`
+    /// filters look again at every sample: one listing per new container, not per sample).
+    relisted_for: FxHashSet<Arc<str>>,
 }
 
 impl Workloads {
@@ -108,6 +111,7 @@ impl Workloads {
             names,
             entries: FxHashMap::default(),
             last: (0, Workload::unknown()),
+            relisted_for: FxHashSet::default(),
         };
         tracing::debug!(summary = %w.summary(), "workloads");
         w
@@ -257,8 +261,15 @@ impl Workloads {
                 names.ids_named(want).into_iter().filter(|id| present.contains(&**id)).collect()
             };
             matched = named_present(&self.names);
-            if matched.is_empty() {
-                // A container started (or recreated under the name) since the last listing.
+            // A container started (or was recreated under the name) since the last listing: list
+            // again, once per container the tree shows and no listing has named yet.
+            let unnamed: Vec<Arc<str>> = present
+                .iter()
+                .filter(|id| !self.names.knows(id) && !self.relisted_for.contains(**id))
+                .map(|id| Arc::from(*id))
+                .collect();
+            if matched.is_empty() && !unnamed.is_empty() {
+                self.relisted_for.extend(unnamed);
                 self.names.list_now(LISTING_TIMEOUT);
                 matched = named_present(&self.names);
             }
