@@ -245,39 +245,10 @@ fn version_1_and_version_2_recordings_are_read_together() {
 
 #[test]
 fn both_versions_split_into_passes_give_the_reports_computed_in_memory() {
-    use gespann_analyze::cli::run_report;
-    use gespann_analyze::reports::Catalog;
-    use gespann_analyze::session::{Analyzer, Options};
     let dir = tempfile::tempdir().unwrap();
     let c = containers_file(dir.path());
     let inputs = [web_sample(), c.to_string_lossy().into_owned()];
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let render = |passes: Option<usize>| -> Vec<String> {
-        rt.block_on(async {
-            let recs = gespann_analyze::inputs::open_all(&inputs).unwrap();
-            let mut a = Analyzer::new(recs, &Options::default()).await.unwrap();
-            match passes {
-                Some(n) => a.connections_to_disk(n).await.unwrap(),
-                None => a.connections_to_memory().await.unwrap(),
-            }
-            let catalog = Catalog::builtin();
-            let mut out = Vec::new();
-            for r in catalog.resolve(&["containers".into(), "talkers".into(), "failures".into()], true).unwrap() {
-                let s = run_report(&a, r, 0).await.unwrap();
-                let mut buf = Vec::new();
-                gespann_analyze::render::write_sections(
-                    &mut buf,
-                    gespann_analyze::render::Format::Csv,
-                    &[s],
-                    false,
-                    None,
-                )
-                .unwrap();
-                out.push(String::from_utf8(buf).unwrap());
-            }
-            out
-        })
-    };
+    let render = |passes| reports_as_csv(&inputs, &["containers", "talkers", "failures"], passes);
     let mem = render(None);
     assert!(mem[0].contains("(unknown)") && mem[0].contains("prod/api-7d9f"), "{}", mem[0]);
     assert_eq!(render(Some(3)), mem);

@@ -103,38 +103,10 @@ fn snapshots_have_no_stale_files() {
 
 #[test]
 fn connections_kept_on_disk_give_the_same_reports_as_in_memory() {
-    use gespann_analyze::cli::run_report;
-    use gespann_analyze::reports::Catalog;
-    use gespann_analyze::session::{Analyzer, Options};
     let dir = tempfile::tempdir().unwrap();
     let f = synth_file(dir.path(), "synth.parquet", 8_000, 7, 0);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let render = |to_disk: bool| -> Vec<String> {
-        rt.block_on(async {
-            let recs = gespann_analyze::inputs::open_all(&[f.to_str().unwrap().to_string()]).unwrap();
-            let mut a = Analyzer::new(recs, &Options::default()).await.unwrap();
-            if to_disk {
-                a.connections_to_disk(1).await.unwrap();
-            } else {
-                a.connections_to_memory().await.unwrap();
-            }
-            let mut out = Vec::new();
-            for r in Catalog::builtin().all() {
-                let s = run_report(&a, r, 0).await.unwrap();
-                let mut buf = Vec::new();
-                gespann_analyze::render::write_sections(
-                    &mut buf,
-                    gespann_analyze::render::Format::Csv,
-                    &[s],
-                    false,
-                    None,
-                )
-                .unwrap();
-                out.push(String::from_utf8(buf).unwrap());
-            }
-            out
-        })
-    };
+    let inputs = [f.to_str().unwrap().to_string()];
+    let render = |to_disk: bool| reports_as_csv(&inputs, &[], to_disk.then_some(1));
     let mem = render(false);
     let disk = render(true);
     assert_eq!(mem.len(), BUILTIN.len());

@@ -423,3 +423,36 @@ pub fn same_csv(got: &str, want: &str) -> bool {
             ca.len() == cb.len() && ca.iter().zip(&cb).all(|(x, y)| same_cell(x, y))
         })
 }
+
+/// The reports `names` (every built-in one when empty) over `inputs`, each rendered as CSV, with
+/// the connections kept in memory (`passes` `None`) or split onto disk in that many passes.
+pub fn reports_as_csv(inputs: &[String], names: &[&str], passes: Option<usize>) -> Vec<String> {
+    use gespann_analyze::cli::run_report;
+    use gespann_analyze::reports::Catalog;
+    use gespann_analyze::session::{Analyzer, Options};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let recs = gespann_analyze::inputs::open_all(inputs).unwrap();
+        let mut a = Analyzer::new(recs, &Options::default()).await.unwrap();
+        match passes {
+            Some(n) => a.connections_to_disk(n).await.unwrap(),
+            None => a.connections_to_memory().await.unwrap(),
+        }
+        let catalog = Catalog::builtin();
+        let reports = if names.is_empty() {
+            catalog.all().collect::<Vec<_>>()
+        } else {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            catalog.resolve(&names, true).unwrap()
+        };
+        let mut out = Vec::new();
+        for r in reports {
+            let s = run_report(&a, r, 0).await.unwrap();
+            let mut buf = Vec::new();
+            gespann_analyze::render::write_sections(&mut buf, gespann_analyze::render::Format::Csv, &[s], false, None)
+                .unwrap();
+            out.push(String::from_utf8(buf).unwrap());
+        }
+        out
+    })
+}
