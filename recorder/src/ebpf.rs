@@ -189,7 +189,22 @@ impl Probes {
         };
 
         let mut missing = Vec::new();
+        for name in &opts.leave_out {
+            let known = TRACEPOINTS.iter().map(|t| t.0).chain(CGROUP_HOOKS.iter().map(|h| h.0));
+            if name == "handle_set_state" || !known.clone().any(|p| p == name) {
+                return Err(RecorderError::LeaveOut(name.clone()));
+            }
+        }
+        let left_out = |prog: &str| opts.leave_out.iter().any(|p| p == prog);
         for &(prog, category, event, effect) in TRACEPOINTS {
+            if left_out(prog) {
+                missing.push(Missing {
+                    what: format!("tracepoint {category}:{event}"),
+                    effect,
+                    error: "--leave-out".into(),
+                });
+                continue;
+            }
             if let Err(e) = attach_tracepoint(&mut ebpf, prog, category, event) {
                 if prog == "handle_set_state" {
                     return Err(e);
@@ -204,6 +219,14 @@ impl Probes {
         match &cgroup2 {
             Some(root) => {
                 for &(prog, effect) in CGROUP_HOOKS {
+                    if left_out(prog) {
+                        missing.push(Missing {
+                            what: format!("cgroup hook {prog}"),
+                            effect,
+                            error: "--leave-out".into(),
+                        });
+                        continue;
+                    }
                     if let Err(e) = attach_cgroup(&mut ebpf, prog, root) {
                         missing.push(Missing { what: format!("cgroup hook {prog}"), effect, error: error_chain(&e) });
                     }
@@ -316,6 +339,10 @@ impl Kernel for Probes {
         // Namespaces come and go with containers: looked for at every dump (a /proc scan).
         self.diag.refresh();
         self.diag.dump_tcp(states, with_info)
+    }
+
+    fn tcp_sockets_of(&mut self, wanted: &[sockdiag::Tuple]) -> std::io::Result<Vec<TcpSocket>> {
+        self.diag.query_tcp(wanted)
     }
 
     fn socket_owners(&mut self) -> HashMap<u64, ProcOwner> {

@@ -40,6 +40,10 @@ pub enum RecorderError {
     RingSize(u32),
     #[error("--sample-interval must be longer than 0")]
     SampleInterval,
+    #[error(
+        "--leave-out {0}: not a program that may be left out (see TRACEPOINTS and CGROUP_HOOKS in recorder/src/ebpf.rs; handle_set_state is needed)"
+    )]
+    LeaveOut(String),
     #[error("cannot poll the ring buffer")]
     Poll(#[source] std::io::Error),
     #[error("sock_diag netlink dump failed")]

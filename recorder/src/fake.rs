@@ -43,6 +43,9 @@ pub struct FakeState {
     pub now_ns: u64,
     /// How many times the ring was drained.
     pub drains: u64,
+    /// How many times sockets were looked up by their endpoints, and the whole table dumped.
+    pub queries: u64,
+    pub dumps: u64,
     /// Called at the start of every drain, as if the kernel had done something meanwhile.
     #[expect(clippy::type_complexity, reason = "a test hook, named once")]
     pub on_drain: Option<Box<dyn FnMut(&mut FakeState) + Send>>,
@@ -144,7 +147,8 @@ impl Kernel for FakeKernel {
     }
 
     fn tcp_sockets(&mut self, states: u32, with_info: bool) -> std::io::Result<Vec<TcpSocket>> {
-        let s = self.state();
+        let mut s = self.state();
+        s.dumps += 1;
         Ok(s.tcp
             .iter()
             .filter(|t| states & (1 << t.state) != 0)
@@ -155,6 +159,17 @@ impl Kernel for FakeKernel {
                 }
                 t
             })
+            .collect())
+    }
+
+    fn tcp_sockets_of(&mut self, wanted: &[crate::sockdiag::Tuple]) -> std::io::Result<Vec<TcpSocket>> {
+        let mut s = self.state();
+        s.queries += 1;
+        // Found by endpoints in any state, as the kernel's lookup finds them.
+        Ok(s.tcp
+            .iter()
+            .filter(|t| wanted.contains(&(t.netns, t.local, t.local_port, t.remote, t.remote_port)))
+            .cloned()
             .collect())
     }
 

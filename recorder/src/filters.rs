@@ -166,6 +166,8 @@ pub struct RecordOptions {
     pub sample_interval: Duration,
     /// Ring buffer size in bytes: a power of two, at least a page.
     pub ring_buffer_bytes: u32,
+    /// Kernel programs not to attach (`cargo xtask bench-record --ablate` prices each this way).
+    pub leave_out: Vec<String>,
 }
 
 impl Default for RecordOptions {
@@ -174,6 +176,7 @@ impl Default for RecordOptions {
             filters: Filters::default(),
             sample_interval: Duration::from_secs(1),
             ring_buffer_bytes: 16 << 20,
+            leave_out: Vec::new(),
         }
     }
 }
@@ -212,6 +215,10 @@ pub struct RecorderArgs {
     /// Kernel ring buffer size in MiB (a power of two). Larger absorbs bigger bursts.
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub buffer_mib: u32,
+    /// Do not attach this kernel program (repeatable): for measuring what each costs, as
+    /// `cargo xtask bench-record --ablate` does. The recording lists it as missing.
+    #[arg(long = "leave-out", value_name = "PROGRAM", hide = true)]
+    pub leave_out: Vec<String>,
 }
 
 impl RecorderArgs {
@@ -230,7 +237,12 @@ impl RecorderArgs {
         if self.sample_interval.is_zero() {
             return Err(RecorderError::SampleInterval);
         }
-        Ok(RecordOptions { filters, sample_interval: self.sample_interval, ring_buffer_bytes: ring })
+        Ok(RecordOptions {
+            filters,
+            sample_interval: self.sample_interval,
+            ring_buffer_bytes: ring,
+            leave_out: self.leave_out.clone(),
+        })
     }
 }
 
@@ -299,6 +311,7 @@ mod tests {
             netns: vec![],
             sample_interval: Duration::from_secs(1),
             buffer_mib: mib,
+            leave_out: vec![],
         };
         assert_eq!(args(16).options().unwrap().ring_buffer_bytes, 16 << 20);
         for bad in [0, 3, 4096] {

@@ -16,7 +16,7 @@ use gespann_common::Workload;
 
 use gespann_common::raw::{ListenerKey, UdpFlow, UdpKey};
 
-use crate::sockdiag::{ProcOwner, TcpSocket};
+use crate::sockdiag::{ProcOwner, TcpSocket, Tuple};
 use crate::tracker::{Clock, ResetReasons};
 
 /// The kernel's per-CPU lost counters, summed over CPUs.
@@ -66,6 +66,11 @@ pub trait Kernel {
     /// TCP sockets whose state is in the `1 << state` mask `states` (sock_diag), with
     /// `tcp_info` if `with_info`, in every network namespace on the host.
     fn tcp_sockets(&mut self, states: u32, with_info: bool) -> io::Result<Vec<TcpSocket>>;
+
+    /// The TCP sockets with exactly these endpoints (each in its namespace), with `tcp_info`;
+    /// endpoints without a socket are left out. What periodic samples ask: it costs one lookup
+    /// per connection, where [`Kernel::tcp_sockets`] walks the kernel's whole socket table.
+    fn tcp_sockets_of(&mut self, wanted: &[Tuple]) -> io::Result<Vec<TcpSocket>>;
 
     /// Socket inode -> the process holding it.
     fn socket_owners(&mut self) -> HashMap<u64, ProcOwner>;

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::sockdiag::{TcpSocket, diag_socket, dump_tcp_on};
+use crate::sockdiag::{Endpoints, TcpSocket, Tuple, diag_socket, dump_tcp_on, query_tcp_on};
 
 /// The inode number of the namespace file at `path` (`/proc/PID/ns/net`, `/run/netns/NAME`).
 pub fn inode_of(path: &Path) -> Option<u32> {
@@ -141,6 +141,38 @@ impl DiagSockets {
         }
         for ino in gone {
             self.by_ns.remove(&ino);
+        }
+        Ok(out)
+    }
+}
+
+impl DiagSockets {
+    /// The TCP sockets with exactly the endpoints of `wanted` (namespace first), with
+    /// `tcp_info`: one exact query each, in its namespace. Namespaces without a socket here are
+    /// looked for once more (a container that started since the last refresh).
+    pub fn query_tcp(&mut self, wanted: &[Tuple]) -> io::Result<Vec<TcpSocket>> {
+        let mut by_ns: HashMap<u32, Vec<Endpoints>> = HashMap::new();
+        for &(ns, local, lport, remote, rport) in wanted {
+            by_ns.entry(ns).or_default().push((local, lport, remote, rport));
+        }
+        if by_ns.keys().any(|ns| !self.by_ns.contains_key(ns) && !self.failed.contains_key(ns)) {
+            self.refresh();
+        }
+        let own = current();
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for (ns, endpoints) in &by_ns {
+            let Some(fd) = self.by_ns.get(ns) else { continue };
+            if let Err(e) = query_tcp_on(fd, *ns, endpoints, &mut out) {
+                if Some(*ns) == own {
+                    return Err(e);
+                }
+                tracing::debug!(netns = ns, "sock_diag query failed: {e}");
+                gone.push(*ns);
+            }
+        }
+        for ns in gone {
+            self.by_ns.remove(&ns);
         }
         Ok(out)
     }

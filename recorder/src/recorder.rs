@@ -23,6 +23,12 @@ pub const REORDER_WINDOW: Duration = Duration::from_millis(500);
 /// the reader only when an eighth of the buffer is full, so this timer does most draining.
 pub const TICK: Duration = Duration::from_millis(100);
 
+/// Up to this many live TCP connections, a sample looks each one up in sock_diag; beyond, it
+/// dumps the table. A dump costs about 10 ms of system time on this kind of host whatever it
+/// returns (it walks every bucket of the kernel's socket hash); a batched lookup about 2 µs
+/// per connection.
+pub const QUERY_AT_MOST: usize = 4096;
+
 /// Running totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecorderStats {
@@ -237,7 +243,21 @@ impl<K: Kernel> Recorder<K> {
             // Containers that started since: their cgroups join the kernel's filter table.
             self.kernel.filter_cgroups();
         }
-        let socks = self.kernel.tcp_sockets(ESTABLISHED_LIKE, true).map_err(RecorderError::SockDiag)?;
+        // Asked by endpoints while that is cheaper than a dump, which walks the kernel's whole
+        // socket table (every bucket, every TIME_WAIT socket) whatever it returns: under
+        // connection churn that walk was most of the recorder's system time.
+        let live = self.tracker.live_tcp();
+        let mut socks = if live.len() > QUERY_AT_MOST {
+            self.kernel.tcp_sockets(ESTABLISHED_LIKE, true)
+        } else if live.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.kernel.tcp_sockets_of(&live)
+        }
+        .map_err(RecorderError::SockDiag)?;
+        // A lookup finds a socket in any state (or the listener of its port): keep what a dump
+        // of the established-like states would hold.
+        socks.retain(|s| ESTABLISHED_LIKE & (1 << s.state) != 0);
         let at = self.kernel.now_ns();
         self.tracker.on_tcp_snapshot(&socks, at, force);
         let known = self.tracker.live_udp();
@@ -554,6 +574,47 @@ mod tests {
         let samples: Vec<_> = rows.iter().filter(|e| e.kind == EventKind::Sample).collect();
         assert_eq!(samples.len(), 1, "one sample when it moved, none while it did not: {rows:?}");
         assert_eq!(samples[0].bytes_sent, 100, "the SYN is not payload");
+    }
+
+    #[test]
+    fn samples_look_live_connections_up_by_endpoints_and_dump_only_when_there_are_many() {
+        let opts = RecordOptions { sample_interval: Duration::from_millis(500), ..Default::default() };
+        let (mut rec, h) = start(&opts, |_| {});
+        let t0 = h.now_ns();
+        let dumps_at_start = h.state().dumps;
+        let sock = |r: &RawEvent, state| TcpSocket {
+            netns: r.netns,
+            family: 4,
+            local: "127.0.0.1".parse().unwrap(),
+            local_port: r.sport,
+            remote: "127.0.0.2".parse().unwrap(),
+            remote_port: 80,
+            state,
+            inode: r.conn_id,
+            info: Some(TcpInfo { bytes_acked: 1 + r.conn_id, ..Default::default() }),
+        };
+        let live = tcp(kind::OPEN, 1, t0 + MS);
+        h.push(&live);
+        // A socket that a lookup finds in TIME_WAIT is not sampled (a dump would not hold it).
+        let ending = tcp(kind::OPEN, 2, t0 + MS);
+        h.push(&ending);
+        h.state().tcp = vec![sock(&live, 1), sock(&ending, 6)];
+        let rows = run(&mut rec, &h, 1_200 * MS);
+        let samples: Vec<u64> = rows.iter().filter(|e| e.kind == EventKind::Sample).map(|e| e.conn_id).collect();
+        assert_eq!(samples, vec![1]);
+        assert_eq!(h.state().dumps, dumps_at_start, "no dump for two connections");
+        assert!(h.state().queries >= 2);
+
+        let many: Vec<RawEvent> =
+            (10..10 + QUERY_AT_MOST as u64 + 1).map(|id| tcp(kind::OPEN, id, t0 + 1_300 * MS)).collect();
+        for r in &many {
+            h.push(r);
+        }
+        h.state().tcp = many.iter().map(|r| sock(r, 1)).collect();
+        let rows = run(&mut rec, &h, 1_000 * MS);
+        let samples = rows.iter().filter(|e| e.kind == EventKind::Sample).count();
+        assert_eq!(samples, many.len());
+        assert!(h.state().dumps > dumps_at_start, "more than QUERY_AT_MOST live connections: one dump");
     }
 
     fn workload(container: &str) -> std::sync::Arc<gespann_common::Workload> {

@@ -164,6 +164,94 @@ fn dump_family(fd: libc::c_int, family: u8, states: u32, with_info: bool, out: &
     }
 }
 
+/// Network namespace, local address and port, remote address and port: a connection's
+/// endpoints. The same addresses and ports can be in use in any number of namespaces at once
+/// (every pod has its loopback).
+pub type Tuple = (u32, IpAddr, u16, IpAddr, u16);
+
+/// A connection's endpoints as a sock_diag exact query names them (addresses unmapped: an IPv6
+/// socket talking IPv4 is found by its IPv4 endpoints, as the kernel hashes it).
+pub type Endpoints = (IpAddr, u16, IpAddr, u16);
+
+/// How many exact queries go in one `send`: the kernel answers each as it handles it, into this
+/// socket's receive queue, which must hold every answer of a batch (about 1 KiB each with
+/// `tcp_info`, well inside the default 208 KiB).
+const QUERY_BATCH: usize = 64;
+
+/// The TCP sockets with exactly these endpoints, with `tcp_info`, in the namespace `fd` was made
+/// in (`netns`), into `out`; endpoints without a socket are left out. One lookup in the kernel's
+/// socket hash per connection: unlike a dump, which walks every bucket of the table (262,144 on
+/// a 24 GiB machine) and every TIME_WAIT socket, it costs nothing for the sockets not asked about.
+pub(crate) fn query_tcp_on(fd: &OwnedFd, netns: u32, wanted: &[Endpoints], out: &mut Vec<TcpSocket>) -> io::Result<()> {
+    const REQ: usize = NLMSG_HDRLEN + 56;
+    let start = out.len();
+    let mut buf = vec![0u8; 256 * 1024];
+    for batch in wanted.chunks(QUERY_BATCH) {
+        let mut reqs = vec![0u8; REQ * batch.len()];
+        for (i, (req, &(local, lport, remote, rport))) in reqs.chunks_exact_mut(REQ).zip(batch).enumerate() {
+            req[0..4].copy_from_slice(&(REQ as u32).to_ne_bytes());
+            req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+            req[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+            req[8..12].copy_from_slice(&(i as u32 + 1).to_ne_bytes());
+            let r = &mut req[NLMSG_HDRLEN..];
+            let v4 = matches!((local, remote), (IpAddr::V4(_), IpAddr::V4(_)));
+            r[0] = if v4 { libc::AF_INET as u8 } else { libc::AF_INET6 as u8 };
+            r[1] = libc::IPPROTO_TCP as u8;
+            r[2] = 1 << (INET_DIAG_INFO - 1);
+            r[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+            // inet_diag_sockid: sport, dport (network order), src[4], dst[4], if, cookie[2].
+            r[8..10].copy_from_slice(&lport.to_be_bytes());
+            r[10..12].copy_from_slice(&rport.to_be_bytes());
+            let put = |dst: &mut [u8], a: IpAddr| match a {
+                IpAddr::V4(a) if v4 => dst[..4].copy_from_slice(&a.octets()),
+                IpAddr::V4(a) => dst.copy_from_slice(&a.to_ipv6_mapped().octets()),
+                IpAddr::V6(a) => dst.copy_from_slice(&a.octets()),
+            };
+            put(&mut r[12..28], local);
+            put(&mut r[28..44], remote);
+            r[48..56].copy_from_slice(&[0xff; 8]);
+        }
+        // SAFETY: reqs is a valid buffer of its length.
+        let sent = unsafe { libc::send(fd.as_raw_fd(), reqs.as_ptr().cast(), reqs.len(), 0) };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The kernel answered every request of the batch before send returned: read until empty.
+        loop {
+            // SAFETY: buf is a valid writable buffer.
+            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => break,
+                    _ => return Err(e),
+                }
+            }
+            let mut msgs = &buf[..n as usize];
+            while msgs.len() >= NLMSG_HDRLEN {
+                let mlen = u32::from_ne_bytes(msgs[0..4].try_into().unwrap()) as usize;
+                let mtype = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());
+                if mlen < NLMSG_HDRLEN || mlen > msgs.len() {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed netlink message"));
+                }
+                // NLMSG_ERROR here is "no such socket" (ENOENT) for one request: not an error.
+                if mtype == SOCK_DIAG_BY_FAMILY
+                    && let Some(s) = parse_diag_msg(&msgs[NLMSG_HDRLEN..mlen])
+                {
+                    out.push(s);
+                }
+                let aligned = (mlen + 3) & !3;
+                msgs = &msgs[aligned.min(msgs.len())..];
+            }
+        }
+    }
+    for s in &mut out[start..] {
+        s.netns = netns;
+    }
+    Ok(())
+}
+
 fn parse_diag_msg(m: &[u8]) -> Option<TcpSocket> {
     if m.len() < 72 {
         return None;
@@ -308,7 +396,33 @@ mod tests {
         assert_eq!(mine.state, 1);
         assert!(mine.info.is_some());
         assert!(mine.inode != 0);
+        let asked = [
+            (mine.local, mine.local_port, mine.remote, mine.remote_port),
+            (mine.local, mine.local_port, mine.remote, 1),
+        ];
+        let mut found = Vec::new();
+        query_tcp_on(&diag_socket().unwrap(), 7, &asked, &mut found).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].netns, found[0].inode, found[0].state), (7, mine.inode, 1));
+        assert!(found[0].info.is_some());
         let owners = socket_owners(None);
         assert_eq!(owners.get(&mine.inode).map(|o| o.pid), Some(std::process::id()));
+    }
+
+    #[test]
+    fn an_ipv6_socket_talking_ipv4_is_found_by_its_ipv4_endpoints() {
+        // A dual-stack listener: the accepted socket is AF_INET6 with mapped addresses.
+        let l = std::net::TcpListener::bind("[::]:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_s, _) = l.accept().unwrap();
+        let cport = c.local_addr().unwrap().port();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut found = Vec::new();
+        query_tcp_on(&diag_socket().unwrap(), 0, &[(lo, port, lo, cport), (lo, cport, lo, port)], &mut found).unwrap();
+        let mut families: Vec<u8> = found.iter().map(|s| s.family).collect();
+        families.sort_unstable();
+        assert_eq!(families, vec![4, 6], "{found:?}");
+        assert!(found.iter().all(|s| s.local == lo && s.remote == lo && s.info.is_some()));
     }
 }

@@ -60,7 +60,7 @@ fn run(task: &str, rest: &[String]) -> Result<()> {
         "bench-replay" => bench_replay::run(rest),
         "churn" => {
             let secs: f64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(5.0);
-            println!("{:.0} conn/s", bench_record::churn(secs, 4)?);
+            println!("{:.0} conn/s", bench_record::churn(secs, 4, None)?.rate());
             Ok(())
         }
         "-h" | "--help" | "help" => {

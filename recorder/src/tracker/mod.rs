@@ -31,7 +31,7 @@ pub use payload::{Counters, tcp_payload};
 use payload::{measured_rtt, rtt_of};
 pub use reasons::ResetReasons;
 use reorder::Reorder;
-use tuples::Tuples;
+use tuples::{Tuple, Tuples};
 
 #[derive(Clone, Debug)]
 struct Conn {
@@ -429,6 +429,15 @@ impl Tracker {
             e.rtt_us = measured_rtt(info.rtt_us);
             self.push(e);
         }
+    }
+
+    /// The endpoints of every live TCP connection: what a periodic sample asks sock_diag about.
+    pub fn live_tcp(&self) -> Vec<Tuple> {
+        self.tcp_tuples
+            .iter()
+            .filter(|(_, id)| self.conns.get(id).is_some_and(|c| c.ended_mono.is_none()))
+            .map(|(t, _)| *t)
+            .collect()
     }
 
     /// Periodic UDP samples from the kernel's flow table.

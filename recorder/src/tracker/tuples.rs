@@ -2,17 +2,13 @@
 //! kernel reports them (it has no id for them), and how sock_diag samples find their
 //! connection. The kernel's ids are used wherever the kernel has one.
 
-use std::net::IpAddr;
-
 use gespann_common::raw::RawEvent;
 use rustc_hash::FxHashMap;
 
 use crate::addr::addr_of;
 use crate::sockdiag::TcpSocket;
 
-/// Network namespace, local address and port, remote address and port: the same addresses
-/// and ports can be in use in any number of namespaces at once (every pod has its loopback).
-pub type Tuple = (u32, IpAddr, u16, IpAddr, u16);
+pub use crate::sockdiag::Tuple;
 
 pub fn of_record(r: &RawEvent) -> Tuple {
     (r.netns, addr_of(r.family, &r.saddr), r.sport, addr_of(r.family, &r.daddr), r.dport)
@@ -38,6 +34,11 @@ impl Tuples {
 
     pub fn contains(&self, t: &Tuple) -> bool {
         self.0.contains_key(t)
+    }
+
+    /// Every tuple held, with its connection id.
+    pub fn iter(&self) -> impl Iterator<Item = (&Tuple, u64)> {
+        self.0.iter().map(|(t, &id)| (t, id))
     }
 
     pub fn remove(&mut self, t: &Tuple) {
