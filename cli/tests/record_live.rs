@@ -110,7 +110,8 @@ fn connects_into_silence_time_out_with_their_syn_retransmissions_counted() {
     let port = 40_000 + (std::process::id() % 20_000) as u16;
     let mut rec = Recording::start(&["--port", &port.to_string()]);
     let before = net.snmp_tcp();
-    // Two attempts at once, from one python3 process that prints its pid and each errno.
+    // Two attempts at once, from one python3 process that prints its pid and each errno (one
+    // write(2) each: two threads' print() calls can interleave).
     let script = format!(
         "import errno, os, socket, threading\n\
          print(os.getpid(), flush=True)\n\
@@ -118,9 +119,9 @@ fn connects_into_silence_time_out_with_their_syn_retransmissions_counted() {
          \x20   s = socket.socket()\n\
          \x20   try:\n\
          \x20       s.connect(('{}', {port}))\n\
-         \x20       print('connected')\n\
+         \x20       os.write(1, b'connected\\n')\n\
          \x20   except OSError as e:\n\
-         \x20       print(errno.errorcode[e.errno])\n\
+         \x20       os.write(1, errno.errorcode[e.errno].encode() + b'\\n')\n\
          ts = [threading.Thread(target=go) for _ in range(2)]\n\
          [t.start() for t in ts]\n\
          [t.join() for t in ts]\n",
@@ -165,7 +166,8 @@ fn connects_into_silence_time_out_with_their_syn_retransmissions_counted() {
 /// Connects the kernel refuses before any packet leaves, so no socket state changes and no
 /// counter in /proc/net/snmp moves: no route (an `unreachable` route), a `prohibit` route, and
 /// no free local port (a port range of two, both in use). Each is one `failed` row with the
-/// errno connect() returned to the application (which prints it), TCP and UDP alike.
+/// errno connect() returned to the application (which prints it), TCP and UDP alike. These need
+/// `--connect-errors` (off by default for its cost).
 #[test]
 #[ignore = "needs root (loads eBPF): sudo cargo xtask test runs it"]
 fn connects_refused_before_any_packet_are_failed_rows_with_connects_errno() {
@@ -180,7 +182,7 @@ fn connects_refused_before_any_packet_are_failed_rows_with_connects_errno() {
         assert!(out.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let port = 40_000 + (std::process::id() % 20_000) as u16 + 1;
-    let mut rec = Recording::start(&["--port", &port.to_string()]);
+    let mut rec = Recording::start(&["--connect-errors", "--port", &port.to_string()]);
     let script = format!(
         "import errno, os, socket\n\
          print(os.getpid(), flush=True)\n\

@@ -59,7 +59,7 @@ static __always_inline void connect_end(__s64 ret)
 		 * if the socket had none to give. */
 		if (!cc.need_errno)
 			return;
-		struct gsp_event *e = reserve();
+		struct gsp_event *e = reserve(bpf_ktime_get_ns());
 		if (!e)
 			return;
 		e->kind = GSP_AMEND_ERROR;
@@ -74,14 +74,14 @@ static __always_inline void connect_end(__s64 ret)
 	 * address. One FAILED event, endpoints from the socket and the connect() address. */
 	struct sock *sk = (struct sock *)cc.sk;
 	struct owner o = {};
-	__u16 sport = local_port(sk);
+	__u16 sport = local_port_probe(sk);
 
-	__u32 netns = sk_netns(sk);
+	__u32 netns = sk_netns_probe(sk);
 
-	current_owner(&o);
+	current_owner_probe(&o);
 	if (!owner_wanted(&o) || !ports_wanted(sport, cc.dport) || !netns_wanted(netns))
 		return;
-	struct gsp_event *e = reserve();
+	struct gsp_event *e = reserve(bpf_ktime_get_ns());
 	if (!e)
 		return;
 	e->kind = GSP_FAILED;
@@ -94,7 +94,7 @@ static __always_inline void connect_end(__s64 ret)
 	e->netns = netns;
 	e->sport = sport;
 	e->dport = cc.dport;
-	sk_addrs(sk, cc.family == 6, &e->saddr, NULL);
+	sk_addrs_probe(sk, cc.family == 6, &e->saddr, NULL);
 	__builtin_memcpy(e->daddr, cc.daddr, sizeof(e->daddr));
 	if (cc.family == 6)
 		local_like_peer(e->saddr, e->daddr);

@@ -19,21 +19,14 @@ const volatile __u64 wakeup_bytes = 0;
 
 __u64 next_conn_id = 0;
 
-static __always_inline void count_lost(enum gsp_lost_slot slot)
-{
-	__u32 key = slot;
-	__u64 *v = bpf_map_lookup_elem(&lost, &key);
-
-	if (v)
-		*v += 1;
-}
-
 static __always_inline __u64 new_conn_id(void)
 {
 	return __sync_fetch_and_add(&next_conn_id, 1) + 1;
 }
 
-static __always_inline struct gsp_event *reserve(void)
+/* A zeroed event stamped `now` (the program's one clock read), or NULL if the ring is full
+ * (counted). */
+static __always_inline struct gsp_event *reserve(__u64 now)
 {
 	struct gsp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -42,15 +35,19 @@ static __always_inline struct gsp_event *reserve(void)
 		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
+	e->ts_ns = now;
 	return e;
 }
 
+/* Submits without waking the reader, except for the one record that takes the waiting data
+ * over `wakeup_bytes`: user space drains on a short timer, and past the threshold it is awake
+ * already. */
 static __always_inline void submit(struct gsp_event *e)
 {
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+	if (avail < wakeup_bytes && avail + sizeof(*e) + 8 >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }
@@ -62,47 +59,45 @@ static __always_inline void set_owner(struct gsp_event *e, const struct owner *o
 	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
 }
 
-static __always_inline void fill_endpoints(struct gsp_event *e, struct sock *sk)
+static __always_inline void fill_endpoints(struct gsp_event *e, const struct sock *sk, __u16 sport)
 {
 	bool v6 = sk_is_v6(sk);
 
 	e->sk = (__u64)sk;
-	e->sport = local_port(sk);
+	e->sport = sport;
 	e->dport = remote_port(sk);
 	e->family = v6 ? 6 : 4;
 	e->netns = sk_netns(sk);
 	sk_addrs(sk, v6, &e->saddr, &e->daddr);
 }
 
-static __always_inline void fill_tcp_counters(struct gsp_event *e, struct sock *sk)
+static __always_inline void fill_tcp_counters(struct gsp_event *e, const struct tcp_sock *tp)
 {
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
-
-	e->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
-	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
-	e->packets_sent = BPF_CORE_READ(tp, data_segs_out);
-	e->packets_received = BPF_CORE_READ(tp, data_segs_in);
-	e->retransmits = BPF_CORE_READ(tp, total_retrans);
-	e->rtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+	e->bytes_sent = tp->bytes_acked;
+	e->bytes_received = tp->bytes_received;
+	e->packets_sent = tp->data_segs_out;
+	e->packets_received = tp->data_segs_in;
+	e->retransmits = tp->total_retrans;
+	e->rtt_us = tp->srtt_us >> 3;
 	e->flags |= GSP_F_HAS_RTT;
 }
 
 /* An event about a TCP connection, with endpoints and counters read from the socket; `c` is
  * its table entry, NULL for a socket the kernel side does not track (GSP_F_UNTRACKED). */
-static __always_inline void emit_tcp(struct sock *sk, struct tcp_conn *c, __u8 kind, __u8 state,
-				     __u8 prev_state)
+static __always_inline void emit_tcp(const struct sock *sk, const struct tcp_sock *tp, struct tcp_conn *c,
+				     __u8 kind, __u8 state, __u8 prev_state, __u64 now)
 {
-	struct gsp_event *e = reserve();
+	struct gsp_event *e = reserve(now);
 
 	if (!e)
 		return;
-	fill_endpoints(e, sk);
-	fill_tcp_counters(e, sk);
+	fill_endpoints(e, sk, tcp_local_port(tp));
+	fill_tcp_counters(e, tp);
 	e->kind = kind;
 	e->protocol = GSP_PROTO_TCP;
 	e->state = state;
 	e->prev_state = prev_state;
-	e->fin_rcvd = (BPF_CORE_READ(sk, __sk_common.skc_flags) >> SOCK_DONE) & 1;
+	e->fin_rcvd = (sk->__sk_common.skc_flags >> SOCK_DONE) & 1;
 	if (c) {
 		e->conn_id = c->conn_id;
 		e->start_ns = c->start_ns;
@@ -118,7 +113,7 @@ static __always_inline void emit_tcp(struct sock *sk, struct tcp_conn *c, __u8 k
 		e->flags |= GSP_F_UNTRACKED;
 	}
 	if (kind == GSP_FAILED || kind == GSP_RESET)
-		e->error = BPF_CORE_READ(sk, sk_err);
+		e->error = sk->sk_err;
 	submit(e);
 }
 

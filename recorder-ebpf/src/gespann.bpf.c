@@ -2,14 +2,16 @@
 /*
  * Gespann's kernel side: TCP connection and UDP flow lifecycle from tracepoints.
  *
- * Attached as raw tracepoints: the same kernel tracepoints as `perf list` shows, without the
- * cost of formatting a trace record for every call; the arguments are the tracepoints' own
- * (TP_PROTO), and socket fields are read with CO-RE.
+ * Attached as BTF-typed raw tracepoints (tp_btf): the same kernel tracepoints as `perf list`
+ * shows, without the cost of formatting a trace record for every call, and with arguments the
+ * verifier knows the types of, so socket fields are plain (CO-RE relocated) loads instead of a
+ * bpf_probe_read_kernel call each. tp_btf needs no trampoline: it attaches like a raw
+ * tracepoint.
  *
- * Shape (after libbpf-tools tcplife.bpf.c): per-socket state in hash maps keyed by the socket
- * pointer and deleted on every close path; counters are read from tcp_sock at state changes
- * rather than one event per send; filters are read-only globals set by user space before load;
- * every ring-buffer reserve failure is counted per CPU.
+ * Shape (after libbpf-tools tcplife.bpf.c): per-connection state in socket-local storage (no
+ * table to fill, nothing to delete when a socket goes); counters are read from tcp_sock at
+ * state changes rather than one event per send; filters are read-only globals set by user
+ * space before load; every ring-buffer reserve failure is counted per CPU.
  *
  * This file holds only the entry points; the logic is in `static __always_inline` helpers, one
  * header per concern: maps.h (state), filters.h, sock.h (reading sockets), emit.h (events),
@@ -20,7 +22,6 @@
  *      tcp:tcp_receive_reset      marks the connection reset by the remote
  *      tcp:tcp_send_reset         marks it reset locally, or amends a just-reported close
  *      tcp:tcp_retransmit_skb     one event per retransmitted segment
- *      tcp:tcp_destroy_sock       forgets the socket
  *      sock:sock_{send,recv}_length  the accepting process of a server connection
  * Both cgroup/connect{4,6} + syscalls:sys_exit_connect  connect() failures the socket's states
  *                                 do not show: refused before any SYN (no route, EACCES, no
@@ -43,69 +44,78 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-SEC("raw_tp/inet_sock_set_state")
-int handle_set_state(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/inet_sock_set_state")
+int handle_set_state(__u64 *ctx)
 {
-	struct sock *sk = (struct sock *)ctx->args[0];
-	int oldstate = (int)ctx->args[1];
-	int newstate = (int)ctx->args[2];
+	const struct sock *sk = (const struct sock *)ctx[0];
+	int oldstate = (int)ctx[1];
+	int newstate = (int)ctx[2];
+	const struct tcp_sock *tp;
 
 	/* Half of a connection's transitions (SYN_RECV, FIN_WAIT*, CLOSE_WAIT, LAST_ACK) carry
 	 * nothing Gespann records: leave before reading anything. */
 	if (newstate != TCP_SYN_SENT && newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE &&
 	    newstate != TCP_LISTEN)
 		return 0;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk || sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	tcp_set_state(sk, oldstate, newstate);
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
+	tcp_set_state(sk, tp, oldstate, newstate);
 	return 0;
 }
 
-SEC("raw_tp/tcp_receive_reset")
-int handle_receive_reset(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/tcp_receive_reset")
+int handle_receive_reset(__u64 *ctx)
 {
-	tcp_reset_received(ctx->args[0]);
+	const struct sock *sk = (const struct sock *)ctx[0];
+
+	if (sk)
+		tcp_reset_received(sk);
 	return 0;
 }
 
-SEC("raw_tp/tcp_send_reset")
-int handle_send_reset(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/tcp_send_reset")
+int handle_send_reset(__u64 *ctx)
 {
+	const struct sock *sk = (const struct sock *)ctx[0];
 	__u16 reason = 0;
 
-	/* (sk, skb, reason) since 6.10; older kernels pass no reason. */
+	/* (sk, skb, reason) since 6.10; older kernels pass no reason. sk is NULL for an RST
+	 * answering a segment no socket wanted. */
+	if (!sk)
+		return 0;
 	if (bpf_core_enum_value_exists(enum sk_rst_reason, SK_RST_REASON_NOT_SPECIFIED))
-		reason = (__u16)ctx->args[2] + 1;
-	tcp_reset_sent(ctx->args[0], reason);
+		reason = (__u16)ctx[2] + 1;
+	tcp_reset_sent(sk, reason);
 	return 0;
 }
 
-SEC("raw_tp/tcp_retransmit_skb")
-int handle_retransmit(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/tcp_retransmit_skb")
+int handle_retransmit(__u64 *ctx)
 {
-	tcp_retransmit((struct sock *)ctx->args[0]);
+	const struct sock *sk = (const struct sock *)ctx[0];
+	const struct tcp_sock *tp;
+
+	if (!sk)
+		return 0;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (tp)
+		tcp_retransmit(sk, tp);
 	return 0;
 }
 
-SEC("raw_tp/tcp_destroy_sock")
-int handle_destroy_sock(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sock_send_length")
+int handle_send_length(__u64 *ctx)
 {
-	__u64 key = ctx->args[0];
-
-	bpf_map_delete_elem(&tcp_conns, &key);
-	return 0;
+	return msg_length((const struct sock *)ctx[0], (int)ctx[1], true);
 }
 
-SEC("raw_tp/sock_send_length")
-int handle_send_length(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sock_recv_length")
+int handle_recv_length(__u64 *ctx)
 {
-	return msg_length(ctx, true);
-}
-
-SEC("raw_tp/sock_recv_length")
-int handle_recv_length(struct bpf_raw_tracepoint_args *ctx)
-{
-	return msg_length(ctx, false);
+	return msg_length((const struct sock *)ctx[0], (int)ctx[1], false);
 }
 
 SEC("cgroup/sendmsg4")

@@ -12,33 +12,85 @@
 #include <bpf/bpf_endian.h>
 #include "gespann.h"
 
+/*
+ * Sockets the tp_btf programs get are BTF pointers: the verifier knows their type, so fields
+ * are plain loads (CO-RE relocated), with no bpf_probe_read_kernel call per field. Fields past
+ * struct sock (inet_sport, the tcp_sock counters) are reached through bpf_skc_to_tcp_sock.
+ * Pointers kept in a map (connect_end's) are not BTF pointers: the *_probe helpers read those.
+ */
+
 /* The local port. Not skc_num: tcp_set_state(TCP_CLOSE) releases the port (and zeroes
  * skc_num) before the tracepoint fires, while inet_sport keeps it. */
-static __always_inline __u16 local_port(struct sock *sk)
+static __always_inline __u16 tcp_local_port(const struct tcp_sock *tp)
+{
+	return bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+}
+
+/* The local port of any inet socket (a UDP one has no cast helper: read it). */
+static __always_inline __u16 local_port_probe(const struct sock *sk)
 {
 	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 }
 
-static __always_inline __u16 remote_port(struct sock *sk)
+static __always_inline __u16 remote_port(const struct sock *sk)
+{
+	return bpf_ntohs(sk->__sk_common.skc_dport);
+}
+
+static __always_inline __u16 remote_port_probe(const struct sock *sk)
 {
 	return bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
 /* The inode number of the socket's network namespace: what `ls -l /proc/PID/ns/net` shows. */
-static __always_inline __u32 sk_netns(struct sock *sk)
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	return sk->__sk_common.skc_net.net->ns.inum;
+}
+
+static __always_inline __u32 sk_netns_probe(const struct sock *sk)
 {
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
-static __always_inline bool sk_is_v6(struct sock *sk)
+static __always_inline bool sk_is_v6(const struct sock *sk)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET6;
+	return sk->__sk_common.skc_family == AF_INET6;
+}
+
+static __always_inline void copy_in6(__u8 (*dst)[16], const struct in6_addr *a)
+{
+	__u32 w[4] = { a->in6_u.u6_addr32[0], a->in6_u.u6_addr32[1], a->in6_u.u6_addr32[2],
+		       a->in6_u.u6_addr32[3] };
+
+	__builtin_memcpy(dst, w, sizeof(w));
 }
 
 /* The socket's local and/or remote address (either may be NULL) as struct gsp_event holds
  * them: all 16 bytes of the IPv6 fields when `v6`, else the 4 bytes of the IPv4 ones, network
  * order. */
-static __always_inline void sk_addrs(struct sock *sk, bool v6, __u8 (*saddr)[16], __u8 (*daddr)[16])
+static __always_inline void sk_addrs(const struct sock *sk, bool v6, __u8 (*saddr)[16], __u8 (*daddr)[16])
+{
+	if (v6) {
+		if (saddr)
+			copy_in6(saddr, &sk->__sk_common.skc_v6_rcv_saddr);
+		if (daddr)
+			copy_in6(daddr, &sk->__sk_common.skc_v6_daddr);
+	} else {
+		__u32 w;
+
+		if (saddr) {
+			w = sk->__sk_common.skc_rcv_saddr;
+			__builtin_memcpy(saddr, &w, 4);
+		}
+		if (daddr) {
+			w = sk->__sk_common.skc_daddr;
+			__builtin_memcpy(daddr, &w, 4);
+		}
+	}
+}
+
+static __always_inline void sk_addrs_probe(const struct sock *sk, bool v6, __u8 (*saddr)[16], __u8 (*daddr)[16])
 {
 	if (v6) {
 		if (saddr)
@@ -109,8 +161,19 @@ static __always_inline __u8 sock_addr_peer(struct bpf_sock_addr *ctx, __u8 hook_
 }
 
 /* The owner is the process (thread group), named after its main thread: a server's worker
- * threads often carry names of their own. */
+ * threads often carry names of their own. From tp_btf programs: the task is a BTF pointer. */
 static __always_inline void current_owner(struct owner *o)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	o->pid = bpf_get_current_pid_tgid() >> 32;
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	__builtin_memcpy(o->comm, task->group_leader->comm, sizeof(o->comm));
+	o->comm[sizeof(o->comm) - 1] = 0;
+}
+
+/* The same from a program that has no BTF task pointer (a classic tracepoint). */
+static __always_inline void current_owner_probe(struct owner *o)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 

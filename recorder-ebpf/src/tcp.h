@@ -16,16 +16,16 @@
 #include "sock.h"
 #include "emit.h"
 
-static __always_inline bool tcp_wanted(struct sock *sk, const struct owner *o)
+static __always_inline bool tcp_wanted(const struct sock *sk, const struct tcp_sock *tp, const struct owner *o)
 {
-	__u16 sport = local_port(sk);
+	__u16 sport = tcp_local_port(tp);
 	__u16 dport = remote_port(sk);
 
 	return ports_wanted(sport, dport) && owner_wanted(o) && netns_wanted(sk_netns(sk));
 }
 
 /* The socket's endpoints as struct tcp_tuple holds them (IPv6 form). */
-static __always_inline void sk_tuple(struct sock *sk, struct tcp_tuple *t)
+static __always_inline void sk_tuple(const struct sock *sk, const struct tcp_sock *tp, struct tcp_tuple *t)
 {
 	if (sk_is_v6(sk)) {
 		sk_addrs(sk, true, &t->saddr, &t->daddr);
@@ -39,13 +39,13 @@ static __always_inline void sk_tuple(struct sock *sk, struct tcp_tuple *t)
 		__builtin_memcpy(&w, d, 4);
 		map_v4(t->daddr, w);
 	}
-	t->sport = local_port(sk);
+	t->sport = tcp_local_port(tp);
 	t->dport = remote_port(sk);
 	t->netns = sk_netns(sk);
 }
 
 /* The `listeners` key of a socket's local endpoint; `wildcard`: with the unspecified address. */
-static __always_inline void sk_listener_key(struct sock *sk, __u16 port, bool wildcard, struct listener_key *k)
+static __always_inline void sk_listener_key(const struct sock *sk, __u16 port, bool wildcard, struct listener_key *k)
 {
 	bool v6 = sk_is_v6(sk);
 
@@ -58,7 +58,7 @@ static __always_inline void sk_listener_key(struct sock *sk, __u16 port, bool wi
 
 /* The listener an accepted connection came through: the one bound to its local address in its
  * namespace, or else the wildcard one there. */
-static __always_inline struct listener *listener_of(struct sock *sk, __u16 port)
+static __always_inline struct listener *listener_of(const struct sock *sk, __u16 port)
 {
 	struct listener_key k = {};
 	struct listener *l;
@@ -72,12 +72,12 @@ static __always_inline struct listener *listener_of(struct sock *sk, __u16 port)
 }
 
 /* listen(): the listener's owner, unless its address has one already (SO_REUSEPORT). */
-static __always_inline void listener_add(struct sock *sk)
+static __always_inline void listener_add(const struct sock *sk, const struct tcp_sock *tp)
 {
 	struct listener_key k = {};
 	struct listener nl = {}, *l;
 
-	sk_listener_key(sk, local_port(sk), false, &k);
+	sk_listener_key(sk, tcp_local_port(tp), false, &k);
 	l = bpf_map_lookup_elem(&listeners, &k);
 	if (l) {
 		__sync_fetch_and_add(&l->sockets, 1);
@@ -88,12 +88,12 @@ static __always_inline void listener_add(struct sock *sk)
 	bpf_map_update_elem(&listeners, &k, &nl, BPF_NOEXIST);
 }
 
-static __always_inline void listener_remove(struct sock *sk)
+static __always_inline void listener_remove(const struct sock *sk, const struct tcp_sock *tp)
 {
 	struct listener_key k = {};
 	struct listener *l;
 
-	sk_listener_key(sk, local_port(sk), false, &k);
+	sk_listener_key(sk, tcp_local_port(tp), false, &k);
 	l = bpf_map_lookup_elem(&listeners, &k);
 	if (!l)
 		return;
@@ -109,7 +109,7 @@ static __always_inline void listener_remove(struct sock *sk)
  * space matches it by its endpoints. With them, only for a connection user space listed in
  * wanted_preexisting, once that list is complete. `ends`: the connection ends here, so its entry
  * goes. */
-static __always_inline bool untracked_wanted(struct sock *sk, bool ends)
+static __always_inline bool untracked_wanted(const struct sock *sk, const struct tcp_sock *tp, bool ends)
 {
 	struct tcp_tuple t = {};
 	__u32 zero = 0;
@@ -122,7 +122,7 @@ static __always_inline bool untracked_wanted(struct sock *sk, bool ends)
 	ready = bpf_map_lookup_elem(&preexisting_ready, &zero);
 	if (!ready || !*ready)
 		return true;
-	sk_tuple(sk, &t);
+	sk_tuple(sk, tp, &t);
 	if (!bpf_map_lookup_elem(&wanted_preexisting, &t))
 		return false;
 	if (ends)
@@ -130,22 +130,21 @@ static __always_inline bool untracked_wanted(struct sock *sk, bool ends)
 	return true;
 }
 
-static __always_inline void tcp_to_established(struct sock *sk, int oldstate)
+static __always_inline void tcp_to_established(const struct sock *sk, const struct tcp_sock *tp, int oldstate)
 {
-	__u64 key = (__u64)sk;
 	__u64 now = bpf_ktime_get_ns();
 	struct tcp_conn *c;
 
 	if (oldstate == TCP_SYN_SENT) {
-		c = bpf_map_lookup_elem(&tcp_conns, &key);
+		c = conn_of(sk);
 		if (!c)
 			return;
 		c->handshake_us = (now - c->start_ns) / 1000;
-		if (!tcp_wanted(sk, &c->owner)) {
-			bpf_map_delete_elem(&tcp_conns, &key);
+		if (!tcp_wanted(sk, tp, &c->owner)) {
+			conn_forget(c);
 			return;
 		}
-		emit_tcp(sk, c, GSP_OPEN, TCP_ESTABLISHED, oldstate);
+		emit_tcp(sk, tp, c, GSP_OPEN, TCP_ESTABLISHED, oldstate, now);
 		return;
 	}
 	if (oldstate != TCP_SYN_RECV)
@@ -153,31 +152,29 @@ static __always_inline void tcp_to_established(struct sock *sk, int oldstate)
 
 	/* Passive open, in softirq: `current` is whoever happened to be on the CPU. The owner is
 	 * the listener's until the accepting process first sends or receives on the socket. */
-	struct tcp_conn nc = {};
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	struct listener *l = listener_of(sk, lport);
+	struct listener *l = listener_of(sk, sk->__sk_common.skc_num);
+	struct owner o = {};
 
 	if (l)
-		nc.owner = l->owner;
-	if (!tcp_wanted(sk, &nc.owner))
+		o = l->owner;
+	if (!tcp_wanted(sk, tp, &o))
 		return;
-	nc.conn_id = new_conn_id();
-	nc.start_ns = now;
-	nc.role = GSP_ROLE_SERVER;
+	c = conn_new(sk);
+	if (!c)
+		return;
+	c->owner = o;
+	c->conn_id = new_conn_id();
+	c->start_ns = now;
+	c->role = GSP_ROLE_SERVER;
 	/* The server's side of the handshake, SYN-ACK sent to ACK received: the kernel takes
 	 * it as the connection's first RTT sample just before this transition. */
-	nc.handshake_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
-	if (bpf_map_update_elem(&tcp_conns, &key, &nc, BPF_ANY)) {
-		count_lost(GSP_LOST_TABLE);
-		return;
-	}
-	emit_tcp(sk, &nc, GSP_OPEN, TCP_ESTABLISHED, oldstate);
+	c->handshake_us = tp->srtt_us >> 3;
+	emit_tcp(sk, tp, c, GSP_OPEN, TCP_ESTABLISHED, oldstate, now);
 }
 
-static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
+static __always_inline void tcp_to_close(const struct sock *sk, const struct tcp_sock *tp, int oldstate)
 {
-	__u64 key = (__u64)sk;
-	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
+	struct tcp_conn *c = conn_of(sk);
 
 	if (c && (c->cflags & C_CLOSED))
 		return;
@@ -187,9 +184,9 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 		 * and listeners are not connections. */
 		if (oldstate == TCP_SYN_RECV || oldstate == TCP_LISTEN || oldstate == TCP_SYN_SENT)
 			return;
-		if (!ports_wanted(local_port(sk), remote_port(sk)) || !untracked_wanted(sk, true))
+		if (!ports_wanted(tcp_local_port(tp), remote_port(sk)) || !untracked_wanted(sk, tp, true))
 			return;
-		emit_tcp(sk, NULL, GSP_CLOSE, TCP_CLOSE, oldstate);
+		emit_tcp(sk, tp, NULL, GSP_CLOSE, TCP_CLOSE, oldstate, bpf_ktime_get_ns());
 		return;
 	}
 
@@ -197,95 +194,93 @@ static __always_inline void tcp_to_close(struct sock *sk, int oldstate)
 	if (oldstate == TCP_SYN_SENT) {
 		/* Attempts are tracked from connect(), before the source port exists: the port
 		 * filter applies now. */
-		if (!ports_wanted(local_port(sk), remote_port(sk))) {
-			bpf_map_delete_elem(&tcp_conns, &key);
+		if (!ports_wanted(tcp_local_port(tp), remote_port(sk))) {
+			conn_forget(c);
 			return;
 		}
 		kind = GSP_FAILED;
 		/* No sk_err: connect() itself failed after SYN_SENT (no free local port), in
 		 * process context; its return value will supply the errno. */
-		if (!BPF_CORE_READ(sk, sk_err)) {
+		if (connect_errors && !sk->sk_err) {
 			__u64 tid = bpf_get_current_pid_tgid();
 			struct connect_call *cc = bpf_map_lookup_elem(&connects, &tid);
-			if (cc && cc->sk == key)
+			if (cc && cc->sk == (__u64)sk)
 				cc->need_errno = 1;
 		}
 	} else if (c->flags & (GSP_F_RESET_LOCAL | GSP_F_RESET_REMOTE))
 		kind = GSP_RESET;
 	else
 		kind = GSP_CLOSE;
-	emit_tcp(sk, c, kind, TCP_CLOSE, oldstate);
+	emit_tcp(sk, tp, c, kind, TCP_CLOSE, oldstate, bpf_ktime_get_ns());
 
 	/* After an orderly-looking CLOSE, a local RST may still follow (SO_LINGER 0, unread data,
-	 * disconnect: the kernel moves to CLOSE first): keep the entry until the socket is
-	 * destroyed so tcp_send_reset can amend the row. */
+	 * disconnect: the kernel moves to CLOSE first): the entry stays, marked, so tcp_send_reset
+	 * can amend the row (the socket's storage goes with the socket). */
 	if (kind == GSP_CLOSE)
 		c->cflags |= C_CLOSED;
 	else
-		bpf_map_delete_elem(&tcp_conns, &key);
+		conn_forget(c);
 }
 
 /* A state change of a TCP socket (sk_protocol checked by the caller). */
-static __always_inline void tcp_set_state(struct sock *sk, int oldstate, int newstate)
+static __always_inline void tcp_set_state(const struct sock *sk, const struct tcp_sock *tp, int oldstate,
+					  int newstate)
 {
-	__u64 key = (__u64)sk;
-
 	switch (newstate) {
 	case TCP_SYN_SENT: {
 		/* connect(): process context, so `current` owns the socket. Ports are checked at
 		 * open, since the source port is chosen after this transition. */
-		struct tcp_conn c = {};
-		current_owner(&c.owner);
-		if (!owner_wanted(&c.owner) || !netns_wanted(sk_netns(sk)))
+		struct owner o = {};
+		current_owner(&o);
+		if (!owner_wanted(&o) || !netns_wanted(sk_netns(sk)))
 			return;
-		c.conn_id = new_conn_id();
-		c.start_ns = bpf_ktime_get_ns();
-		c.role = GSP_ROLE_CLIENT;
-		c.cflags = C_CONFIRMED;
-		/* BPF_ANY: a socket reused for a new connect starts afresh. */
-		if (bpf_map_update_elem(&tcp_conns, &key, &c, BPF_ANY)) {
-			count_lost(GSP_LOST_TABLE);
+		/* A socket reused for a new connect starts afresh. */
+		struct tcp_conn *c = conn_new(sk);
+		if (!c)
 			break;
+		c->owner = o;
+		c->conn_id = new_conn_id();
+		c->start_ns = bpf_ktime_get_ns();
+		c->role = GSP_ROLE_CLIENT;
+		c->cflags = C_CONFIRMED;
+		if (connect_errors) {
+			__u64 tid = bpf_get_current_pid_tgid();
+			struct connect_call *cc = bpf_map_lookup_elem(&connects, &tid);
+			if (cc && cc->sk == (__u64)sk)
+				cc->conn_id = c->conn_id;
 		}
-		__u64 tid = bpf_get_current_pid_tgid();
-		struct connect_call *cc = bpf_map_lookup_elem(&connects, &tid);
-		if (cc && cc->sk == key)
-			cc->conn_id = c.conn_id;
 		break;
 	}
 	case TCP_ESTABLISHED:
-		tcp_to_established(sk, oldstate);
+		tcp_to_established(sk, tp, oldstate);
 		break;
 	case TCP_CLOSE:
 		if (oldstate == TCP_LISTEN) {
-			listener_remove(sk);
+			listener_remove(sk, tp);
 			break;
 		}
-		tcp_to_close(sk, oldstate);
+		tcp_to_close(sk, tp, oldstate);
 		break;
 	case TCP_LISTEN:
-		listener_add(sk);
+		listener_add(sk, tp);
 		break;
 	}
 }
 
 /* An RST received: the connection ends as a reset by the remote at its CLOSE. */
-static __always_inline void tcp_reset_received(__u64 key)
+static __always_inline void tcp_reset_received(const struct sock *sk)
 {
-	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
+	struct tcp_conn *c = conn_of(sk);
 
 	if (c && !(c->cflags & C_CLOSED))
 		c->flags |= GSP_F_RESET_REMOTE;
 }
 
 /* An RST sent, with the kernel's reason + 1 (0: none given). */
-static __always_inline void tcp_reset_sent(__u64 key, __u16 reason)
+static __always_inline void tcp_reset_sent(const struct sock *sk, __u16 reason)
 {
-	struct tcp_conn *c;
+	struct tcp_conn *c = conn_of(sk);
 
-	if (!key)
-		return;
-	c = bpf_map_lookup_elem(&tcp_conns, &key);
 	if (!c)
 		return;
 	if (!(c->cflags & C_CLOSED)) {
@@ -295,7 +290,7 @@ static __always_inline void tcp_reset_sent(__u64 key, __u16 reason)
 		return;
 	}
 	/* SO_LINGER 0, unread data, disconnect: the socket went to CLOSE just before the RST. */
-	struct gsp_event *e = reserve();
+	struct gsp_event *e = reserve(bpf_ktime_get_ns());
 	if (e) {
 		e->kind = GSP_AMEND_RESET;
 		e->protocol = GSP_PROTO_TCP;
@@ -304,33 +299,29 @@ static __always_inline void tcp_reset_sent(__u64 key, __u16 reason)
 		e->reset_reason = reason;
 		submit(e);
 	}
-	bpf_map_delete_elem(&tcp_conns, &key);
+	conn_forget(c);
 }
 
-static __always_inline void tcp_retransmit(struct sock *sk)
+static __always_inline void tcp_retransmit(const struct sock *sk, const struct tcp_sock *tp)
 {
-	__u64 key = (__u64)sk;
 	struct tcp_conn *c;
 	int state;
 
-	if (!sk)
+	if (!ports_wanted(tcp_local_port(tp), remote_port(sk)))
 		return;
-	if (!ports_wanted(local_port(sk), remote_port(sk)))
-		return;
-	state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	c = bpf_map_lookup_elem(&tcp_conns, &key);
+	state = sk->__sk_common.skc_state;
+	c = conn_of(sk);
 	if (c && (c->cflags & C_CLOSED))
 		return;
-	if (!c && (state == TCP_SYN_SENT || state == TCP_SYN_RECV || !untracked_wanted(sk, false)))
+	if (!c && (state == TCP_SYN_SENT || state == TCP_SYN_RECV || !untracked_wanted(sk, tp, false)))
 		return;
-	emit_tcp(sk, c, GSP_RETRANSMIT, state, 0);
+	emit_tcp(sk, tp, c, GSP_RETRANSMIT, state, 0, bpf_ktime_get_ns());
 }
 
 /* A server connection's owner is the process that first sends or receives on it. */
-static __always_inline void tcp_confirm_owner(struct sock *sk)
+static __always_inline void tcp_confirm_owner(const struct sock *sk)
 {
-	__u64 key = (__u64)sk;
-	struct tcp_conn *c = bpf_map_lookup_elem(&tcp_conns, &key);
+	struct tcp_conn *c = conn_of(sk);
 
 	if (!c || (c->cflags & (C_CONFIRMED | C_CLOSED)))
 		return;
@@ -342,7 +333,7 @@ static __always_inline void tcp_confirm_owner(struct sock *sk)
 		return;
 	c->owner = o;
 
-	struct gsp_event *e = reserve();
+	struct gsp_event *e = reserve(bpf_ktime_get_ns());
 	if (!e)
 		return;
 	e->kind = GSP_AMEND_OWNER;

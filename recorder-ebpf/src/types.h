@@ -69,10 +69,16 @@ struct sock {
 };
 
 struct inet_sock {
+	struct sock sk;
 	__be16 inet_sport;
 };
 
+struct inet_connection_sock {
+	struct inet_sock icsk_inet;
+};
+
 struct tcp_sock {
+	struct inet_connection_sock inet_conn;
 	__u32 data_segs_out;
 	__u32 srtt_us;
 	__u64 bytes_received;

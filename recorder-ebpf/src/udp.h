@@ -37,7 +37,7 @@ static __always_inline bool udp_sock_add_flow(const struct udp_key *key)
 	return true;
 }
 
-static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes, bool sent)
+static __always_inline void udp_traffic(const struct sock *sk, __u16 family, int bytes, bool sent)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct udp_key key = {};
@@ -59,7 +59,7 @@ static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes
 	if (!f) {
 		struct udp_flow nf = {};
 		current_owner(&nf.owner);
-		__u16 sport = local_port(sk);
+		__u16 sport = local_port_probe(sk);
 		nf.netns = sk_netns(sk);
 		nf.ignored = !(ports_wanted(sport, key.dport) && owner_wanted(&nf.owner) && netns_wanted(nf.netns));
 		nf.conn_id = nf.ignored ? 0 : new_conn_id();
@@ -81,9 +81,9 @@ static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes
 		}
 
 		if (!nf.ignored) {
-			struct gsp_event *e = reserve();
+			struct gsp_event *e = reserve(nf.start_ns);
 			if (e) {
-				fill_endpoints(e, sk);
+				fill_endpoints(e, sk, sport);
 				__builtin_memcpy(e->daddr, key.daddr, sizeof(e->daddr));
 				if (e->family == 6)
 					local_like_peer(e->saddr, e->daddr);
@@ -116,16 +116,16 @@ static __always_inline void udp_traffic(struct sock *sk, __u16 family, int bytes
 
 /* sock:sock_{send,recv}_length (sk, ret, flags): UDP flow counters, and for TCP the accepting
  * process of a server connection. */
-static __always_inline int msg_length(struct bpf_raw_tracepoint_args *ctx, bool sent)
+static __always_inline int msg_length(const struct sock *sk, int ret, bool sent)
 {
-	struct sock *sk = (struct sock *)ctx->args[0];
-	int ret = (int)ctx->args[1];
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 protocol;
+	__u16 family, protocol;
 
+	if (!sk)
+		return 0;
+	family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	protocol = BPF_CORE_READ(sk, sk_protocol);
+	protocol = sk->sk_protocol;
 	if (protocol == IPPROTO_TCP) {
 		if (ret > 0)
 			tcp_confirm_owner(sk);
@@ -157,7 +157,7 @@ static __always_inline void udp_release(struct bpf_sock *ctx)
 		struct udp_key key = us->first;
 		struct udp_flow *f = bpf_map_lookup_elem(&udp_flows, &key);
 		if (f && !f->ignored) {
-			struct gsp_event *e = reserve();
+			struct gsp_event *e = reserve(bpf_ktime_get_ns());
 			if (e) {
 				e->kind = GSP_CLOSE;
 				e->protocol = GSP_PROTO_UDP;
@@ -176,7 +176,7 @@ static __always_inline void udp_release(struct bpf_sock *ctx)
 		}
 		bpf_map_delete_elem(&udp_flows, &key);
 	} else {
-		struct gsp_event *e = reserve();
+		struct gsp_event *e = reserve(bpf_ktime_get_ns());
 		if (e) {
 			e->kind = GSP_UDP_RELEASE;
 			e->protocol = GSP_PROTO_UDP;

@@ -149,6 +149,7 @@ pub fn run(try_load: bool) -> (Vec<Check>, bool) {
     if try_load && priv_ok {
         match crate::ebpf::Probes::load(&crate::filters::RecordOptions {
             ring_buffer_bytes: 1 << 16,
+            connect_errors: true,
             ..Default::default()
         }) {
             Ok(probes) => {

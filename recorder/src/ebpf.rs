@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint, TracePoint};
-use aya::{Ebpf, EbpfLoader, Pod};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use gespann_common::raw::{self, Listener, ListenerKey, Owner, TcpTuple, UdpFlow, UdpKey, UdpSock};
 use tokio::io::unix::AsyncFd;
 
@@ -29,7 +29,6 @@ pub const TRACEPOINTS: &[(&str, &str, &str, &str)] = &[
     ("handle_receive_reset", "tcp", "tcp_receive_reset", "`reset` rows for RSTs received (they become `close`)"),
     ("handle_send_reset", "tcp", "tcp_send_reset", "`reset` rows for RSTs sent, `reset_reason`"),
     ("handle_retransmit", "tcp", "tcp_retransmit_skb", "`retransmit` rows"),
-    ("handle_destroy_sock", "tcp", "tcp_destroy_sock", "nothing visible (socket table cleanup)"),
     ("handle_send_length", "sock", "sock_send_length", "UDP rows; accepting process of server connections"),
     ("handle_recv_length", "sock", "sock_recv_length", "UDP rows; accepting process of server connections"),
     (
@@ -39,6 +38,9 @@ pub const TRACEPOINTS: &[(&str, &str, &str, &str)] = &[
         "`failed` rows for connects refused before any packet (no route, no free local port)",
     ),
 ];
+
+/// The programs `--connect-errors` adds: connects refused before any packet.
+pub const CONNECT_ERROR_PROGRAMS: &[&str] = &["handle_exit_connect", "connect4", "connect6"];
 
 /// cgroup hooks: (program, what is missing without it).
 pub const CGROUP_HOOKS: &[(&str, &str)] = &[
@@ -163,6 +165,7 @@ impl Probes {
             .override_global("filter_by_cgroup", &k.by_cgroup, true)
             .override_global("filter_by_netns", &k.by_netns, true)
             .override_global("wakeup_bytes", &(u64::from(ring_bytes) / 8), true)
+            .override_global("connect_errors", &u32::from(opts.connect_errors), true)
             .map_max_entries("events", ring_bytes)
             .load(OBJECT)
             .map_err(RecorderError::load)?;
@@ -195,8 +198,15 @@ impl Probes {
                 return Err(RecorderError::LeaveOut(name.clone()));
             }
         }
+        // The pre-packet connect failures are opt-in (--connect-errors): not attached, and not
+        // missing either.
+        let off = |prog: &str| !opts.connect_errors && CONNECT_ERROR_PROGRAMS.contains(&prog);
         let left_out = |prog: &str| opts.leave_out.iter().any(|p| p == prog);
+        let btf = Btf::from_sys_fs().map_err(RecorderError::Btf)?;
         for &(prog, category, event, effect) in TRACEPOINTS {
+            if off(prog) {
+                continue;
+            }
             if left_out(prog) {
                 missing.push(Missing {
                     what: format!("tracepoint {category}:{event}"),
@@ -205,7 +215,7 @@ impl Probes {
                 });
                 continue;
             }
-            if let Err(e) = attach_tracepoint(&mut ebpf, prog, category, event) {
+            if let Err(e) = attach_tracepoint(&mut ebpf, &btf, prog, category, event) {
                 if prog == "handle_set_state" {
                     return Err(e);
                 }
@@ -219,6 +229,9 @@ impl Probes {
         match &cgroup2 {
             Some(root) => {
                 for &(prog, effect) in CGROUP_HOOKS {
+                    if off(prog) {
+                        continue;
+                    }
                     if left_out(prog) {
                         missing.push(Missing {
                             what: format!("cgroup hook {prog}"),
@@ -233,7 +246,7 @@ impl Probes {
                 }
             }
             None => {
-                for &(prog, effect) in CGROUP_HOOKS {
+                for &(prog, effect) in CGROUP_HOOKS.iter().filter(|h| !off(h.0)) {
                     missing.push(Missing {
                         what: format!("cgroup hook {prog}"),
                         effect,
@@ -443,7 +456,7 @@ fn raise_memlock() -> std::io::Result<()> {
 
 /// Attaches a program to a kernel tracepoint: as a raw tracepoint (the tracepoint's own
 /// arguments, no trace record formatted per call), except for syscall tracepoints.
-fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -> Result<(), RecorderError> {
+fn attach_tracepoint(ebpf: &mut Ebpf, btf: &Btf, prog: &str, category: &str, event: &str) -> Result<(), RecorderError> {
     let err = |e: aya::programs::ProgramError| RecorderError::Attach {
         program: prog.to_owned(),
         target: format!("{category}:{event}"),
@@ -457,9 +470,11 @@ fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -
         p.load().map_err(err)?;
         p.attach(category, event).map_err(err)?;
     } else {
-        let p: &mut RawTracePoint = p.try_into().map_err(err)?;
-        p.load().map_err(err)?;
-        p.attach(event).map_err(err)?;
+        // tp_btf: typed by the kernel's BTF (`btf_trace_<event>`), attached like a raw
+        // tracepoint.
+        let p: &mut BtfTracePoint = p.try_into().map_err(err)?;
+        p.load(event, btf).map_err(err)?;
+        p.attach().map_err(err)?;
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ pub enum RecorderError {
     #[error("--sample-interval must be longer than 0")]
     SampleInterval,
     #[error(
+        "cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): the kernel side needs a kernel built with CONFIG_DEBUG_INFO_BTF"
+    )]
+    Btf(#[source] aya::BtfError),
+    #[error(
         "--leave-out {0}: not a program that may be left out (see TRACEPOINTS and CGROUP_HOOKS in recorder/src/ebpf.rs; handle_set_state is needed)"
     )]
     LeaveOut(String),

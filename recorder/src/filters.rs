@@ -168,6 +168,8 @@ pub struct RecordOptions {
     pub ring_buffer_bytes: u32,
     /// Kernel programs not to attach (`cargo xtask bench-record --ablate` prices each this way).
     pub leave_out: Vec<String>,
+    /// Also record connects refused before any packet (`--connect-errors`).
+    pub connect_errors: bool,
 }
 
 impl Default for RecordOptions {
@@ -177,6 +179,7 @@ impl Default for RecordOptions {
             sample_interval: Duration::from_secs(1),
             ring_buffer_bytes: 16 << 20,
             leave_out: Vec::new(),
+            connect_errors: false,
         }
     }
 }
@@ -215,6 +218,15 @@ pub struct RecorderArgs {
     /// Kernel ring buffer size in MiB (a power of two). Larger absorbs bigger bursts.
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub buffer_mib: u32,
+    /// Also record connect() calls refused before any packet is sent, as `failed` rows with
+    /// connect()'s errno: no route (ENETUNREACH), a cgroup or LSM veto (EACCES, EPERM), no free
+    /// local port (EADDRNOTAVAIL; without this flag such a row has no error). Refusals by the
+    /// peer (ECONNREFUSED) and timeouts are recorded either way. Off by default for its cost:
+    /// it attaches syscalls:sys_exit_connect, which puts every syscall of every process on the
+    /// host on the kernel's slower traced-syscall path while recording, and a cgroup hook on
+    /// every connect(); `cargo xtask bench-record --ablate` measures it (README, Performance).
+    #[arg(long)]
+    pub connect_errors: bool,
     /// Do not attach this kernel program (repeatable): for measuring what each costs, as
     /// `cargo xtask bench-record --ablate` does. The recording lists it as missing.
     #[arg(long = "leave-out", value_name = "PROGRAM", hide = true)]
@@ -242,6 +254,7 @@ impl RecorderArgs {
             sample_interval: self.sample_interval,
             ring_buffer_bytes: ring,
             leave_out: self.leave_out.clone(),
+            connect_errors: self.connect_errors,
         })
     }
 }
@@ -312,6 +325,7 @@ mod tests {
             sample_interval: Duration::from_secs(1),
             buffer_mib: mib,
             leave_out: vec![],
+            connect_errors: false,
         };
         assert_eq!(args(16).options().unwrap().ring_buffer_bytes, 16 << 20);
         for bad in [0, 3, 4096] {

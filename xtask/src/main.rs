@@ -10,6 +10,7 @@ use crate::util::root;
 
 mod bench_analyze;
 mod bench_drain;
+mod bench_idle;
 mod bench_record;
 mod bench_replay;
 mod ebpf;
@@ -26,7 +27,10 @@ tasks:
   check-ebpf       fail if the committed object differs from a fresh build of its source
   samples          re-record the sample recordings in samples/ (root)
   synth            write a large synthetic recording (--events 10M -o FILE [--seed N])
-  bench-record     churn throughput: no tracer vs gespann record vs tcplife (root)
+  bench-record     what recording costs: churn throughput vs no tracer, tcplife and replay --live; CPU
+                   per connection at a paced rate; bpf_stats per program; UDP and bulk TCP ratios;
+                   --ablate prices each kernel program (root)
+  bench-idle       50,000 idle connections held while recording: recorder memory, rows, losses (root)
   bench-drain      the recorder's real user-space path, raw records to Parquet [N]
   bench-analyze    gespann analyze vs DuckDB on a 10M-event synthetic recording
   bench-replay     replay at --speed max through both adapters: events/s, scrape time, datagrams
@@ -55,6 +59,8 @@ fn run(task: &str, rest: &[String]) -> Result<()> {
         "samples" => samples::run(rest),
         "bench-record" => bench_record::run(rest),
         "bench-drain" => bench_drain::run(rest),
+        "bench-idle" => bench_idle::run(rest),
+        "idle-hold" => bench_idle::hold(rest),
         "test" => test::run(rest),
         "bench-analyze" => bench_analyze::run(rest),
         "bench-replay" => bench_replay::run(rest),

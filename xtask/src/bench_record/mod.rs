@@ -29,6 +29,12 @@ use tracers::{Recorded, Tracer};
 use workloads::Done;
 pub use workloads::churn;
 
+/// A process's user + system CPU seconds so far.
+pub fn process_cpu(pid: u32) -> Result<f64> {
+    let (u, s) = cpu::process(pid)?;
+    Ok(u + s)
+}
+
 struct Opts {
     seconds: f64,
     clients: usize,
@@ -308,7 +314,6 @@ impl Bench {
             ("sock_release", &["sock_release"]),
             ("reset tracepoints", &["handle_receive_reset", "handle_send_reset"]),
             ("retransmit", &["handle_retransmit"]),
-            ("destroy_sock", &["handle_destroy_sock"]),
         ];
         let mut full = Vec::new();
         let mut none = Vec::new();
