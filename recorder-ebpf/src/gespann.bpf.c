@@ -8,10 +8,11 @@
  * bpf_probe_read_kernel call each. tp_btf needs no trampoline: it attaches like a raw
  * tracepoint.
  *
- * Shape (after libbpf-tools tcplife.bpf.c): per-connection state in socket-local storage (no
- * table to fill, nothing to delete when a socket goes); counters are read from tcp_sock at
- * state changes rather than one event per send; filters are read-only globals set by user
- * space before load; every ring-buffer reserve failure is counted per CPU.
+ * Shape (after libbpf-tools tcplife.bpf.c): per-socket state in hash maps keyed by the socket
+ * pointer and deleted on every close path (maps.h says why not socket-local storage);
+ * counters are read from tcp_sock at state changes rather than one event per send; filters
+ * are read-only globals set by user space before load; every ring-buffer reserve failure is
+ * counted per CPU.
  *
  * This file holds only the entry points; the logic is in `static __always_inline` helpers, one
  * header per concern: maps.h (state), filters.h, sock.h (reading sockets), emit.h (events),
@@ -22,6 +23,7 @@
  *      tcp:tcp_receive_reset      marks the connection reset by the remote
  *      tcp:tcp_send_reset         marks it reset locally, or amends a just-reported close
  *      tcp:tcp_retransmit_skb     one event per retransmitted segment
+ *      tcp:tcp_destroy_sock       forgets the socket
  *      sock:sock_{send,recv}_length  the accepting process of a server connection
  * Both cgroup/connect{4,6} + syscalls:sys_exit_connect  connect() failures the socket's states
  *                                 do not show: refused before any SYN (no route, EACCES, no
@@ -103,6 +105,16 @@ int handle_retransmit(__u64 *ctx)
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (tp)
 		tcp_retransmit(sk, tp);
+	return 0;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int handle_destroy_sock(__u64 *ctx)
+{
+	const struct sock *sk = (const struct sock *)ctx[0];
+
+	if (sk)
+		conn_forget(sk);
 	return 0;
 }
 

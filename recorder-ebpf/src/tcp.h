@@ -141,7 +141,7 @@ static __always_inline void tcp_to_established(const struct sock *sk, const stru
 			return;
 		c->handshake_us = (now - c->start_ns) / 1000;
 		if (!tcp_wanted(sk, tp, &c->owner)) {
-			conn_forget(c);
+			conn_forget(sk);
 			return;
 		}
 		emit_tcp(sk, tp, c, GSP_OPEN, TCP_ESTABLISHED, oldstate, now);
@@ -153,23 +153,21 @@ static __always_inline void tcp_to_established(const struct sock *sk, const stru
 	/* Passive open, in softirq: `current` is whoever happened to be on the CPU. The owner is
 	 * the listener's until the accepting process first sends or receives on the socket. */
 	struct listener *l = listener_of(sk, sk->__sk_common.skc_num);
-	struct owner o = {};
+	struct tcp_conn nc = {};
 
 	if (l)
-		o = l->owner;
-	if (!tcp_wanted(sk, tp, &o))
+		nc.owner = l->owner;
+	if (!tcp_wanted(sk, tp, &nc.owner))
 		return;
-	c = conn_new(sk);
-	if (!c)
-		return;
-	c->owner = o;
-	c->conn_id = new_conn_id();
-	c->start_ns = now;
-	c->role = GSP_ROLE_SERVER;
+	nc.conn_id = new_conn_id();
+	nc.start_ns = now;
+	nc.role = GSP_ROLE_SERVER;
 	/* The server's side of the handshake, SYN-ACK sent to ACK received: the kernel takes
 	 * it as the connection's first RTT sample just before this transition. */
-	c->handshake_us = tp->srtt_us >> 3;
-	emit_tcp(sk, tp, c, GSP_OPEN, TCP_ESTABLISHED, oldstate, now);
+	nc.handshake_us = tp->srtt_us >> 3;
+	if (!conn_put(sk, &nc))
+		return;
+	emit_tcp(sk, tp, &nc, GSP_OPEN, TCP_ESTABLISHED, oldstate, now);
 }
 
 static __always_inline void tcp_to_close(const struct sock *sk, const struct tcp_sock *tp, int oldstate)
@@ -195,7 +193,7 @@ static __always_inline void tcp_to_close(const struct sock *sk, const struct tcp
 		/* Attempts are tracked from connect(), before the source port exists: the port
 		 * filter applies now. */
 		if (!ports_wanted(tcp_local_port(tp), remote_port(sk))) {
-			conn_forget(c);
+			conn_forget(sk);
 			return;
 		}
 		kind = GSP_FAILED;
@@ -214,12 +212,12 @@ static __always_inline void tcp_to_close(const struct sock *sk, const struct tcp
 	emit_tcp(sk, tp, c, kind, TCP_CLOSE, oldstate, bpf_ktime_get_ns());
 
 	/* After an orderly-looking CLOSE, a local RST may still follow (SO_LINGER 0, unread data,
-	 * disconnect: the kernel moves to CLOSE first): the entry stays, marked, so tcp_send_reset
-	 * can amend the row (the socket's storage goes with the socket). */
+	 * disconnect: the kernel moves to CLOSE first): keep the entry until the socket is
+	 * destroyed so tcp_send_reset can amend the row. */
 	if (kind == GSP_CLOSE)
 		c->cflags |= C_CLOSED;
 	else
-		conn_forget(c);
+		conn_forget(sk);
 }
 
 /* A state change of a TCP socket (sk_protocol checked by the caller). */
@@ -230,24 +228,22 @@ static __always_inline void tcp_set_state(const struct sock *sk, const struct tc
 	case TCP_SYN_SENT: {
 		/* connect(): process context, so `current` owns the socket. Ports are checked at
 		 * open, since the source port is chosen after this transition. */
-		struct owner o = {};
-		current_owner(&o);
-		if (!owner_wanted(&o) || !netns_wanted(sk_netns(sk)))
+		struct tcp_conn c = {};
+		current_owner(&c.owner);
+		if (!owner_wanted(&c.owner) || !netns_wanted(sk_netns(sk)))
 			return;
+		c.conn_id = new_conn_id();
+		c.start_ns = bpf_ktime_get_ns();
+		c.role = GSP_ROLE_CLIENT;
+		c.cflags = C_CONFIRMED;
 		/* A socket reused for a new connect starts afresh. */
-		struct tcp_conn *c = conn_new(sk);
-		if (!c)
+		if (!conn_put(sk, &c))
 			break;
-		c->owner = o;
-		c->conn_id = new_conn_id();
-		c->start_ns = bpf_ktime_get_ns();
-		c->role = GSP_ROLE_CLIENT;
-		c->cflags = C_CONFIRMED;
 		if (connect_errors) {
 			__u64 tid = bpf_get_current_pid_tgid();
 			struct connect_call *cc = bpf_map_lookup_elem(&connects, &tid);
 			if (cc && cc->sk == (__u64)sk)
-				cc->conn_id = c->conn_id;
+				cc->conn_id = c.conn_id;
 		}
 		break;
 	}
@@ -299,7 +295,7 @@ static __always_inline void tcp_reset_sent(const struct sock *sk, __u16 reason)
 		e->reset_reason = reason;
 		submit(e);
 	}
-	conn_forget(c);
+	conn_forget(sk);
 }
 
 static __always_inline void tcp_retransmit(const struct sock *sk, const struct tcp_sock *tp)

@@ -29,6 +29,7 @@ pub const TRACEPOINTS: &[(&str, &str, &str, &str)] = &[
     ("handle_receive_reset", "tcp", "tcp_receive_reset", "`reset` rows for RSTs received (they become `close`)"),
     ("handle_send_reset", "tcp", "tcp_send_reset", "`reset` rows for RSTs sent, `reset_reason`"),
     ("handle_retransmit", "tcp", "tcp_retransmit_skb", "`retransmit` rows"),
+    ("handle_destroy_sock", "tcp", "tcp_destroy_sock", "nothing visible (socket table cleanup)"),
     ("handle_send_length", "sock", "sock_send_length", "UDP rows; accepting process of server connections"),
     ("handle_recv_length", "sock", "sock_recv_length", "UDP rows; accepting process of server connections"),
     (

@@ -15,6 +15,16 @@ const CLANG: &str = "clang-19";
 /// Compiles the BPF object into `out`. Run from `recorder-ebpf/` with relative paths and a
 /// prefix map, so the BTF line info holds no absolute path and the bytes are reproducible.
 pub fn build(out: &Path) -> Result<()> {
+    // Written next to `out` and renamed over it once complete: a failed compile leaves the
+    // committed object in place (the recorder crate embeds it, so without it nothing builds).
+    let partial = out.with_extension("o.partial");
+    compile(&partial)?;
+    std::fs::rename(&partial, out).with_context(|| format!("cannot move the object to {}", out.display()))?;
+    eprintln!("xtask: wrote {}", out.display());
+    Ok(())
+}
+
+fn compile(out: &Path) -> Result<()> {
     let dir = root()?.join("recorder-ebpf");
     run_cmd(
         Command::new(CLANG)
@@ -28,7 +38,6 @@ pub fn build(out: &Path) -> Result<()> {
     .with_context(|| format!("{CLANG} is needed to build the BPF object (apt-get install clang-19 libbpf-dev)"))?;
     // Drop DWARF (BTF and BTF.ext stay): smaller, and free of build-machine detail.
     run_cmd(Command::new("llvm-strip-19").arg("--strip-debug").arg(out))?;
-    eprintln!("xtask: wrote {}", out.display());
     Ok(())
 }
 

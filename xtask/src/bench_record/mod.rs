@@ -314,6 +314,7 @@ impl Bench {
             ("sock_release", &["sock_release"]),
             ("reset tracepoints", &["handle_receive_reset", "handle_send_reset"]),
             ("retransmit", &["handle_retransmit"]),
+            ("destroy_sock", &["handle_destroy_sock"]),
         ];
         let mut full = Vec::new();
         let mut none = Vec::new();
