@@ -837,3 +837,29 @@ fn a_full_udp_socket_table_leaves_no_flow_behind_and_is_counted_lost() {
     assert!(rows.iter().all(|r| r.remote_port != port), "{rows:#?}");
     assert_eq!(meta.events_lost, 3, "each flow the table had no room for is counted");
 }
+
+/// With the kernel's connection table capped at 40 (`--tcp-table 40`), 50 loopback connections
+/// held open at once are 100 sockets to track: each one the table has no room for is counted in
+/// `events_lost` (and gets no row), none vanishes silently.
+#[test]
+#[ignore = "needs root (loads eBPF): sudo cargo xtask test runs it"]
+fn connections_the_kernel_table_has_no_room_for_are_counted_as_lost() {
+    let _g = serial();
+    let port = free_port(false);
+    let mut rec = Recording::start(&["--tcp-table", "40", "--port", &port.to_string()]);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (s, _) = listener.accept().unwrap();
+        held.push((c, s));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (rows, meta, _) = rec.stop();
+    drop(held);
+    let opens = rows.iter().filter(|r| r.kind == EventKind::Open && r.protocol == Protocol::Tcp).count();
+    assert!(opens <= 40, "{opens} opens with room for 40");
+    // Other processes' connects may take entries too (and be counted): at least ours are.
+    assert!(opens as u64 + meta.events_lost >= 100, "{opens} opens + {} lost < 100 sockets", meta.events_lost);
+    assert!(meta.events_lost >= 60, "{}", meta.events_lost);
+}

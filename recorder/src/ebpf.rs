@@ -168,6 +168,7 @@ impl Probes {
             .override_global("wakeup_bytes", &(u64::from(ring_bytes) / 8), true)
             .override_global("connect_errors", &u32::from(opts.connect_errors), true)
             .map_max_entries("events", ring_bytes)
+            .map_max_entries("tcp_conns", opts.tcp_table)
             .load(OBJECT)
             .map_err(RecorderError::load)?;
         let map_err = |name: &'static str| move |e| RecorderError::Map(name, Box::new(e));

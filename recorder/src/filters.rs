@@ -158,6 +158,9 @@ pub(crate) struct KernelFilters {
     pub by_netns: u32,
 }
 
+/// How many TCP connections the kernel side tracks at once by default.
+pub const DEFAULT_TCP_TABLE: u32 = 262_144;
+
 /// What to record, validated.
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
@@ -170,6 +173,8 @@ pub struct RecordOptions {
     pub leave_out: Vec<String>,
     /// Also record connects refused before any packet (`--connect-errors`).
     pub connect_errors: bool,
+    /// The kernel table's cap on TCP connections tracked at once (`--tcp-table`).
+    pub tcp_table: u32,
 }
 
 impl Default for RecordOptions {
@@ -180,6 +185,7 @@ impl Default for RecordOptions {
             ring_buffer_bytes: 16 << 20,
             leave_out: Vec::new(),
             connect_errors: false,
+            tcp_table: DEFAULT_TCP_TABLE,
         }
     }
 }
@@ -227,6 +233,12 @@ pub struct RecorderArgs {
     /// every connect(); `cargo xtask bench-record --ablate` measures it (README, Performance).
     #[arg(long)]
     pub connect_errors: bool,
+    /// Most TCP connections tracked at once (each end of a connection on this host counts).
+    /// Entries are made as connections open (about 120 bytes of kernel memory each) and go
+    /// when their socket does; a connection opening while the table is full is not recorded
+    /// and is counted in events_lost.
+    #[arg(long, default_value_t = DEFAULT_TCP_TABLE, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tcp_table: u32,
     /// Do not attach this kernel program (repeatable): for measuring what each costs, as
     /// `cargo xtask bench-record --ablate` does. The recording lists it as missing.
     #[arg(long = "leave-out", value_name = "PROGRAM", hide = true)]
@@ -255,6 +267,7 @@ impl RecorderArgs {
             ring_buffer_bytes: ring,
             leave_out: self.leave_out.clone(),
             connect_errors: self.connect_errors,
+            tcp_table: self.tcp_table,
         })
     }
 }
@@ -326,6 +339,7 @@ mod tests {
             buffer_mib: mib,
             leave_out: vec![],
             connect_errors: false,
+            tcp_table: DEFAULT_TCP_TABLE,
         };
         assert_eq!(args(16).options().unwrap().ring_buffer_bytes, 16 << 20);
         for bad in [0, 3, 4096] {
