@@ -282,30 +282,49 @@ impl Bench {
         Ok(())
     }
 
-    /// One paced phase with bpf_stats on: each program's runs per connection and ns per run.
+    /// Paced phases with bpf_stats on, as recorded by default and with `--connect-errors`:
+    /// each program's runs per connection and ns per run.
     fn stats_section(&self) -> Result<()> {
         let _on = cpu::BpfStats::on()?;
-        let Some(p) = self.paced("gespann record", &[], true, "stats: gespann record (bpf_stats on)")? else {
-            bail!("the bpf_stats phase stalled: run again");
-        };
-        let conns = p.done.units;
-        println!(
-            "\nBPF programs at {:.0} conn/s (bpf_stats; its own clock reads add about 20 ns per run)",
-            self.o.rate
-        );
-        println!("{:<18} {:>12} {:>10} {:>12}", "program", "runs/conn", "ns/run", "ns/conn");
-        let mut total = 0.0;
-        for (name, (runs, ns)) in &p.bpf {
-            let per_conn = *ns as f64 / conns;
-            total += per_conn;
-            let per_run = if *runs > 0 { *ns as f64 / *runs as f64 } else { 0.0 };
-            println!("{name:<18} {:>12.2} {per_run:>10.0} {per_conn:>12.0}", *runs as f64 / conns);
+        let mut phases = Vec::new();
+        for (label, extra) in [("default", vec![]), ("--connect-errors", vec!["--connect-errors".to_owned()])] {
+            let Some(p) = self.paced("gespann record", &extra, true, &format!("stats: gespann record {label}"))? else {
+                bail!("the bpf_stats phase stalled: run again");
+            };
+            phases.push(p);
         }
-        println!("{:<18} {:>12} {:>10} {total:>12.0}", "all programs", "", "");
+        println!("\nBPF programs at {:.0} conn/s (bpf_stats; its own clock reads add 20-40 ns per run)", self.o.rate);
+        println!("{:<20} {:>10} {:>8} {:>9}   {:>10} {:>8} {:>9}", "", "default", "", "", "--connect-errors", "", "");
+        println!(
+            "{:<20} {:>10} {:>8} {:>9}   {:>10} {:>8} {:>9}",
+            "program", "runs/conn", "ns/run", "ns/conn", "runs/conn", "ns/run", "ns/conn"
+        );
+        let names: std::collections::BTreeSet<&String> = phases.iter().flat_map(|p| p.bpf.keys()).collect();
+        let mut totals = [0.0; 2];
+        for name in names {
+            let mut line = format!("{name:<20}");
+            for (i, p) in phases.iter().enumerate() {
+                let conns = p.done.units;
+                match p.bpf.get(name) {
+                    Some(&(runs, ns)) => {
+                        let per_run = if runs > 0 { ns as f64 / runs as f64 } else { 0.0 };
+                        totals[i] += ns as f64 / conns;
+                        line += &format!(" {:>10.2} {per_run:>8.0} {:>9.0}  ", runs as f64 / conns, ns as f64 / conns);
+                    }
+                    None => line += &format!(" {:>10} {:>8} {:>9}  ", "-", "-", "-"),
+                }
+            }
+            println!("{line}");
+        }
+        println!(
+            "{:<20} {:>10} {:>8} {:>9.0}   {:>10} {:>8} {:>9.0}",
+            "all programs", "", "", totals[0], "", "", totals[1]
+        );
         Ok(())
     }
 
-    /// Leaves each group of kernel programs out in turn: what each costs per connection.
+    /// Leaves each group of kernel programs out in turn: what each costs per connection, as
+    /// the machine's busy time (everything, noisy) and the recorder process's own time (exact).
     fn ablate_section(&self) -> Result<()> {
         let groups: &[(&str, &[&str])] = &[
             ("connect failures", &["handle_exit_connect", "connect4", "connect6"]),
@@ -316,33 +335,44 @@ impl Bench {
             ("retransmit", &["handle_retransmit"]),
             ("destroy_sock", &["handle_destroy_sock"]),
         ];
-        let mut full = Vec::new();
+        // Everything attached: the default set plus --connect-errors.
+        let everything = vec!["--connect-errors".to_owned()];
+        let per = |p: &Phase| (p.per_unit_us(p.busy), p.per_unit_us(p.proc_cpu.0 + p.proc_cpu.1));
+        let mut full = (Vec::new(), Vec::new());
         let mut none = Vec::new();
-        let mut without: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
+        let mut without: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); groups.len()];
         for round in 0..self.o.rounds {
             if let Some(p) = self.paced("no tracer", &[], false, &format!("ablate round {round}: no tracer"))? {
                 none.push(p.per_unit_us(p.busy));
             }
-            if let Some(p) = self.paced("gespann record", &[], false, &format!("ablate round {round}: everything"))? {
-                full.push(p.per_unit_us(p.busy));
+            if let Some(p) =
+                self.paced("gespann record", &everything, false, &format!("ablate round {round}: everything"))?
+            {
+                let (b, r) = per(&p);
+                full.0.push(b);
+                full.1.push(r);
             }
             for (g, (name, progs)) in groups.iter().enumerate() {
-                let extra: Vec<String> =
-                    progs.iter().flat_map(|p| ["--leave-out".to_owned(), (*p).to_owned()]).collect();
+                let mut extra = everything.clone();
+                extra.extend(progs.iter().flat_map(|p| ["--leave-out".to_owned(), (*p).to_owned()]));
                 if let Some(p) =
                     self.paced("gespann record", &extra, false, &format!("ablate round {round}: without {name}"))?
                 {
-                    without[g].push(p.per_unit_us(p.busy));
+                    let (b, r) = per(&p);
+                    without[g].0.push(b);
+                    without[g].1.push(r);
                 }
             }
         }
-        let (f, n) = (median(&full), median(&none));
-        println!("\nablation at {:.0} conn/s: machine busy µs/conn (medians of {} rounds)", self.o.rate, self.o.rounds);
-        println!("no tracer {n:.2}; gespann record with everything {f:.2} (tracer {:.2})", f - n);
-        println!("{:<20} {:>12} {:>14}", "left out", "busy", "saves µs/conn");
+        let (fb, fr, n) = (median(&full.0), median(&full.1), median(&none));
+        println!("\nablation at {:.0} conn/s, µs per connection (medians of {} rounds)", self.o.rate, self.o.rounds);
+        println!(
+            "no tracer: machine {n:.2}; everything attached (with --connect-errors): machine {fb:.2}, recorder {fr:.2}"
+        );
+        println!("{:<20} {:>14} {:>16} {:>18}", "left out", "machine busy", "machine saves", "recorder saves");
         for (g, (name, _)) in groups.iter().enumerate() {
-            let w = median(&without[g]);
-            println!("{name:<20} {w:>12.2} {:>14.2}", f - w);
+            let (wb, wr) = (median(&without[g].0), median(&without[g].1));
+            println!("{name:<20} {wb:>14.2} {:>16.2} {:>18.2}", fb - wb, fr - wr);
         }
         Ok(())
     }
