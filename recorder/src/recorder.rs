@@ -179,16 +179,18 @@ impl<K: Kernel> Recorder<K> {
     /// Gives each row its owner's workload (cgroup, container, pod) as it leaves the reorder
     /// buffer: late owner amendments have moved its cgroup id by then, and the names looked up
     /// in the background for a cgroup first seen in that window have had time to arrive.
+    /// A row that already holds its workload's `Arc` (most rows of an unplaced host hold the
+    /// shared unknown one) is left alone: no reference count changes hands.
     fn place(&mut self, rows: &mut [Event]) {
-        let mut last: Option<(u64, std::sync::Arc<gespann_common::Workload>)> = None;
+        use std::sync::Arc;
+        let mut last: Option<(u64, Arc<gespann_common::Workload>)> = None;
         for e in rows {
-            match &last {
-                Some((id, w)) if *id == e.cgroup_id => e.workload = w.clone(),
-                _ => {
-                    let w = self.kernel.workload(e.cgroup_id);
-                    e.workload = w.clone();
-                    last = Some((e.cgroup_id, w));
-                }
+            let w = match &last {
+                Some((id, w)) if *id == e.cgroup_id => w,
+                _ => &last.insert((e.cgroup_id, self.kernel.workload(e.cgroup_id))).1,
+            };
+            if !Arc::ptr_eq(&e.workload, w) {
+                e.workload = w.clone();
             }
         }
     }

@@ -23,6 +23,10 @@ use super::reader::open_builder;
 use crate::event::Event;
 use crate::schema;
 
+/// Rows handed to the Parquet writer at once. The builder is made with room for this many,
+/// so its columns never grow while a batch fills.
+const BATCH_ROWS: usize = 65536;
+
 /// Writes a recording. Rows are buffered into row groups; `flush_row_group` forces what is
 /// buffered onto disk, `finish` writes the footer with the closing metadata.
 pub struct RecordingWriter<W: Write + Send> {
@@ -66,7 +70,7 @@ impl<W: Write + Send> RecordingWriter<W> {
         Ok(RecordingWriter {
             path: path.to_owned(),
             writer,
-            batch: BatchBuilder::default(),
+            batch: BatchBuilder::with_capacity(BATCH_ROWS),
             rows: 0,
             start_kv,
             counts: Vec::new(),
@@ -113,7 +117,7 @@ impl<W: Write + Send> RecordingWriter<W> {
     pub fn push(&mut self, e: &Event) -> Result<(), FormatError> {
         self.batch.push(e);
         self.rows += 1;
-        if self.batch.len() >= 65536 {
+        if self.batch.len() >= BATCH_ROWS {
             self.write_batch()?;
         }
         Ok(())

@@ -14,7 +14,7 @@ mod reasons;
 mod reorder;
 mod tuples;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -114,6 +114,14 @@ pub enum Followup {
 pub struct Tracker {
     clock: Clock,
     conns: FxHashMap<u64, Conn>,
+    /// Connections in `conns` not yet ended, so that [`Tracker::open_connections`] (read every
+    /// tick) does not walk the table.
+    live: usize,
+    /// `(ended_mono, conn_id)` of every end, sorted by time: the ended connections to forget
+    /// once the watermark passes their end, found without walking the table every tick. Ends
+    /// arrive nearly in time order, so an end is nearly always appended. An entry whose
+    /// connection has since ended again, or is gone, is skipped.
+    ends: VecDeque<(u64, u64)>,
     tcp_tuples: Tuples,
     pending: Reorder,
     comms: FxHashMap<[u8; raw::COMM_LEN], Arc<str>>,
@@ -130,6 +138,8 @@ impl Tracker {
         Tracker {
             clock,
             conns: FxHashMap::default(),
+            live: 0,
+            ends: VecDeque::new(),
             tcp_tuples: Tuples::default(),
             pending: Reorder::default(),
             comms: FxHashMap::default(),
@@ -141,7 +151,21 @@ impl Tracker {
 
     /// Live (not yet ended) connections and flows.
     pub fn open_connections(&self) -> usize {
-        self.conns.values().filter(|c| c.ended_mono.is_none()).count()
+        debug_assert_eq!(self.live, self.conns.values().filter(|c| c.ended_mono.is_none()).count());
+        self.live
+    }
+
+    fn insert_conn(&mut self, id: u64, conn: Conn) {
+        self.live += usize::from(conn.ended_mono.is_none());
+        if let Some(old) = self.conns.insert(id, conn) {
+            self.live -= usize::from(old.ended_mono.is_none());
+        }
+    }
+
+    fn remove_conn(&mut self, id: u64) {
+        if let Some(old) = self.conns.remove(&id) {
+            self.live -= usize::from(old.ended_mono.is_none());
+        }
     }
 
     pub fn pending_rows(&self) -> usize {
@@ -209,11 +233,11 @@ impl Tracker {
             if let Some(old) = self.tcp_tuples.insert(tuple, r.conn_id)
                 && old >= PREEXISTING_ID_BASE
             {
-                self.conns.remove(&old);
+                self.remove_conn(old);
                 self.pending.forget(old);
             }
         }
-        self.conns.insert(r.conn_id, conn);
+        self.insert_conn(r.conn_id, conn);
         self.push(e);
     }
 
@@ -249,7 +273,7 @@ impl Tracker {
             // A failed attempt has no open row; anything else seen without its open
             // (the open was lost) still carries its full identity from the kernel.
             let conn = self.conn_from_raw(r);
-            self.conns.insert(conn_id, conn);
+            self.insert_conn(conn_id, conn);
         }
         let reason = (ev_kind == EventKind::Reset && r.flags & flags::RESET_LOCAL != 0 && r.reset_reason != 0)
             .then(|| self.reasons.name(u32::from(r.reset_reason) - 1));
@@ -272,7 +296,14 @@ impl Tracker {
                 e.reset_by = Some(if r.flags & flags::RESET_REMOTE != 0 { ResetBy::Remote } else { ResetBy::Local });
                 e.reset_reason = reason;
             }
+            self.live -= usize::from(conn.ended_mono.is_none());
             conn.ended_mono = Some(r.ts_ns);
+            if self.ends.back().is_none_or(|&(t, _)| t <= r.ts_ns) {
+                self.ends.push_back((r.ts_ns, conn_id));
+            } else {
+                let at = self.ends.partition_point(|&(t, _)| t <= r.ts_ns);
+                self.ends.insert(at, (r.ts_ns, conn_id));
+            }
             let tuple = (conn.netns, conn.local, conn.local_port, conn.remote, conn.remote_port);
             if ev_kind == EventKind::Failed {
                 self.conns.remove(&conn_id);
@@ -399,7 +430,7 @@ impl Tracker {
             e.state = tcp_state_name(s.state);
             e.rtt_us = s.info.and_then(|i| measured_rtt(i.rtt_us));
             self.tcp_tuples.insert(tuple, id);
-            self.conns.insert(id, conn);
+            self.insert_conn(id, conn);
             self.push(e);
         }
     }
@@ -516,7 +547,17 @@ impl Tracker {
     pub fn drain_ready(&mut self, watermark_mono: u64) -> Vec<Event> {
         let ready = self.pending.release(self.clock.wall(watermark_mono));
         // Ended connections whose rows are all out can be forgotten.
-        self.conns.retain(|_, c| c.ended_mono.is_none_or(|t| t > watermark_mono));
+        while let Some(&(ended, id)) = self.ends.front() {
+            if ended > watermark_mono {
+                break;
+            }
+            self.ends.pop_front();
+            if let Some(c) = self.conns.get(&id)
+                && c.ended_mono.is_some_and(|t| t <= watermark_mono)
+            {
+                self.conns.remove(&id);
+            }
+        }
         ready
     }
 
