@@ -135,8 +135,13 @@ struct {
 	__type(value, struct udp_sock);
 } udp_socks SEC(".maps");
 
+/* Thread -> the peer its current sendmsg/recvmsg named. An entry lives from the cgroup hook
+ * to the tracepoint that follows on the same thread; LRU only so that a missed tracepoint
+ * cannot fill it. Per-CPU LRU lists (BPF_F_NO_COMMON_LRU): an update takes no lock shared
+ * by all CPUs, which under a busy UDP server every datagram did. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(max_entries, 8192);
 	__type(key, __u64);
 	__type(value, struct peer);
@@ -163,6 +168,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(max_entries, 8192);
 	__type(key, __u64);
 	__type(value, struct connect_call);
