@@ -154,7 +154,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let events = reader.read_all()?;
     let mine = |e: &&gespann_common::Event| ports.contains(&e.local_port) || ports.contains(&e.remote_port);
     let count = |k: EventKind| events.iter().filter(mine).filter(|e| e.kind == k).count();
-    let (opens, closes, samples) = (count(EventKind::Open), count(EventKind::Close), count(EventKind::Sample));
+    let (opens, closes, resets, samples) =
+        (count(EventKind::Open), count(EventKind::Close), count(EventKind::Reset), count(EventKind::Sample));
     println!("idle connections: {n} loopback connections ({} sockets) in {pairs} holder pairs, held {hold} s", 2 * n);
     println!("up in {:.1} s; recorder CPU while they were up and held: {:.2} s", up.as_secs_f64(), cpu_before_close);
     println!(
@@ -165,10 +166,28 @@ pub fn run(args: &[String]) -> Result<()> {
         hwm_end / 1024
     );
     println!(
-        "recorded: {opens} open and {closes} close rows of the {} expected each, {samples} samples; events lost {lost}",
+        "recorded: {opens} open rows and {} ends ({closes} close, {resets} reset) of the {} expected each, {samples} samples; events lost {lost}",
+        closes + resets,
         2 * n
     );
-    if opens + lost as usize / 2 < 2 * n {
+    if opens + lost as usize / 2 < 2 * n || closes + resets + lost as usize / 2 < 2 * n {
+        // What the connections without an end did last, for finding out why.
+        let ended: std::collections::HashSet<u64> = events
+            .iter()
+            .filter(mine)
+            .filter(|e| matches!(e.kind, EventKind::Close | EventKind::Reset | EventKind::Failed))
+            .map(|e| e.conn_id)
+            .collect();
+        let mut shown = 0;
+        for e in events.iter().filter(mine) {
+            if !ended.contains(&e.conn_id) && shown < 6 {
+                eprintln!(
+                    "no end: {:?} {} {:?} {}:{} -> {}:{} {:?}",
+                    e.kind, e.conn_id, e.role, e.local_addr, e.local_port, e.remote_addr, e.remote_port, e.state
+                );
+                shown += 1;
+            }
+        }
         bail!("connections missing from the recording and not counted as lost");
     }
     Ok(())
