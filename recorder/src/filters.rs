@@ -230,7 +230,8 @@ pub struct RecorderArgs {
     /// peer (ECONNREFUSED) and timeouts are recorded either way. Off by default for its cost:
     /// it attaches syscalls:sys_exit_connect, which puts every syscall of every process on the
     /// host on the kernel's slower traced-syscall path while recording, and a cgroup hook on
-    /// every connect(); `cargo xtask bench-record --ablate` measures it (README, Performance).
+    /// every connect() (about 1.2 µs of BPF per connection on top of that, measured by
+    /// `cargo xtask bench-record`; README, Benchmarks).
     #[arg(long)]
     pub connect_errors: bool,
     /// Most TCP connections tracked at once (each end of a connection on this host counts).
