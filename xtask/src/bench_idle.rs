@@ -76,21 +76,34 @@ impl Drop for Holder {
 pub fn run(args: &[String]) -> Result<()> {
     let mut n = 50_000usize;
     let mut hold = 10u64;
+    let mut bin = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
             "--connections" => n = val()?.parse()?,
             "--hold" => hold = val()?.parse()?,
-            other => bail!("unknown option {other} (--connections N --hold SECONDS)"),
+            "--gespann" => bin = Some(PathBuf::from(val()?)),
+            other => bail!("unknown option {other} (--connections N --hold SECONDS --gespann OTHER_BUILD)"),
         }
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("bench-idle loads eBPF programs: run it as root");
     }
-    run_cmd(Command::new("cargo").current_dir(root()?).args(["build", "--release", "--quiet", "-p", "gespann"]))?;
-    let bin = root()?.join("target/release/gespann");
+    let bin = match bin {
+        Some(b) => b,
+        None => {
+            run_cmd(Command::new("cargo").current_dir(root()?).args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "gespann",
+            ]))?;
+            root()?.join("target/release/gespann")
+        }
+    };
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("idle.parquet");
     let mut rec = Command::new(&bin)
