@@ -383,14 +383,21 @@ mod tests {
         assert!(TcpInfo::parse(&b[..100]).is_none());
     }
 
-    #[test]
-    fn dumps_a_live_loopback_connection() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// A connection from 127.0.0.1 to a listener bound to `bind`: (client, server side,
+    /// listening port, client port).
+    fn loopback_connection(bind: &str) -> (std::net::TcpStream, std::net::TcpStream, u16, u16) {
+        let l = std::net::TcpListener::bind(bind).unwrap();
         let port = l.local_addr().unwrap().port();
         let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (_s, _) = l.accept().unwrap();
-        let socks = dump_tcp(ESTABLISHED_LIKE, true).unwrap();
+        let (s, _) = l.accept().unwrap();
         let cport = c.local_addr().unwrap().port();
+        (c, s, port, cport)
+    }
+
+    #[test]
+    fn dumps_a_live_loopback_connection() {
+        let (_c, _s, port, cport) = loopback_connection("127.0.0.1:0");
+        let socks = dump_tcp(ESTABLISHED_LIKE, true).unwrap();
         let mine =
             socks.iter().find(|s| s.local_port == cport && s.remote_port == port).expect("client socket in dump");
         assert_eq!(mine.state, 1);
@@ -412,11 +419,7 @@ mod tests {
     #[test]
     fn an_ipv6_socket_talking_ipv4_is_found_by_its_ipv4_endpoints() {
         // A dual-stack listener: the accepted socket is AF_INET6 with mapped addresses.
-        let l = std::net::TcpListener::bind("[::]:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (_s, _) = l.accept().unwrap();
-        let cport = c.local_addr().unwrap().port();
+        let (_c, _s, port, cport) = loopback_connection("[::]:0");
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let mut found = Vec::new();
         query_tcp_on(&diag_socket().unwrap(), 0, &[(lo, port, lo, cport), (lo, cport, lo, port)], &mut found).unwrap();
