@@ -205,16 +205,15 @@ impl Probes {
         let off = |prog: &str| !opts.connect_errors && CONNECT_ERROR_PROGRAMS.contains(&prog);
         let left_out = |prog: &str| opts.leave_out.iter().any(|p| p == prog);
         let btf = Btf::from_sys_fs().map_err(RecorderError::Btf)?;
-        for &(prog, category, event, effect) in TRACEPOINTS {
-            if off(prog) {
-                continue;
+        // Not attached by choice: the opt-in ones say nothing, the left-out ones are missing.
+        let skip = |prog: &str, what: &dyn Fn() -> String, effect: &'static str, missing: &mut Vec<Missing>| {
+            if left_out(prog) && !off(prog) {
+                missing.push(Missing { what: what(), effect, error: "--leave-out".into() });
             }
-            if left_out(prog) {
-                missing.push(Missing {
-                    what: format!("tracepoint {category}:{event}"),
-                    effect,
-                    error: "--leave-out".into(),
-                });
+            off(prog) || left_out(prog)
+        };
+        for &(prog, category, event, effect) in TRACEPOINTS {
+            if skip(prog, &|| format!("tracepoint {category}:{event}"), effect, &mut missing) {
                 continue;
             }
             if let Err(e) = attach_tracepoint(&mut ebpf, &btf, prog, category, event) {
@@ -231,15 +230,7 @@ impl Probes {
         match &cgroup2 {
             Some(root) => {
                 for &(prog, effect) in CGROUP_HOOKS {
-                    if off(prog) {
-                        continue;
-                    }
-                    if left_out(prog) {
-                        missing.push(Missing {
-                            what: format!("cgroup hook {prog}"),
-                            effect,
-                            error: "--leave-out".into(),
-                        });
+                    if skip(prog, &|| format!("cgroup hook {prog}"), effect, &mut missing) {
                         continue;
                     }
                     if let Err(e) = attach_cgroup(&mut ebpf, prog, root) {

@@ -136,32 +136,35 @@ fn dump_family(fd: libc::c_int, family: u8, states: u32, with_info: bool, out: &
             }
             return Err(e);
         }
-        let mut msgs = &buf[..n as usize];
-        while msgs.len() >= NLMSG_HDRLEN {
-            let mlen = u32::from_ne_bytes(msgs[0..4].try_into().unwrap()) as usize;
-            let mtype = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());
-            if mlen < NLMSG_HDRLEN || mlen > msgs.len() {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed netlink message"));
+        let mut end = None;
+        for_each_message(&buf[..n as usize], |mtype, body| match mtype {
+            NLMSG_DONE => end = Some(Ok(())),
+            NLMSG_ERROR => {
+                let errno = body.get(..4).map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap()));
+                end = Some(if errno == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(-errno)) });
             }
-            match mtype {
-                NLMSG_DONE => return Ok(()),
-                NLMSG_ERROR => {
-                    let errno = i32::from_ne_bytes(msgs[16..20].try_into().unwrap());
-                    if errno == 0 {
-                        return Ok(());
-                    }
-                    return Err(io::Error::from_raw_os_error(-errno));
-                }
-                _ => {
-                    if let Some(s) = parse_diag_msg(&msgs[NLMSG_HDRLEN..mlen]) {
-                        out.push(s);
-                    }
-                }
-            }
-            let aligned = (mlen + 3) & !3;
-            msgs = &msgs[aligned.min(msgs.len())..];
+            _ if end.is_none() => out.extend(parse_diag_msg(body)),
+            _ => {}
+        })?;
+        if let Some(r) = end {
+            return r;
         }
     }
+}
+
+/// Calls `each(type, body)` for every netlink message in `buf` (one `recv`'s worth).
+fn for_each_message(mut buf: &[u8], mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+    while buf.len() >= NLMSG_HDRLEN {
+        let mlen = u32::from_ne_bytes(buf[0..4].try_into().unwrap()) as usize;
+        let mtype = u16::from_ne_bytes(buf[4..6].try_into().unwrap());
+        if mlen < NLMSG_HDRLEN || mlen > buf.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed netlink message"));
+        }
+        each(mtype, &buf[NLMSG_HDRLEN..mlen]);
+        let aligned = (mlen + 3) & !3;
+        buf = &buf[aligned.min(buf.len())..];
+    }
+    Ok(())
 }
 
 /// Network namespace, local address and port, remote address and port: a connection's
@@ -228,22 +231,12 @@ pub(crate) fn query_tcp_on(fd: &OwnedFd, netns: u32, wanted: &[Endpoints], out: 
                     _ => return Err(e),
                 }
             }
-            let mut msgs = &buf[..n as usize];
-            while msgs.len() >= NLMSG_HDRLEN {
-                let mlen = u32::from_ne_bytes(msgs[0..4].try_into().unwrap()) as usize;
-                let mtype = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());
-                if mlen < NLMSG_HDRLEN || mlen > msgs.len() {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed netlink message"));
+            // NLMSG_ERROR here is "no such socket" (ENOENT) for one request: not an error.
+            for_each_message(&buf[..n as usize], |mtype, body| {
+                if mtype == SOCK_DIAG_BY_FAMILY {
+                    out.extend(parse_diag_msg(body));
                 }
-                // NLMSG_ERROR here is "no such socket" (ENOENT) for one request: not an error.
-                if mtype == SOCK_DIAG_BY_FAMILY
-                    && let Some(s) = parse_diag_msg(&msgs[NLMSG_HDRLEN..mlen])
-                {
-                    out.push(s);
-                }
-                let aligned = (mlen + 3) & !3;
-                msgs = &msgs[aligned.min(msgs.len())..];
-            }
+            })?;
         }
     }
     for s in &mut out[start..] {
