@@ -13,8 +13,8 @@
 #include "maps.h"
 #include "sock.h"
 
-/* Wake the reader only once this much is waiting (0: on every event). User space drains on a
- * short timer anyway; a wakeup per event would cost a context switch per event. */
+/* Wake the reader when this much is waiting (0: on every event). User space drains on a short
+ * timer anyway; a wakeup per event would cost a context switch per event. */
 const volatile __u64 wakeup_bytes = 0;
 
 __u64 next_conn_id = 0;
@@ -40,14 +40,14 @@ static __always_inline struct gsp_event *reserve(__u64 now)
 }
 
 /* Submits without waking the reader, except for the one record that takes the waiting data
- * over `wakeup_bytes`: user space drains on a short timer, and past the threshold it is awake
- * already. */
+ * to `wakeup_bytes` or over: user space drains on a short timer, and past the threshold it is
+ * awake already. The waiting data counts this record (reserved, with its 8-byte header). */
 static __always_inline void submit(struct gsp_event *e)
 {
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (avail < wakeup_bytes && avail + sizeof(*e) + 8 >= wakeup_bytes)
+	if (avail >= wakeup_bytes && avail < wakeup_bytes + sizeof(*e) + 8)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }
