@@ -117,7 +117,7 @@ impl Analyzer {
                     ctx.register_parquet(format!("{table}_file"), abs.to_string_lossy().as_ref(), options)
                         .await
                         .map_err(register_err)?;
-                    run_ddl(&ctx, "a version 1 recording's columns", &format!("CREATE VIEW {table} AS {select}"))
+                    run_ddl(&ctx, "an earlier schema version's columns", &format!("CREATE VIEW {table} AS {select}"))
                         .await?;
                 }
             }
@@ -385,20 +385,25 @@ fn compact(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> 
     RecordBatch::try_new(batch.schema(), columns)
 }
 
-/// `SELECT` of every column of the current schema from `table`, a file that lacks some of them
-/// (schema version 1 lacks [`schema::V2_COLUMNS`]): each missing column is a NULL of its type,
-/// so every input presents the same columns and they union. `None` when nothing is missing.
+/// `SELECT` of every column of the current schema from `table`, a file of an earlier version
+/// (version 1 lacks [`schema::V2_COLUMNS`]; before version 3, `ts` is in nanoseconds): each
+/// missing column is a NULL of its type and `ts` is cast, so every input presents the same
+/// columns and they union. `None` for a file of the current version.
 /// Projection only: the file's own columns are read as they are.
 fn normalizing_select(rec: &Recording, table: &str, view_strings: bool) -> Option<String> {
     let current = schema::schema();
-    if current.fields().iter().all(|f| rec.has_column(f.name())) {
+    let old_ts = rec.meta.schema_version < 3;
+    if !old_ts && current.fields().iter().all(|f| rec.has_column(f.name())) {
         return None;
     }
     let columns: Vec<String> = current
         .fields()
         .iter()
         .map(|f| {
-            if rec.has_column(f.name()) {
+            if f.name() == schema::col::TS && old_ts {
+                // Nanoseconds before version 3: truncated to the microseconds of today's files.
+                format!("arrow_cast(\"{0}\", '{1}') AS \"{0}\"", f.name(), f.data_type())
+            } else if rec.has_column(f.name()) {
                 format!("\"{}\"", f.name())
             } else {
                 format!("{} AS \"{}\"", typed_null(f.data_type(), view_strings), f.name())

@@ -89,7 +89,7 @@ fn podman_containers_are_named_on_every_row_of_both_ends() {
     std::thread::sleep(Duration::from_millis(300));
     let (rows, meta, _) = rec.stop();
     assert_eq!(meta.events_lost, 0);
-    assert_eq!(meta.schema_version, 2);
+    assert_eq!(meta.schema_version, gespann_common::schema::SCHEMA_VERSION);
 
     assert_eq!(own_cgroup, format!("/libpod_parent/libpod-{}", own.id), "podman's cgroup layout");
     assert_ne!(own_netns, netns_of(std::process::id()), "--network=none is a namespace of its own");

@@ -512,7 +512,7 @@ fn duckdb_and_pyarrow_read_recordings_with_the_documented_types() {
     let script = r#"
 import sys, duckdb, pyarrow as pa, pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1])
-want = {"ts": pa.timestamp("ns", tz="UTC"), "kind": pa.string(), "conn_id": pa.uint64(), "protocol": pa.string(),
+want = {"ts": pa.timestamp("us", tz="UTC"), "kind": pa.string(), "conn_id": pa.uint64(), "protocol": pa.string(),
   "role": pa.string(), "family": pa.uint8(), "local_addr": pa.string(), "local_port": pa.uint16(),
   "remote_addr": pa.string(), "remote_port": pa.uint16(), "pid": pa.uint32(), "comm": pa.string(),
   "cgroup_id": pa.uint64(), "netns": pa.uint32(), "cgroup": pa.dictionary(pa.int32(), pa.string()),
@@ -524,7 +524,11 @@ want = {"ts": pa.timestamp("ns", tz="UTC"), "kind": pa.string(), "conn_id": pa.u
 got = {f.name: f.type for f in t.schema}
 assert got == want, (got, want)
 md = pq.read_metadata(sys.argv[1]).metadata
-assert md[b"gespann.schema_version"] == b"2", md
+assert md[b"gespann.schema_version"] == b"3", md
+# The same facts in the Arrow schema's metadata, closing ones included.
+sm = pq.read_schema(sys.argv[1]).metadata
+assert all(sm.get(k) == v for k, v in md.items() if k.startswith(b"gespann.")), (sm, md)
+assert b"gespann.ended_at" in sm and b"gespann.events_lost" in sm, sm
 n, b, ns, cg = duckdb.connect().execute(f"select count(*), sum(bytes_sent) filter (where kind='close'), count(distinct netns), min(cgroup) from read_parquet('{sys.argv[1]}')").fetchone()
 print(n, b, ns, cg)
 "#;

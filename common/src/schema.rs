@@ -1,4 +1,10 @@
-//! Schema version 2 of a Gespann recording: the public contract (documented in the README).
+//! Schema version 3 of a Gespann recording: the public contract (documented in the README).
+//!
+//! Version 3 stores `ts` in microseconds (Parquet `TIMESTAMP(MICROS, UTC)`) instead of
+//! nanoseconds: Spark refuses nanosecond timestamps, and every engine reads microseconds
+//! natively. Durations stay in nanoseconds (`duration_ns`), so nothing the kernel measured is
+//! rounded but the instant of each row. Readers take a version 1 or 2 file's nanosecond `ts` as
+//! it is.
 //!
 //! Version 2 added where a connection lives ([`V2_COLUMNS`]: its network namespace, cgroup,
 //! container and pod) after `cgroup_id`; a version 1 file has every other column, and readers
@@ -8,7 +14,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Parquet key-value metadata keys.
 pub mod meta {
@@ -33,6 +39,9 @@ pub mod meta {
     /// UDP flows ended because the kernel's table lost them without a `close` record (which
     /// was lost, and counted in `gespann.events_lost`).
     pub const UDP_ENDS_INFERRED: &str = "gespann.udp_ends_inferred";
+    /// How a shared recording was anonymized (`gespann anonymize`); absent in a recording as
+    /// the recorder wrote it.
+    pub const ANONYMIZED: &str = "gespann.anonymized";
 }
 
 /// Column names, in file order.
@@ -72,8 +81,14 @@ pub mod col {
     pub const PREEXISTING: &str = "preexisting";
 }
 
+/// The `ts` column's type: microseconds since the Unix epoch, UTC.
 pub fn timestamp_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The `ts` column's type in a file of schema `version`: nanoseconds before version 3.
+pub fn timestamp_type_of(version: u32) -> DataType {
+    if version >= 3 { timestamp_type() } else { DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())) }
 }
 
 /// The columns version 2 added (after `cgroup_id`); a version 1 file lacks them.
@@ -85,18 +100,21 @@ pub fn cgroup_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
-/// The columns a file of schema `version` must have: all of [`schema`] for version 2, all but
-/// [`V2_COLUMNS`] for version 1.
+/// The columns a file of schema `version` must have: all of [`schema`] from version 2 (with a
+/// nanosecond `ts` before version 3), all but [`V2_COLUMNS`] for version 1.
 pub fn required_fields(version: u32) -> Vec<Field> {
     schema()
         .fields()
         .iter()
         .filter(|f| version >= 2 || !V2_COLUMNS.contains(&f.name().as_str()))
-        .map(|f| f.as_ref().clone())
+        .map(|f| {
+            let f = f.as_ref().clone();
+            if f.name() == col::TS { f.with_data_type(timestamp_type_of(version)) } else { f }
+        })
         .collect()
 }
 
-/// The Arrow schema of schema version 2.
+/// The Arrow schema of the current version ([`SCHEMA_VERSION`]).
 pub fn schema() -> SchemaRef {
     use col::*;
     let f = |name: &str, dt: DataType, nullable: bool| Field::new(name, dt, nullable);

@@ -76,6 +76,7 @@ pub fn host_meta(command_line: &str, sample_interval: Duration) -> RecordingMeta
         events_lost: 0,
         command_line: command_line.to_owned(),
         sample_interval_ms: Some(sample_interval.as_millis() as u64),
+        anonymized: None,
     }
 }
 

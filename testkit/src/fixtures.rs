@@ -27,10 +27,11 @@ pub const T0: i64 = 1_767_225_600_000_000_000;
 /// One second in nanoseconds.
 pub const SEC: i64 = 1_000_000_000;
 
-/// Row `i`: opens on even `i`, remote resets (with a kernel reason) on odd `i`.
+/// Row `i`, `i` microseconds after a fixed instant (recordings keep microseconds): opens on
+/// even `i`, remote resets (with a kernel reason) on odd `i`.
 pub fn sample_event(i: u64) -> Event {
     Event {
-        ts_ns: 1_700_000_000_000_000_000 + i as i64,
+        ts_ns: 1_700_000_000_000_000_000 + i as i64 * 1_000,
         kind: if i.is_multiple_of(2) { EventKind::Open } else { EventKind::Reset },
         conn_id: i,
         protocol: Protocol::Tcp,
@@ -134,6 +135,7 @@ pub fn write_recording(path: &Path, events: &[Event], lost: u64, start: i64, end
         events_lost: 0,
         command_line: "gespann record (test)".into(),
         sample_interval_ms: Some(1000),
+        anonymized: None,
     };
     let mut w = RecordingWriter::create(path, true, &meta).expect("create recording");
     for e in events {

@@ -659,6 +659,7 @@ pub fn write(cfg: &SynthConfig, path: &Path, force: bool) -> anyhow::Result<u64>
         events_lost: 0,
         command_line: format!("cargo xtask synth --events {} --seed {}", cfg.events, cfg.seed),
         sample_interval_ms: Some(1000),
+        anonymized: None,
     };
     let mut w =
         RecordingWriter::create(path, force, &meta).with_context(|| format!("creating `{}`", path.display()))?;

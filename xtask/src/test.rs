@@ -17,7 +17,7 @@ use crate::util::{root, run_cmd};
 
 /// Debian packages the tests use: clang/bpftool to rebuild and check the BPF object,
 /// libbpf-tools for tcplife (bench), iproute2 for network namespaces, prometheus for promtool
-/// and the scrape tests, python3-venv for DuckDB/pyarrow cross-checks.
+/// and the scrape tests, python3-venv for the engine cross-checks, Java for Spark.
 const PACKAGES: &[&str] = &[
     "clang-19",
     "llvm-19",
@@ -36,9 +36,12 @@ const PACKAGES: &[&str] = &[
     "runc",
     "busybox-static",
     "ca-certificates",
+    "openjdk-17-jre-headless",
 ];
 
-const PYTHON_PACKAGES: &[&str] = &["duckdb", "pyarrow"];
+/// The engines a recording must read in (`analyze/tests/engines.rs`); DuckDB also checks the
+/// reports' numbers.
+const PYTHON_PACKAGES: &[&str] = &["duckdb", "pyarrow", "polars", "chdb", "pyspark"];
 
 fn step(what: &str) {
     println!("\n== {what}");
@@ -80,7 +83,7 @@ fn setup(root: &Path) -> Result<()> {
         bail!("/sys/kernel/btf/vmlinux is missing: the kernel has no BTF, so the recorder cannot load");
     }
 
-    step("python venv (DuckDB, pyarrow: interop tests and the analyzer's cross-checks)");
+    step("python venv (DuckDB, pyarrow, Polars, chdb, pyspark: the engines recordings are read in)");
     let venv = root.join(".venv");
     if !venv.join("bin/python").exists() {
         run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;

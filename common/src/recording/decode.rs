@@ -1,4 +1,4 @@
-//! Arrow back to rows: [`events_from_batch`] turns a batch of a recording (schema version 1 or 2) into [`Event`]s.
+//! Arrow back to rows: [`events_from_batch`] turns a batch of a recording (schema version 1, 2 or 3) into [`Event`]s.
 //!
 //! The inverse of `encode`, kept apart from the reader so that anything holding a batch (the
 //! reader, the replay source, a test) decodes it the same way; every bad value is an error naming
@@ -10,8 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, BooleanArray, StringArray, TimestampNanosecondArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, BooleanArray, StringArray, TimestampNanosecondArray, UInt8Array, UInt16Array, UInt32Array,
+    UInt64Array,
 };
+use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::error::FormatError;
@@ -23,7 +25,16 @@ fn opt_str(a: &StringArray, i: usize) -> Option<&str> {
 }
 
 fn column<'a, T: 'static>(path: &Path, batch: &'a RecordBatch, name: &'static str) -> Result<&'a T, FormatError> {
-    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| FormatError::BadValue {
+    let c = batch.column_by_name(name).ok_or_else(|| FormatError::BadValue {
+        path: path.to_owned(),
+        column: name,
+        what: "missing or of the wrong type".into(),
+    })?;
+    column_of(path, c, name)
+}
+
+fn column_of<'a, T: 'static>(path: &Path, c: &'a ArrayRef, name: &'static str) -> Result<&'a T, FormatError> {
+    c.as_any().downcast_ref::<T>().ok_or_else(|| FormatError::BadValue {
         path: path.to_owned(),
         column: name,
         what: "missing or of the wrong type".into(),
@@ -90,7 +101,16 @@ impl WorkloadColumns {
 
 /// Converts a batch of a recording back into events.
 pub fn events_from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
-    let ts = column::<TimestampNanosecondArray>(path, batch, col::TS)?;
+    // Microseconds since version 3, nanoseconds before: events carry nanoseconds.
+    let ts = batch
+        .column_by_name(col::TS)
+        .and_then(|c| arrow::compute::cast(c, &DataType::Timestamp(TimeUnit::Nanosecond, None)).ok())
+        .ok_or_else(|| FormatError::BadValue {
+            path: path.to_owned(),
+            column: col::TS,
+            what: "missing or not a timestamp".into(),
+        })?;
+    let ts = column_of::<TimestampNanosecondArray>(path, &ts, col::TS)?;
     let kind = column::<StringArray>(path, batch, col::KIND)?;
     let conn_id = column::<UInt64Array>(path, batch, col::CONN_ID)?;
     let protocol = column::<StringArray>(path, batch, col::PROTOCOL)?;

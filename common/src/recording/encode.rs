@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, DictionaryArray, Int32Array, PrimitiveArray, StringArray, TimestampNanosecondArray,
+    ArrayRef, BooleanArray, DictionaryArray, Int32Array, PrimitiveArray, StringArray, TimestampMicrosecondArray,
     new_null_array,
 };
 use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
@@ -345,7 +345,8 @@ impl BatchBuilder {
     }
 
     pub fn push(&mut self, e: &Event) {
-        self.ts.push(e.ts_ns);
+        // Schema version 3 stores microseconds (see `schema`).
+        self.ts.push(e.ts_ns.div_euclid(1_000));
         self.kind.push(kind_code(e.kind));
         self.conn_id.push(e.conn_id);
         self.protocol.push(e.protocol as u8);
@@ -390,7 +391,7 @@ impl BatchBuilder {
         use arrow::datatypes::{UInt8Type, UInt16Type, UInt32Type, UInt64Type};
         let n = self.capacity;
         let [cgroup, container_id, container_name, pod_uid, pod_name, pod_namespace] = self.workloads.finish();
-        let ts = TimestampNanosecondArray::new(
+        let ts = TimestampMicrosecondArray::new(
             ScalarBuffer::from(std::mem::replace(&mut self.ts, Vec::with_capacity(n))),
             None,
         )
@@ -540,7 +541,7 @@ mod tests {
         let leaked: &'static str = owned.leak();
         let rows: Vec<Event> = (0..40u64)
             .map(|i| Event {
-                ts_ns: i as i64,
+                ts_ns: i as i64 * 1_000, // whole microseconds: what the file keeps
                 conn_id: i,
                 kind: EventKind::ALL[(i % 6) as usize],
                 comm: Arc::from(if i % 3 == 0 { "curl" } else { "nginx" }),

@@ -27,6 +27,8 @@ pub struct RecordingMeta {
     pub events_lost: u64,
     pub command_line: String,
     pub sample_interval_ms: Option<u64>,
+    /// How the recording was anonymized (`gespann.anonymized`), `None` for an original.
+    pub anonymized: Option<String>,
 }
 
 impl RecordingMeta {
@@ -42,6 +44,9 @@ impl RecordingMeta {
         ];
         if let Some(ms) = self.sample_interval_ms {
             kv.push(KeyValue::new(meta::SAMPLE_INTERVAL_MS.into(), ms.to_string()));
+        }
+        if let Some(how) = &self.anonymized {
+            kv.push(KeyValue::new(meta::ANONYMIZED.into(), how.clone()));
         }
         kv
     }
@@ -80,6 +85,7 @@ impl RecordingMeta {
             events_lost,
             command_line: kv.get(meta::COMMAND_LINE).cloned().unwrap_or_default(),
             sample_interval_ms: kv.get(meta::SAMPLE_INTERVAL_MS).and_then(|v| v.parse().ok()),
+            anonymized: kv.get(meta::ANONYMIZED).cloned(),
         })
     }
 }

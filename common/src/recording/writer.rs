@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataWriter};
 
 use super::encode::{BatchBuilder, writer_properties};
@@ -34,7 +35,7 @@ pub struct RecordingWriter<W: Write + Send> {
     writer: ArrowWriter<W>,
     batch: BatchBuilder,
     rows: u64,
-    /// Footer metadata as the file starts it (including the encoded Arrow schema), for checkpoints.
+    /// Footer metadata as the file starts it, for checkpoints.
     start_kv: Vec<KeyValue>,
     /// Closing counts (`gespann.late_rows`, ...) for checkpoints and the footer.
     counts: Vec<KeyValue>,
@@ -60,13 +61,13 @@ impl RecordingWriter<File> {
 
 impl<W: Write + Send> RecordingWriter<W> {
     pub fn new(path: &Path, sink: W, meta: &RecordingMeta) -> Result<Self, FormatError> {
-        let props = writer_properties().into_builder().set_key_value_metadata(Some(meta.start_pairs())).build();
-        let mut with_schema = props.clone();
-        parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema::schema(), &mut with_schema);
-        let start_kv = with_schema.key_value_metadata().cloned().unwrap_or_default();
+        let start_kv = meta.start_pairs();
+        let props = writer_properties().into_builder().set_key_value_metadata(Some(start_kv.clone())).build();
         let writer_version = props.writer_version().as_num();
-        let writer =
-            ArrowWriter::try_new(sink, schema::schema(), Some(props)).map_err(|e| FormatError::write(path, e))?;
+        // The encoded Arrow schema is written with the footer, carrying the closing metadata.
+        let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+        let writer = ArrowWriter::try_new_with_options(sink, schema::schema(), options)
+            .map_err(|e| FormatError::write(path, e))?;
         Ok(RecordingWriter {
             path: path.to_owned(),
             writer,
@@ -91,6 +92,7 @@ impl<W: Write + Send> RecordingWriter<W> {
         let mut kv = self.start_kv.clone();
         kv.extend(end_pairs(ended_at, events_lost));
         kv.extend(self.counts.iter().cloned());
+        kv.push(arrow_schema_pair(&kv));
         let descr = parquet::arrow::ArrowSchemaConverter::new()
             .convert(&schema::schema())
             .map_err(|e| FormatError::write(&self.path, e))?;
@@ -149,9 +151,13 @@ impl<W: Write + Send> RecordingWriter<W> {
     /// Writes the footer, with the metadata only known at the end. Nothing may be pushed after.
     pub fn finish(&mut self, ended_at: &str, events_lost: u64) -> Result<WriteSummary, FormatError> {
         self.write_batch()?;
-        for kv in end_pairs(ended_at, events_lost).into_iter().chain(std::mem::take(&mut self.counts)) {
+        let end: Vec<KeyValue> =
+            end_pairs(ended_at, events_lost).into_iter().chain(std::mem::take(&mut self.counts)).collect();
+        let all: Vec<KeyValue> = self.start_kv.iter().chain(&end).cloned().collect();
+        for kv in end {
             self.writer.append_key_value_metadata(kv);
         }
+        self.writer.append_key_value_metadata(arrow_schema_pair(&all));
         let md = self.writer.finish().map_err(|e| FormatError::write(&self.path, e))?;
         self.writer.inner_mut().flush().map_err(|e| FormatError::write(&self.path, e))?;
         Ok(WriteSummary { rows: self.rows, bytes: self.writer.bytes_written() as u64, row_groups: md.num_row_groups() })
@@ -178,9 +184,12 @@ pub fn compact(path: &Path) -> Result<WriteSummary, FormatError> {
     tmp.push(".compact");
     let tmp = PathBuf::from(tmp);
     let file = create_private(&tmp, true)?;
+    let mut kv = kv;
+    kv.push(arrow_schema_pair(&kv));
     let props = writer_properties().into_builder().set_key_value_metadata(Some(kv)).build();
     let werr = |e: parquet::errors::ParquetError| FormatError::write(&tmp, e);
-    let mut w = ArrowWriter::try_new(file, schema::schema(), Some(props)).map_err(werr)?;
+    let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+    let mut w = ArrowWriter::try_new_with_options(file, schema::schema(), options).map_err(werr)?;
     let mut rows = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| FormatError::corrupt(path, e))?;
@@ -193,4 +202,17 @@ pub fn compact(path: &Path) -> Result<WriteSummary, FormatError> {
     drop(w);
     std::fs::rename(&tmp, path).map_err(|source| FormatError::Create { path: path.to_owned(), source })?;
     Ok(WriteSummary { rows, bytes, row_groups: 1 })
+}
+
+/// The encoded Arrow schema (`ARROW:schema`) of a footer whose key-value pairs are `kv`, with
+/// those pairs as the schema's metadata too: Arrow readers (pyarrow's `read_schema`, Polars)
+/// show a file's schema metadata, not its Parquet footer's, so the `gespann.*` facts go in both.
+fn arrow_schema_pair(kv: &[KeyValue]) -> KeyValue {
+    let metadata = kv
+        .iter()
+        .filter(|k| k.key != parquet::arrow::ARROW_SCHEMA_META_KEY)
+        .filter_map(|k| Some((k.key.clone(), k.value.clone()?)))
+        .collect();
+    let schema = schema::schema().as_ref().clone().with_metadata(metadata);
+    KeyValue::new(parquet::arrow::ARROW_SCHEMA_META_KEY.to_owned(), parquet::arrow::encode_arrow_schema(&schema))
 }
