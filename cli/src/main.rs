@@ -1,7 +1,8 @@
-//! The `gespann` binary: a thin shell over the libraries (recorder, analyze, replay).
+//! The `gespann` binary: a thin shell over the libraries (recorder, analyze, replay, anonymize).
 //! It owns argument parsing, logging (`RUST_LOG`), exit codes and error printing (`{:#}`: the
 //! whole chain on one line).
 
+mod anonymize;
 mod doctor;
 mod record;
 mod recover;
@@ -43,6 +44,8 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Rebuild a recording from the crash journal of a killed recorder.
     Recover(recover::RecoverArgs),
+    /// Write a shareable copy of a recording: addresses and names replaced, every number kept.
+    Anonymize(anonymize::AnonymizeArgs),
 }
 
 /// A panic is a bug, here or in a library: one line naming it instead of the default report
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
             doctor::run(args)
         }),
         Command::Recover(args) => recover::run(args).map(|()| true),
+        Command::Anonymize(args) => anonymize::run(args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -18,7 +18,11 @@ fn golden(name: &str, text: &str) {
 
 #[test]
 fn help_texts_match_their_golden_files() {
-    for (args, file) in [(&["--help"][..], "help.txt"), (&["record", "--help"][..], "record-help.txt")] {
+    for (args, file) in [
+        (&["--help"][..], "help.txt"),
+        (&["record", "--help"][..], "record-help.txt"),
+        (&["anonymize", "--help"][..], "anonymize-help.txt"),
+    ] {
         let out = gespann().args(args).env("COLUMNS", "100").output().unwrap();
         assert!(out.status.success());
         golden(file, &String::from_utf8(out.stdout).unwrap());
