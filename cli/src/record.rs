@@ -198,6 +198,16 @@ fn print_summary(path: &Path, t: &Totals, stats: &RecorderStats, size: u64, took
             format!("{} / {}  (!) the file is out of time order by that many rows", late.0, late.1)
         },
     ]);
+    let inferred = (stats.tracker.tcp_ends_inferred, stats.tracker.udp_ends_inferred);
+    if inferred != (0, 0) {
+        table.add_row(vec![
+            "ends inferred (TCP / UDP)".to_string(),
+            format!(
+                "{} / {}  (!) ended without the kernel's record: closed at the last sample",
+                inferred.0, inferred.1
+            ),
+        ]);
+    }
     if stats.unknown_records > 0 {
         table.add_row(vec![
             "unknown kernel records".to_string(),

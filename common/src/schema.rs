@@ -39,6 +39,9 @@ pub mod meta {
     /// UDP flows ended because the kernel's table lost them without a `close` record (which
     /// was lost, and counted in `gespann.events_lost`).
     pub const UDP_ENDS_INFERRED: &str = "gespann.udp_ends_inferred";
+    /// TCP connections that ended without the kernel's record of their end, found out at the
+    /// end of the recording (the kernel no longer held them): ended by a `close` row then.
+    pub const TCP_ENDS_INFERRED: &str = "gespann.tcp_ends_inferred";
     /// How a shared recording was anonymized (`gespann anonymize`); absent in a recording as
     /// the recorder wrote it.
     pub const ANONYMIZED: &str = "gespann.anonymized";

@@ -81,12 +81,13 @@ pub fn host_meta(command_line: &str, sample_interval: Duration) -> RecordingMeta
 }
 
 /// The counts a recording's metadata carries besides `gespann.events_lost`.
-fn counts(stats: &RecorderStats) -> [(&'static str, u64); 4] {
+fn counts(stats: &RecorderStats) -> [(&'static str, u64); 5] {
     [
         (meta::LATE_ROWS, stats.tracker.late_rows),
         (meta::LATE_AMENDMENTS, stats.tracker.late_amends),
         (meta::UNKNOWN_RECORDS, stats.unknown_records),
         (meta::UDP_ENDS_INFERRED, stats.tracker.udp_ends_inferred),
+        (meta::TCP_ENDS_INFERRED, stats.tracker.tcp_ends_inferred),
     ]
 }
 

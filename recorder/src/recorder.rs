@@ -12,8 +12,8 @@ use gespann_common::raw::{ListenerKey, RawEvent};
 use crate::error::RecorderError;
 use crate::filters::{OwnerView, RecordOptions};
 use crate::kernel::{Kernel, Lost, Missing};
-use crate::sockdiag::{ESTABLISHED_LIKE, LISTEN, ProcOwner};
-use crate::tracker::{Followup, Tracker, TrackerStats};
+use crate::sockdiag::{ESTABLISHED_LIKE, LISTEN, ProcOwner, TcpSocket, Tuple};
+use crate::tracker::{Followup, Tracker, TrackerStats, socket_tuple};
 use rustc_hash::FxHashSet;
 
 /// How long rows wait in user space so that rows from different CPUs, and amendments, can be
@@ -239,8 +239,9 @@ impl<K: Kernel> Recorder<K> {
     }
 
     /// Samples every live connection (that moved, unless `force`): TCP from sock_diag, UDP
-    /// from the kernel's flow table; ends flows the table lost.
-    fn sample(&mut self, force: bool) -> Result<(), RecorderError> {
+    /// from the kernel's flow table; ends flows the table lost. Returns the TCP sockets the
+    /// kernel held established-like.
+    fn sample(&mut self, force: bool) -> Result<Vec<TcpSocket>, RecorderError> {
         if self.by_cgroup {
             // Containers that started since: their cgroups join the kernel's filter table.
             self.kernel.filter_cgroups();
@@ -270,6 +271,31 @@ impl<K: Kernel> Recorder<K> {
         self.tracker.on_udp_snapshot(&flows, at, force);
         self.tracker.end_missing_udp(&known, &flows, at);
         self.end_orphaned_udp(&flows, at);
+        Ok(socks)
+    }
+
+    /// At the end: TCP connections live here that the final sample did not find
+    /// established-like and whose end record has not come (`held`: what it found). Asked for
+    /// once more by their endpoints (a dump of a busy table can miss a socket); those the
+    /// kernel holds established-like now get their final sample, the others ended unseen.
+    fn end_unseen_tcp(&mut self, held: &[TcpSocket]) -> Result<(), RecorderError> {
+        let held: HashSet<Tuple> = held.iter().map(socket_tuple).collect();
+        let mut unseen: Vec<Tuple> = self.tracker.live_tcp().into_iter().filter(|t| !held.contains(t)).collect();
+        unseen.sort_unstable();
+        if unseen.is_empty() {
+            return Ok(());
+        }
+        let socks = self.kernel.tcp_sockets_of(&unseen).map_err(RecorderError::SockDiag)?;
+        let at = self.kernel.now_ns();
+        let (live, gone): (Vec<TcpSocket>, Vec<TcpSocket>) =
+            socks.into_iter().partition(|s| ESTABLISHED_LIKE & (1 << s.state) != 0);
+        self.tracker.on_tcp_snapshot(&live, at, true);
+        let state: HashMap<Tuple, u8> = gone.iter().map(|s| (socket_tuple(s), s.state)).collect();
+        let live: HashSet<Tuple> = live.iter().map(socket_tuple).collect();
+        for t in unseen.iter().filter(|t| !live.contains(t)) {
+            tracing::debug!(?t, state = ?state.get(t), "a TCP connection ended without its end record");
+            self.tracker.end_unseen_tcp(t, state.get(t).copied(), at);
+        }
         Ok(())
     }
 
@@ -302,8 +328,9 @@ impl<K: Kernel> Recorder<K> {
     pub fn finish(mut self) -> Result<Finished, RecorderError> {
         std::thread::sleep(Duration::from_millis(20));
         self.drain();
-        self.sample(true)?;
+        let held = self.sample(true)?;
         self.drain();
+        self.end_unseen_tcp(&held)?;
         let mut events = self.tracker.drain_all();
         self.place(&mut events);
         Ok(Finished { events, stats: self.stats() })
@@ -549,7 +576,9 @@ mod tests {
         h.push(&tcp(kind::OPEN, 1, t));
         h.state().on_drain = Some(Box::new(|s| s.lost.ring = 5));
         let done = rec.finish().unwrap();
-        assert_eq!(done.events.len(), 1, "the record still in the ring: {:?}", done.events);
+        let kinds: Vec<EventKind> = done.events.iter().map(|e| e.kind).collect();
+        // The open still in the ring, and (no socket in the fake kernel) its inferred end.
+        assert_eq!(kinds, vec![EventKind::Open, EventKind::Close], "{:?}", done.events);
         assert_eq!(done.stats.events_lost(), 5);
     }
 
@@ -617,6 +646,53 @@ mod tests {
         let samples = rows.iter().filter(|e| e.kind == EventKind::Sample).count();
         assert_eq!(samples, many.len());
         assert!(h.state().dumps > dumps_at_start, "more than QUERY_AT_MOST live connections: one dump");
+    }
+
+    #[test]
+    fn connections_whose_end_record_never_came_are_ended_at_the_final_sample_and_counted() {
+        let (mut rec, h) = start(&RecordOptions::default(), |_| {});
+        let t0 = h.now_ns();
+        let sock = |r: &RawEvent, state| TcpSocket {
+            netns: r.netns,
+            family: 4,
+            local: "127.0.0.1".parse().unwrap(),
+            local_port: r.sport,
+            remote: "127.0.0.2".parse().unwrap(),
+            remote_port: 80,
+            state,
+            inode: r.conn_id,
+            info: Some(TcpInfo { bytes_acked: 1 + r.conn_id, ..Default::default() }),
+        };
+        let (live, timewait, gone, closed) = (
+            tcp(kind::OPEN, 1, t0 + MS),
+            tcp(kind::OPEN, 2, t0 + MS),
+            tcp(kind::OPEN, 3, t0 + MS),
+            tcp(kind::OPEN, 4, t0 + MS),
+        );
+        for r in [&live, &timewait, &gone, &closed] {
+            h.push(r);
+        }
+        // Connection 4 ends as the kernel says; 2 and 3 end without a record.
+        h.push(&tcp(kind::CLOSE, 4, t0 + 2 * MS));
+        h.state().tcp = vec![sock(&live, 1), sock(&timewait, 6)];
+        let mut rows = run(&mut rec, &h, 100 * MS);
+        let finished = rec.finish().unwrap();
+        rows.extend(finished.events);
+        let ends: Vec<(u64, EventKind, Option<&str>)> =
+            rows.iter().filter(|e| e.kind != EventKind::Open).map(|e| (e.conn_id, e.kind, e.state)).collect();
+        assert_eq!(
+            ends,
+            vec![
+                (4, EventKind::Close, Some("CLOSE")),
+                (1, EventKind::Sample, Some("ESTABLISHED")),
+                (2, EventKind::Close, Some("TIME_WAIT")),
+                (3, EventKind::Close, None),
+            ]
+        );
+        assert_eq!(finished.stats.tracker.tcp_ends_inferred, 2);
+        assert_eq!(finished.stats.open_connections, 1, "only the one the kernel still holds");
+        let inferred = rows.iter().find(|e| e.conn_id == 2 && e.kind == EventKind::Close).unwrap();
+        assert!(inferred.duration_ns.is_some_and(|d| d >= 99 * MS), "a bound: from its start to the final sample");
     }
 
     fn workload(container: &str) -> std::sync::Arc<gespann_common::Workload> {

@@ -88,14 +88,17 @@ fn the_file_holds_what_the_final_drain_found_and_the_losses_counted_after_it() {
         rt.block_on(s.next_batch()).unwrap();
     }
     // Between the last tick and the end: one more record, and losses the final drain meets.
-    h.push(&open_record(2, h.now_ns()));
+    h.push(&RawEvent { sport: 40002, ..open_record(2, h.now_ns()) });
     h.state().on_drain = Some(Box::new(|k| k.lost.ring = 7));
     let ended = s.finish().unwrap();
     assert_eq!(ended.stats.events_lost(), 7);
     let rows = gespann_common::RecordingReader::open(&path).unwrap().read_all().unwrap();
-    assert_eq!(rows.iter().map(|r| r.conn_id).collect::<Vec<_>>(), vec![1, 2]);
+    let opens = rows.iter().filter(|r| r.kind == gespann_common::EventKind::Open);
+    assert_eq!(opens.map(|r| r.conn_id).collect::<Vec<_>>(), vec![1, 2]);
     let kv = key_values(&path);
     assert_eq!(kv["gespann.events_lost"], "7");
+    // The fake kernel holds neither socket at the end, and no end record came: both ended unseen.
+    assert_eq!(kv["gespann.tcp_ends_inferred"], "2");
     assert_eq!(kv["gespann.late_rows"], "0");
     assert!(!path.with_extension("parquet.journal").exists(), "a normal end removes the journal");
 }

@@ -164,6 +164,12 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let reader = gespann_common::recording::RecordingReader::open(&out)?;
     let lost = reader.meta.events_lost;
+    let (_, _, schema) = gespann_common::recording::inspect(&out)?;
+    let inferred: u64 = schema
+        .metadata()
+        .get(gespann_common::schema::meta::TCP_ENDS_INFERRED)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let events = reader.read_all()?;
     let mine = |e: &&gespann_common::Event| ports.contains(&e.local_port) || ports.contains(&e.remote_port);
     let count = |k: EventKind| events.iter().filter(mine).filter(|e| e.kind == k).count();
@@ -179,7 +185,7 @@ pub fn run(args: &[String]) -> Result<()> {
         hwm_end / 1024
     );
     println!(
-        "recorded: {opens} open rows and {} ends ({closes} close, {resets} reset) of the {} expected each, {samples} samples; events lost {lost}",
+        "recorded: {opens} open rows and {} ends ({closes} close, {resets} reset) of the {} expected each, {samples} samples; events lost {lost}; ends inferred {inferred} (no end record came: closed at the final sample)",
         closes + resets,
         2 * n
     );

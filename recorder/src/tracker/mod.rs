@@ -31,6 +31,7 @@ pub use payload::{Counters, tcp_payload};
 use payload::{measured_rtt, rtt_of};
 pub use reasons::ResetReasons;
 use reorder::Reorder;
+pub use tuples::of_socket as socket_tuple;
 use tuples::{Tuple, Tuples};
 
 #[derive(Clone, Debug)]
@@ -68,6 +69,10 @@ pub struct TrackerStats {
     /// the flow table no longer held them, or their socket's entry was gone (released).
     /// Ended at the sample that noticed.
     pub udp_ends_inferred: u64,
+    /// TCP connections that ended without the kernel's record of their end, found out at the
+    /// end of the recording: the kernel no longer held them established-like, and no `close`,
+    /// `reset` or `failed` record had come. Ended at the final sample.
+    pub tcp_ends_inferred: u64,
 }
 
 fn row(clock: &Clock, c: &Conn, conn_id: u64, kind: EventKind, ts_mono: u64) -> Event {
@@ -536,6 +541,30 @@ impl Tracker {
             self.stats.udp_ends_inferred += 1;
             self.on_tcp_or_udp_event(&r);
         }
+    }
+
+    /// Ends TCP connection `tuple`, live here, that the kernel holds in `state` (TIME_WAIT,
+    /// CLOSE) or not at all (`None`): its end record never came. A `close` row at `now_mono`
+    /// with the last counters seen, counted in `tcp_ends_inferred`.
+    pub fn end_unseen_tcp(&mut self, tuple: &Tuple, state: Option<u8>, now_mono: u64) {
+        let Some(id) = self.tcp_tuples.get(tuple) else { return };
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.ended_mono.is_some() {
+            return;
+        }
+        c.ended_mono = Some(now_mono);
+        let c = c.clone();
+        let mut e = row(&self.clock, &c, id, EventKind::Close, now_mono);
+        e.state = state.and_then(tcp_state_name);
+        if c.start_mono != 0 && now_mono >= c.start_mono {
+            e.duration_ns = Some(now_mono - c.start_mono);
+        }
+        self.live -= 1;
+        let at = self.ends.partition_point(|&(t, _)| t <= now_mono);
+        self.ends.insert(at, (now_mono, id));
+        self.tcp_tuples.remove(tuple);
+        self.stats.tcp_ends_inferred += 1;
+        self.push(e);
     }
 
     /// What could not be put right or attributed so far.
