@@ -65,8 +65,10 @@ pub struct AnalyzeArgs {
 
     /// Memory the query engine may use (e.g. 512MiB, 4GiB). Sorts and aggregations spill to
     /// disk beyond it, and connections that do not fit are computed in several passes.
-    #[arg(long, default_value = "2GiB", value_parser = parse_size, value_name = "SIZE")]
-    pub memory_limit: u64,
+    /// Default: 80% of this machine's memory, or of this cgroup's memory limit if lower (as
+    /// DuckDB's default).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub memory_limit: Option<u64>,
 
     /// Worker threads (default: one per CPU).
     #[arg(long, value_name = "N")]
@@ -145,8 +147,11 @@ async fn run_async(
     out: &mut dyn Write,
     progress: bool,
 ) -> Result<(), AnalyzeError> {
-    let opts =
-        Options { memory_limit: usize::try_from(args.memory_limit).unwrap_or(usize::MAX), threads: args.threads };
+    let opts = Options {
+        memory_limit: usize::try_from(args.memory_limit.unwrap_or_else(crate::memory::default_limit))
+            .unwrap_or(usize::MAX),
+        threads: args.threads,
+    };
     if let Some(sides) = &args.diff {
         if !args.inputs.is_empty() {
             return Err(AnalyzeError::Diff(format!(

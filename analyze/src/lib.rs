@@ -35,6 +35,7 @@ pub mod cli;
 pub mod diff;
 mod error;
 pub mod inputs;
+mod memory;
 mod output;
 pub mod render;
 pub mod reports;
