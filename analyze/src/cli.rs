@@ -22,6 +22,7 @@ use crate::session::{Analyzer, Options};
   gespann analyze capture.parquet                     # the default report
   gespann analyze capture.parquet --report failures --report latency
   gespann analyze 'captures/*.parquet' node2/         # several recordings
+  gespann analyze s3://bucket/2026-12-01/             # every recording under a prefix
   gespann analyze capture.parquet --sql \"SELECT remote_addr, count(*) FROM connections GROUP BY 1 ORDER BY 2 DESC\"
   gespann analyze --diff before.parquet after.parquet # what changed
   gespann analyze --list-reports
@@ -30,7 +31,11 @@ SQL sees the table `events` (every row of every input, with a `source` column na
 the view `connections` (one row per (source, conn_id)), the table `recordings` (file metadata)
 and the function epoch_ns(timestamp).")]
 pub struct AnalyzeArgs {
-    /// Recordings: files, globs (quote them) or directories (every `*.parquet` inside).
+    /// Recordings: files, globs (quote them) or directories (every `*.parquet` inside), or
+    /// object-store URLs: `s3://`, `gs://`, `az://`, `http(s)://`, one object, a prefix (every
+    /// `*.parquet` under it) or a glob. Stores are configured by the standard environment
+    /// (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ALLOW_HTTP=true for a plain-HTTP endpoint; GOOGLE_*, AZURE_*).
     #[arg(value_name = "RECORDING")]
     pub inputs: Vec<String>,
 
@@ -161,7 +166,7 @@ async fn run_async(
         }
         return crate::diff::run(sides, &opts, args.format, args.top, out, progress).await;
     }
-    let recordings = inputs::open_all(&args.inputs)?;
+    let recordings = inputs::open_all(&args.inputs).await?;
     let what = describe(&recordings);
     let banner = lost_banner(&recordings);
     let workloads = recordings.iter().any(|r| r.has_workloads);

@@ -30,8 +30,8 @@ pub async fn run(
     let [before, after] = sides else {
         return Err(AnalyzeError::Diff("takes exactly two recordings (BEFORE AFTER)".into()));
     };
-    let before = inputs::open_all(std::slice::from_ref(before))?;
-    let after = inputs::open_all(std::slice::from_ref(after))?;
+    let before = inputs::open_all(std::slice::from_ref(before)).await?;
+    let after = inputs::open_all(std::slice::from_ref(after)).await?;
     let b_paths: BTreeSet<_> = before.iter().filter_map(|r| std::fs::canonicalize(&r.path).ok()).collect();
     if let Some(both) = after.iter().find(|r| std::fs::canonicalize(&r.path).ok().is_some_and(|p| b_paths.contains(&p)))
     {

@@ -11,18 +11,9 @@ pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
-    #[error("no recordings given: pass files, globs or directories (see `gespann analyze --help`)")]
-    NoInputs,
-    #[error("`{pattern}` matches no file")]
-    NoMatch { pattern: String },
-    #[error("`{pattern}` is not a valid glob")]
-    BadGlob {
-        pattern: String,
-        #[source]
-        cause: glob::PatternError,
-    },
-    #[error("directory `{}` holds no `.parquet` file", path.display())]
-    EmptyDir { path: PathBuf },
+    /// An input could not be found or opened (it names the argument, file or URL).
+    #[error(transparent)]
+    Input(#[from] gespann_inputs::InputError),
     #[error("cannot read `{}`", path.display())]
     Read {
         path: PathBuf,

@@ -100,8 +100,12 @@ impl Analyzer {
         let view_strings = ctx.copied_config().options().execution.parquet.schema_force_view_types;
         for (i, rec) in recordings.iter().enumerate() {
             let table = format!("recording_{i}");
-            let abs =
-                std::path::absolute(&rec.path).map_err(|cause| AnalyzeError::Read { path: rec.path.clone(), cause })?;
+            if let gespann_inputs::Location::Object(o) = &rec.input.location {
+                // The engine reads objects through the store they were found in (its
+                // credentials and endpoint); one registration per bucket serves every object.
+                ctx.register_object_store(&o.root, o.store.clone());
+            }
+            let location = rec.input.url()?;
             let options = ParquetReadOptions {
                 // Any file name: the inputs were already checked to be recordings.
                 file_extension: "",
@@ -110,13 +114,9 @@ impl Analyzer {
             let register_err = |e| AnalyzeError::Register { path: rec.path.clone(), cause: EngineCause(e) };
             match normalizing_select(rec, &format!("{table}_file"), view_strings) {
                 // A file of the current schema is the table itself.
-                None => {
-                    ctx.register_parquet(&table, abs.to_string_lossy().as_ref(), options).await.map_err(register_err)?
-                }
+                None => ctx.register_parquet(&table, &location, options).await.map_err(register_err)?,
                 Some(select) => {
-                    ctx.register_parquet(format!("{table}_file"), abs.to_string_lossy().as_ref(), options)
-                        .await
-                        .map_err(register_err)?;
+                    ctx.register_parquet(format!("{table}_file"), &location, options).await.map_err(register_err)?;
                     run_ddl(&ctx, "an earlier schema version's columns", &format!("CREATE VIEW {table} AS {select}"))
                         .await?;
                 }
@@ -212,7 +212,7 @@ impl Analyzer {
     }
 
     async fn count_connections(&self) -> Result<u64, AnalyzeError> {
-        let bound: Option<u64> = self.recordings.iter().map(|r| conn_id_span(&r.path).map(|n| n.min(r.rows))).sum();
+        let bound: Option<u64> = self.recordings.iter().map(|r| conn_id_span(&r.parquet).map(|n| n.min(r.rows))).sum();
         if let Some(bound) = bound.filter(|&b| passes_for(b, self.memory_limit) == 1) {
             return Ok(bound);
         }
@@ -353,12 +353,10 @@ fn passes_for(connections: u64, memory_limit: usize) -> usize {
 
 /// `max(conn_id) - min(conn_id) + 1` over a recording, from its row groups' statistics; `None`
 /// when they are missing.
-fn conn_id_span(path: &std::path::Path) -> Option<u64> {
-    use parquet::file::reader::FileReader;
+fn conn_id_span(parquet: &parquet::file::metadata::ParquetMetaData) -> Option<u64> {
     use parquet::file::statistics::Statistics;
-    let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path).ok()?).ok()?;
     let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for rg in reader.metadata().row_groups() {
+    for rg in parquet.row_groups() {
         let col = rg.columns().iter().find(|c| c.column_path().string() == "conn_id")?;
         match col.statistics()? {
             Statistics::Int64(s) => {

@@ -197,7 +197,7 @@ fn version_1_and_version_2_recordings_are_read_together() {
     let dir = tempfile::tempdir().unwrap();
     let c = containers_file(dir.path());
     let web = web_sample();
-    let recs = gespann_analyze::inputs::open_all(std::slice::from_ref(&web)).unwrap();
+    let recs = futures::executor::block_on(gespann_analyze::inputs::open_all(std::slice::from_ref(&web))).unwrap();
     assert_eq!(recs[0].meta.schema_version, 1, "samples/ holds version 1 recordings");
     let web_connections = |sql: &str| -> Value {
         let out = analyze(&[&web, "--format", "json", "--sql", sql]).unwrap();
@@ -274,7 +274,7 @@ fn a_recording_of_many_row_groups_splits_into_passes() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let count = |passes: usize| -> String {
         rt.block_on(async {
-            let recs = gespann_analyze::inputs::open_all(&[path.to_string_lossy().into_owned()]).unwrap();
+            let recs = gespann_analyze::inputs::open_all(&[path.to_string_lossy().into_owned()]).await.unwrap();
             let mut a = Analyzer::new(recs, &Options { threads: Some(1), ..Options::default() }).await.unwrap();
             a.connections_to_disk(passes).await.unwrap();
             let sql = "SELECT count(*) AS n, count(DISTINCT cgroup) AS cgroups, count(workload) AS w FROM connections";

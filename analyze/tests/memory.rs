@@ -13,7 +13,7 @@ use support::*;
 const SMALL: usize = 16 << 20;
 
 fn open(path: &std::path::Path) -> Vec<gespann_analyze::inputs::Recording> {
-    gespann_analyze::inputs::open_all(&[path.to_str().unwrap().to_string()]).unwrap()
+    futures::executor::block_on(gespann_analyze::inputs::open_all(&[path.to_str().unwrap().to_string()])).unwrap()
 }
 
 /// Every built-in report as CSV.

@@ -607,13 +607,9 @@ mod tests {
         assert_eq!(samples[0].bytes_sent, 100, "the SYN is not payload");
     }
 
-    #[test]
-    fn samples_look_live_connections_up_by_endpoints_and_dump_only_when_there_are_many() {
-        let opts = RecordOptions { sample_interval: Duration::from_millis(500), ..Default::default() };
-        let (mut rec, h) = start(&opts, |_| {});
-        let t0 = h.now_ns();
-        let dumps_at_start = h.state().dumps;
-        let sock = |r: &RawEvent, state| TcpSocket {
+    /// The socket of the client record `r` (see [`tcp`]) as sock_diag reports it in `state`.
+    fn sock(r: &RawEvent, state: u8) -> TcpSocket {
+        TcpSocket {
             netns: r.netns,
             family: 4,
             local: "127.0.0.1".parse().unwrap(),
@@ -623,7 +619,15 @@ mod tests {
             state,
             inode: r.conn_id,
             info: Some(TcpInfo { bytes_acked: 1 + r.conn_id, ..Default::default() }),
-        };
+        }
+    }
+
+    #[test]
+    fn samples_look_live_connections_up_by_endpoints_and_dump_only_when_there_are_many() {
+        let opts = RecordOptions { sample_interval: Duration::from_millis(500), ..Default::default() };
+        let (mut rec, h) = start(&opts, |_| {});
+        let t0 = h.now_ns();
+        let dumps_at_start = h.state().dumps;
         let live = tcp(kind::OPEN, 1, t0 + MS);
         h.push(&live);
         // A socket that a lookup finds in TIME_WAIT is not sampled (a dump would not hold it).
@@ -652,17 +656,6 @@ mod tests {
     fn connections_whose_end_record_never_came_are_ended_at_the_final_sample_and_counted() {
         let (mut rec, h) = start(&RecordOptions::default(), |_| {});
         let t0 = h.now_ns();
-        let sock = |r: &RawEvent, state| TcpSocket {
-            netns: r.netns,
-            family: 4,
-            local: "127.0.0.1".parse().unwrap(),
-            local_port: r.sport,
-            remote: "127.0.0.2".parse().unwrap(),
-            remote_port: 80,
-            state,
-            inode: r.conn_id,
-            info: Some(TcpInfo { bytes_acked: 1 + r.conn_id, ..Default::default() }),
-        };
         let (live, timewait, gone, closed) = (
             tcp(kind::OPEN, 1, t0 + MS),
             tcp(kind::OPEN, 2, t0 + MS),

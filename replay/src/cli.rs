@@ -12,11 +12,15 @@ pub use crate::run::ReplayError;
 
 /// Arguments of `gespann replay`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["input", "live"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["inputs", "live"])))]
 pub struct ReplayArgs {
-    /// The recording to replay (a Parquet file written by `gespann record`).
-    #[arg(conflicts_with_all = ["pids", "comms", "ports", "buffer_mib", "sample_interval"])]
-    pub input: Option<PathBuf>,
+    /// The recordings to replay (Parquet files written by `gespann record`): files, globs
+    /// (quote them), directories, or object-store URLs (`s3://bucket/prefix/`, `gs://`, `az://`,
+    /// `http(s)://`; configured by AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, … as for `gespann
+    /// analyze`). Several are merged in time order; when they come from more than one host,
+    /// every series gets a `host` label (the top N hosts by rows, the rest `other`).
+    #[arg(value_name = "RECORDING", conflicts_with_all = ["pids", "comms", "ports", "buffer_mib", "sample_interval"])]
+    pub inputs: Vec<String>,
     /// Replay speed: a factor of the original pacing (1 = as recorded, 20 = 20x faster), or
     /// `max` for as fast as possible.
     #[arg(long, default_value = "1", value_name = "FACTOR|max", conflicts_with = "live")]
@@ -29,10 +33,10 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub live: bool,
     /// With --live: also write the events to this recording (created with mode 0600).
-    #[arg(long, value_name = "FILE", conflicts_with = "input")]
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs")]
     pub record: Option<PathBuf>,
     /// With --record: overwrite the file if it exists.
-    #[arg(long, conflicts_with = "input")]
+    #[arg(long, conflicts_with = "inputs")]
     pub force: bool,
     /// With --live: what to record, as `gespann record` takes it.
     #[command(flatten)]
@@ -55,14 +59,14 @@ impl ReplayArgs {
             Some(p) => Config::load(p)?,
             None => Config::default(),
         };
-        let input = match (&self.input, self.live) {
+        let input = match (self.inputs.is_empty(), self.live) {
             (_, true) => Input::Live(LiveOptions {
                 recorder: self.recorder.options().map_err(|e| ReplayError::Live(LiveError::Options(e)))?,
                 record: self.record.clone(),
                 force: self.force,
             }),
-            (Some(path), false) => Input::Recording { path: path.clone(), speed: self.speed },
-            (None, false) => unreachable!("clap requires a recording or --live"),
+            (false, false) => Input::Recordings { inputs: self.inputs.clone(), speed: self.speed },
+            (true, false) => unreachable!("clap requires a recording or --live"),
         };
         Ok(RunOptions { config, input, exit_on_end: self.exit_on_end })
     }

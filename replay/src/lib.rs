@@ -14,6 +14,7 @@
 pub mod adapters;
 pub mod cli;
 pub mod config;
+pub mod hosts;
 pub mod model;
 pub mod processor;
 pub mod run;

@@ -34,6 +34,14 @@
 //! of host-only data are exactly the series of earlier versions (same names, same label sets),
 //! and Prometheus treats an absent label and an empty one as the same anyway.
 
+//! # The `host` label: replays of several hosts
+//!
+//! Every family also carries the optional label `host`, the last one: when a replay merges
+//! recordings of more than one host (`gespann replay FILES…`, [`crate::hosts`]), each series
+//! names the host (the recording's `gespann.hostname`) it counts. A replay of one host leaves
+//! it out, so its series are exactly those of a single-recording replay. It is bounded like
+//! the per-destination labels: the top N hosts by rows get their own value, the rest `other`.
+
 /// What kind of metric a family is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -117,7 +125,7 @@ macro_rules! metrics {
                 match self {
                     $(Metric::$variant => &MetricDef {
                         name: $name, help: $help, kind: Kind::$kind, labels: &[$($l),*],
-                        optional: &[$($($o),*)?],
+                        optional: &[$($($o,)*)? "host"],
                     }),*
                 }
             }

@@ -248,6 +248,23 @@ pub struct Totals {
     pub retransmits: u64,
 }
 
+impl Totals {
+    /// Adds `o`'s counts to these (the totals of several hosts).
+    pub fn add(&mut self, o: &Totals) {
+        self.events += o.events;
+        self.connections += o.connections;
+        self.tcp_connections += o.tcp_connections;
+        self.udp_connections += o.udp_connections;
+        self.open += o.open;
+        self.closed += o.closed;
+        self.reset += o.reset;
+        self.failed += o.failed;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+        self.retransmits += o.retransmits;
+    }
+}
+
 fn proto_idx(p: Protocol) -> usize {
     match p {
         Protocol::Tcp => 0,
@@ -288,6 +305,9 @@ pub struct Processor {
     containers: TopTable<Place>,
     events_lost: u64,
     finished: bool,
+    /// The `host` label value of every series (see [`crate::model`]): empty for a replay of one
+    /// host.
+    host: String,
 }
 
 impl Processor {
@@ -315,7 +335,13 @@ impl Processor {
             containers: TopTable::new(top_n),
             events_lost: 0,
             finished: false,
+            host: String::new(),
         }
+    }
+
+    /// Names the host whose events this processor counts: the `host` label of its series.
+    pub fn set_host(&mut self, host: impl Into<String>) {
+        self.host = host.into();
     }
 
     pub fn options(&self) -> &ProcessorOptions {
@@ -619,6 +645,10 @@ impl Processor {
                 Metric::EventsLost => counter(self.events_lost),
                 Metric::ReplayFinished => gauge(if self.finished { 1.0 } else { 0.0 }),
             };
+            let mut s = s;
+            for sr in &mut s {
+                sr.labels.push(self.host.clone());
+            }
             families.push(Family { metric, series: s });
         }
         Snapshot { families }

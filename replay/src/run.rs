@@ -2,25 +2,28 @@
 //! processor, then keep serving (or exit) and shut down cleanly.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gespann_common::FormatError;
-use gespann_common::recording::RecordingReader;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::adapters::{Adapter, AdapterError, MetricsHandle, Phase};
 use crate::config::{Config, ConfigError};
 use crate::processor::{Processor, Totals};
-use crate::source::{Live, LiveError, LiveOptions, ReplayStats, Speed, replay_recording};
+use crate::source::{Live, LiveError, LiveOptions, ReplayStats, Speed, open_recordings, replay_recordings};
 
 /// Where the events come from.
 #[derive(Clone, Debug)]
 pub enum Input {
-    Recording { path: PathBuf, speed: Speed },
+    /// Recordings: files, globs, directories or object-store URLs ([`gespann_inputs::expand`]),
+    /// merged in time order.
+    Recordings {
+        inputs: Vec<String>,
+        speed: Speed,
+    },
     Live(LiveOptions),
 }
 
@@ -48,6 +51,8 @@ pub enum ReplayError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Recording(#[from] FormatError),
+    #[error(transparent)]
+    Input(#[from] gespann_inputs::InputError),
     #[error(transparent)]
     Adapter(#[from] AdapterError),
     #[error(transparent)]
@@ -82,11 +87,13 @@ pub async fn run(
     adapters: Vec<Box<dyn Adapter>>,
     stop: impl Future<Output = ()>,
 ) -> Result<Outcome, ReplayError> {
-    let metrics = MetricsHandle::new(Processor::new(opts.config.processor.clone()));
-    // Open the recording before binding anything: a bad file fails first.
-    let reader = match &opts.input {
-        Input::Recording { path, .. } => Some(RecordingReader::open(path)?),
-        Input::Live(_) => None,
+    // Open the recordings before binding anything: a bad file fails first.
+    let (metrics, rows) = match &opts.input {
+        Input::Recordings { inputs, .. } => {
+            let r = open_recordings(inputs, &opts.config.processor).await?;
+            (MetricsHandle::of_hosts(r.hosts), Some((r.rows, r.total_rows, r.names)))
+        }
+        Input::Live(_) => (MetricsHandle::new(Processor::new(opts.config.processor.clone())), None),
     };
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
@@ -108,13 +115,13 @@ pub async fn run(
     tokio::pin!(stop);
     let mut outcome = Outcome::default();
     let main: Result<(), ReplayError> = async {
-        match (&opts.input, reader) {
-            (Input::Recording { speed, path }, Some(reader)) => {
-                tracing::info!(path = %path.display(), rows = reader.rows, ?speed, "replaying");
+        match (&opts.input, rows) {
+            (Input::Recordings { speed, .. }, Some((rows, total, names))) => {
+                tracing::info!(inputs = %names, rows = total, ?speed, "replaying");
                 let flag = Arc::new(AtomicBool::new(false));
                 let (m, f) = (metrics.clone(), flag.clone());
                 let speed = *speed;
-                let mut h = tokio::task::spawn_blocking(move || replay_recording(reader, &m, speed, &f));
+                let mut h = tokio::task::spawn_blocking(move || replay_recordings(rows, &m, speed, &f));
                 let mut early: Option<ReplayError> = None;
                 let joined = tokio::select! {
                     r = &mut h => r,
@@ -166,7 +173,7 @@ pub async fn run(
                 let finished = live.finish(&metrics).map_err(ReplayError::from);
                 result.and(finished)
             }
-            (Input::Recording { .. }, None) => unreachable!("the recording is opened above"),
+            (Input::Recordings { .. }, None) => unreachable!("the recordings are opened above"),
         }
     }
     .await;

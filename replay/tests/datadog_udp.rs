@@ -36,7 +36,7 @@ fn dogstatsd_deltas_add_up_to_the_recording_totals() {
         .block_on(run(
             RunOptions {
                 config: Config { adapters: vec![], ..Config::default() },
-                input: Input::Recording { path: recording, speed: Speed::Factor(10.0) },
+                input: Input::Recordings { inputs: vec![recording.display().to_string()], speed: Speed::Factor(10.0) },
                 exit_on_end: true,
             },
             adapters,

@@ -155,7 +155,7 @@ fn real_prometheus_scrapes_a_replay_and_gets_the_recording_totals() {
     let replay = rt.spawn(run(
         RunOptions {
             config,
-            input: Input::Recording { path: recording.clone(), speed: Speed::Factor(1.0) },
+            input: Input::Recordings { inputs: vec![recording.display().to_string()], speed: Speed::Factor(1.0) },
             exit_on_end: false,
         },
         adapters,

@@ -13,8 +13,12 @@ pub fn workspace_root() -> PathBuf {
 
 /// The `gespann` binary of this build. Cargo names it in `CARGO_BIN_EXE_gespann` for the
 /// integration tests of the `gespann` package; every other test gets it built once per test
-/// process with `cargo build -p gespann` (a no-op when it is up to date, so a test never runs
-/// a stale binary), in the target directory of the workspace (`CARGO_TARGET_DIR` if set).
+/// process with `cargo build --workspace --tests` (a no-op when it is up to date, so a test
+/// never runs a stale binary), in the target directory of the workspace (`CARGO_TARGET_DIR` if
+/// set). That is the build `cargo test --workspace` (the README's test command) has just made,
+/// with the same features: `cargo build -p gespann` would resolve features without the
+/// dev-dependencies, rebuild half the dependency tree (DataFusion among it: ten minutes here)
+/// and overwrite the binary, and the next test build would rebuild it back.
 pub fn gespann_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -23,11 +27,11 @@ pub fn gespann_bin() -> PathBuf {
         }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let st = Command::new(cargo)
-            .args(["build", "-p", "gespann", "--quiet"])
+            .args(["build", "--workspace", "--tests", "--quiet"])
             .current_dir(workspace_root())
             .status()
             .expect("run cargo build");
-        assert!(st.success(), "cargo build -p gespann failed");
+        assert!(st.success(), "cargo build --workspace --tests failed");
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
         let bin = target.join("debug/gespann");

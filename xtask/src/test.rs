@@ -39,9 +39,10 @@ const PACKAGES: &[&str] = &[
     "openjdk-17-jre-headless",
 ];
 
-/// The engines a recording must read in (`analyze/tests/engines.rs`); DuckDB also checks the
-/// reports' numbers.
-const PYTHON_PACKAGES: &[&str] = &["duckdb", "pyarrow", "polars", "chdb", "pyspark"];
+/// The engines a recording must read in (`analyze/tests/engines.rs`; DuckDB also checks the
+/// reports' numbers) and the S3 API the object-store test talks to (`cli/tests/object_store.rs`,
+/// a moto server; boto3 comes with it).
+const PYTHON_PACKAGES: &[&str] = &["duckdb", "pyarrow", "polars", "chdb", "pyspark", "moto[server]"];
 
 fn step(what: &str) {
     println!("\n== {what}");
@@ -83,7 +84,7 @@ fn setup(root: &Path) -> Result<()> {
         bail!("/sys/kernel/btf/vmlinux is missing: the kernel has no BTF, so the recorder cannot load");
     }
 
-    step("python venv (DuckDB, pyarrow, Polars, chdb, pyspark: the engines recordings are read in)");
+    step("python venv (DuckDB, pyarrow, Polars, chdb, pyspark: the engines recordings are read in; moto: an S3 API)");
     let venv = root.join(".venv");
     if !venv.join("bin/python").exists() {
         run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;

@@ -432,7 +432,7 @@ pub fn reports_as_csv(inputs: &[String], names: &[&str], passes: Option<usize>) 
     use gespann_analyze::session::{Analyzer, Options};
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let recs = gespann_analyze::inputs::open_all(inputs).unwrap();
+        let recs = gespann_analyze::inputs::open_all(inputs).await.unwrap();
         let mut a = Analyzer::new(recs, &Options::default()).await.unwrap();
         match passes {
             Some(n) => a.connections_to_disk(n).await.unwrap(),

@@ -29,5 +29,5 @@ pub use encode::{BatchBuilder, writer_properties};
 pub use error::FormatError;
 pub use files::{create_private, journal_path};
 pub use meta::RecordingMeta;
-pub use reader::{RecordingReader, inspect};
+pub use reader::{Footer, RecordingReader, check_footer, inspect, inspect_footer};
 pub use writer::{RecordingWriter, WriteSummary, compact};

@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::metadata::ParquetMetaData;
 
 use super::decode::events_from_batch;
 use super::error::FormatError;
@@ -31,9 +33,25 @@ pub struct RecordingReader {
 /// Checks that `path` is a Gespann recording this version can read, and returns its metadata
 /// and row count. Each failure names the file and what is wrong with it.
 pub fn inspect(path: &Path) -> Result<(RecordingMeta, u64, SchemaRef), FormatError> {
+    let found = inspect_footer(path)?;
+    Ok((found.meta, found.rows, found.schema))
+}
+
+/// What a recording's footer says, checked: its metadata, row count, Arrow schema and the
+/// Parquet metadata itself (row groups, column statistics), read once.
+#[derive(Clone, Debug)]
+pub struct Footer {
+    pub meta: RecordingMeta,
+    pub rows: u64,
+    pub schema: SchemaRef,
+    pub parquet: Arc<ParquetMetaData>,
+}
+
+/// [`inspect`], keeping the whole footer.
+pub fn inspect_footer(path: &Path) -> Result<Footer, FormatError> {
     let builder = open_builder(path)?;
-    let (meta, rows) = check_builder(path, &builder)?;
-    Ok((meta, rows, builder.schema().clone()))
+    let (meta, rows) = check_footer(path, builder.metadata(), builder.schema())?;
+    Ok(Footer { meta, rows, schema: builder.schema().clone(), parquet: builder.metadata().clone() })
 }
 
 pub(super) fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, FormatError> {
@@ -75,17 +93,20 @@ pub(super) fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilde
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| FormatError::corrupt(path, e))
 }
 
-fn check_builder(
+/// Checks a Parquet footer read by any means (a local file, an object store) as a recording
+/// this version can read: its `gespann.*` metadata and every column its schema version must
+/// have, with its type. `path` names it in errors.
+pub fn check_footer(
     path: &Path,
-    builder: &ParquetRecordBatchReaderBuilder<File>,
+    parquet: &ParquetMetaData,
+    have: &SchemaRef,
 ) -> Result<(RecordingMeta, u64), FormatError> {
-    let file_meta = builder.metadata().file_metadata();
+    let file_meta = parquet.file_metadata();
     let kv: HashMap<String, String> = file_meta
         .key_value_metadata()
         .map(|kvs| kvs.iter().filter_map(|k| Some((k.key.clone(), k.value.clone()?))).collect())
         .unwrap_or_default();
     let meta = RecordingMeta::from_key_values(path, &kv)?;
-    let have = builder.schema();
     for field in schema::required_fields(meta.schema_version) {
         match have.field_with_name(field.name()) {
             Ok(f) if f.data_type() == field.data_type() => {}
@@ -109,7 +130,7 @@ fn check_builder(
 impl RecordingReader {
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let builder = open_builder(path)?;
-        let (meta, rows) = check_builder(path, &builder)?;
+        let (meta, rows) = check_footer(path, builder.metadata(), builder.schema())?;
         let reader = builder.with_batch_size(8192).build().map_err(|e| FormatError::corrupt(path, e))?;
         Ok(RecordingReader { path: path.to_owned(), meta, rows, reader })
     }

@@ -11,22 +11,28 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::hosts::Hosts;
 use crate::model::Snapshot;
 use crate::processor::Processor;
 
-/// The processor, shared between the event loop (which feeds it) and the adapters (which
-/// take snapshots of it).
+/// The processors (one per host), shared between the event loop (which feeds them) and the
+/// adapters (which take snapshots of them).
 #[derive(Clone)]
-pub struct MetricsHandle(Arc<Mutex<Processor>>);
+pub struct MetricsHandle(Arc<Mutex<Hosts>>);
 
 impl MetricsHandle {
+    /// One processor, for a replay of one host or the live recorder.
     pub fn new(p: Processor) -> Self {
-        MetricsHandle(Arc::new(Mutex::new(p)))
+        Self::of_hosts(Hosts::single(p))
     }
 
-    /// Locks the processor (a panicking holder cannot leave it half-updated in a way that
+    pub fn of_hosts(hosts: Hosts) -> Self {
+        MetricsHandle(Arc::new(Mutex::new(hosts)))
+    }
+
+    /// Locks the processors (a panicking holder cannot leave them half-updated in a way that
     /// matters for metrics, so a poisoned lock is used as is).
-    pub fn lock(&self) -> MutexGuard<'_, Processor> {
+    pub fn lock(&self) -> MutexGuard<'_, Hosts> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
