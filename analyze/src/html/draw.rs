@@ -74,13 +74,15 @@ fn font(size: u32) -> TextStyle<'static> {
 
 /// The title, and "nothing recorded" in the middle of an empty chart.
 fn empty(area: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, what: &str) -> DrawResult {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
     let (w, h) = area.dim_in_pixel();
-    area.draw(&Text::new(title.to_string(), (12, 10), font(17)))?;
-    let style = font(14).pos(plotters::style::text_anchor::Pos::new(
-        plotters::style::text_anchor::HPos::Center,
-        plotters::style::text_anchor::VPos::Center,
-    ));
-    area.draw(&Text::new(what.to_string(), (w as i32 / 2, h as i32 / 2), style))?;
+    // Where a chart's caption goes: centred at the top.
+    area.draw(&Text::new(title.to_string(), (w as i32 / 2, 14), font(17).pos(Pos::new(HPos::Center, VPos::Top))))?;
+    area.draw(&Text::new(
+        what.to_string(),
+        (w as i32 / 2, h as i32 / 2),
+        font(14).pos(Pos::new(HPos::Center, VPos::Center)),
+    ))?;
     Ok(())
 }
 
@@ -173,6 +175,8 @@ fn rate(
     let mut chart = ChartBuilder::on(area)
         .caption(spec.title, font(17))
         .margin(12)
+        // Room for the label of the last tick, centred on the right edge.
+        .margin_right(36)
         .x_label_area_size(40)
         .y_label_area_size(78)
         .build_cartesian_2d(0.0..n as f64, 0.0..ymax)?;
@@ -185,7 +189,8 @@ fn rate(
         if axis.width == 1.0 { String::new() } else { format!(", {} buckets", human_duration_ns(axis.width * 1e9)) };
     chart
         .configure_mesh()
-        .x_labels(7)
+        // Never more ticks than bucket edges: ticks inside a bucket would repeat its second.
+        .x_labels(7.min(n + 1))
         .y_labels(6)
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
