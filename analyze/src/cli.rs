@@ -25,6 +25,7 @@ use crate::session::{Analyzer, Options};
   gespann analyze s3://bucket/2026-12-01/             # every recording under a prefix
   gespann analyze capture.parquet --sql \"SELECT remote_addr, count(*) FROM connections GROUP BY 1 ORDER BY 2 DESC\"
   gespann analyze --diff before.parquet after.parquet # what changed
+  gespann analyze capture.parquet --html report.html  # charts and tables in one offline page
   gespann analyze --list-reports
 
 SQL sees the table `events` (every row of every input, with a `source` column naming its file),
@@ -63,6 +64,11 @@ pub struct AnalyzeArgs {
     /// destinations, failures, resets, RTT and bytes per destination, side by side.
     #[arg(long, num_args = 2, value_names = ["BEFORE", "AFTER"], conflicts_with_all = ["sql", "reports"])]
     pub diff: Option<Vec<String>>,
+
+    /// Write the reports (or the --diff) as one self-contained HTML page with charts to FILE
+    /// instead of stdout. It opens offline: no script, and nothing fetched from anywhere.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["sql", "list_reports"])]
+    pub html: Option<PathBuf>,
 
     /// Rows per report (0: all). Does not apply to --sql.
     #[arg(long, default_value_t = 20, value_name = "N")]
@@ -164,7 +170,7 @@ async fn run_async(
                 args.inputs.join(" ")
             )));
         }
-        return crate::diff::run(sides, &opts, args.format, args.top, out, progress).await;
+        return crate::diff::run(sides, &opts, args.format, args.top, args.html.as_deref(), out, progress).await;
     }
     let recordings = inputs::open_all(&args.inputs).await?;
     let what = describe(&recordings);
@@ -188,8 +194,10 @@ async fn run_async(
         return r;
     }
 
-    let p = Progress::start(progress, reports.len() as u64 + 1, what.clone());
-    let uses_connections = reports.iter().filter(|r| r.sql.contains("connections")).count();
+    let charts = usize::from(args.html.is_some());
+    let p = Progress::start(progress, (reports.len() + charts) as u64 + 1, what.clone());
+    let uses_connections = reports.iter().filter(|r| r.sql.contains("connections")).count()
+        + 2 * usize::from(args.html.is_some() && crate::html::charts_use_connections());
     if uses_connections >= 2 || (uses_connections == 1 && analyzer.connections_need_passes().await?) {
         p.step(format!("computing connections ({what})"));
         let t = std::time::Instant::now();
@@ -204,6 +212,25 @@ async fn run_async(
         sections.push(run_report(&analyzer, r, args.top).await?);
         tracing::debug!(report = %r.name, elapsed = ?t.elapsed(), "report done");
         p.inc();
+    }
+    if let Some(path) = &args.html {
+        p.step(format!("charts ({what})"));
+        let t = std::time::Instant::now();
+        let figures = crate::html::figures(&analyzer).await?;
+        let recordings = crate::html::recordings_section(&analyzer, None).await?;
+        let page = crate::html::page::Page {
+            title: format!("gespann analyze: {what}"),
+            banner: &banner,
+            recordings: &recordings,
+            charts: vec![crate::html::page::ChartGroup { heading: None, key: None, figures }],
+            sections: &sections,
+            tables_heading: "Reports",
+        };
+        crate::html::write(path, &crate::html::page::render(&page))?;
+        tracing::debug!(elapsed = ?t.elapsed(), file = %path.display(), "HTML page written");
+        drop(p);
+        log_lost(&analyzer.recordings);
+        return Ok(());
     }
     drop(p);
     log_lost(&analyzer.recordings);

@@ -50,6 +50,21 @@ pub enum AnalyzeError {
         #[source]
         cause: Cause,
     },
+    /// A chart query's result lacks what its chart reads (a column, a type, a value).
+    #[error("chart `{chart}`: {what}")]
+    ChartData { chart: String, what: String },
+    #[error("cannot draw chart `{chart}`")]
+    Draw {
+        chart: String,
+        #[source]
+        cause: Cause,
+    },
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
     #[error("cannot write the results")]
     Output(#[source] std::io::Error),
 }

@@ -11,7 +11,8 @@
 //! comparison share on the way out (progress, the lost-events banner, sections) lives in one
 //! module, `output`, that imports neither of them. Keeping the answers in SQL means a user can
 //! read, copy and extend every report (`--queries DIR`), and each report has a snapshot
-//! test over the sample recordings.
+//! test over the sample recordings. `--html` ([`html`]) draws charts from more SQL of the same
+//! kind (`queries/charts/`) into one self-contained page with the report tables.
 //!
 //! Recordings of schema version 1 and 2 are read together: each file is a table of its own, and
 //! one that lacks the columns version 2 added is presented through a view that adds them as
@@ -34,6 +35,7 @@
 pub mod cli;
 pub mod diff;
 mod error;
+pub mod html;
 pub mod inputs;
 mod memory;
 mod output;

@@ -19,6 +19,18 @@ pub const CONNECTIONS_VIEW: &str = include_str!("../../queries/views/connections
 pub const DIFF_SUMMARY: &str = include_str!("../../queries/diff/summary.sql");
 pub const DIFF_DESTINATIONS: &str = include_str!("../../queries/diff/destinations.sql");
 
+/// The data of the charts of `--html` (`queries/charts/`), in the order the page shows them. Each
+/// result has the columns its chart kind reads ([`crate::html::charts`]).
+pub const CHARTS: &[(&str, &str)] = &[
+    ("connections_per_second", include_str!("../../queries/charts/connections_per_second.sql")),
+    ("failures_per_second", include_str!("../../queries/charts/failures_per_second.sql")),
+    ("resets_per_second", include_str!("../../queries/charts/resets_per_second.sql")),
+    ("retransmits_per_second", include_str!("../../queries/charts/retransmits_per_second.sql")),
+    ("bytes_per_second", include_str!("../../queries/charts/bytes_per_second.sql")),
+    ("top_talkers", include_str!("../../queries/charts/top_talkers.sql")),
+    ("latency_distribution", include_str!("../../queries/charts/latency_distribution.sql")),
+];
+
 /// Every built-in report, in the order `--list-reports` shows them.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("summary", include_str!("../../queries/summary.sql")),
@@ -281,6 +293,27 @@ mod tests {
         }
         for n in DEFAULT {
             assert!(BUILTIN.iter().any(|(b, _)| b == n), "{n}");
+        }
+    }
+
+    #[test]
+    fn every_chart_query_is_embedded_has_a_header_naming_it_and_ends_in_order_by() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../queries/charts");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut embedded: Vec<String> = CHARTS.iter().map(|(n, _)| (*n).to_string()).collect();
+        embedded.sort();
+        assert_eq!(files, embedded, "queries/charts/*.sql and reports::CHARTS differ");
+        for (name, sql) in CHARTS {
+            let (n, answers) = parse_header(sql);
+            assert_eq!(n.as_deref(), Some(*name), "header name of {name}");
+            assert!(answers.is_some_and(|a| a.len() > 20), "{name} needs an `-- answers:` header");
+            assert!(ends_in_order_by(sql), "{name} must end in ORDER BY");
         }
     }
 
