@@ -17,7 +17,8 @@ use crate::util::{root, run_cmd};
 
 /// Debian packages the tests use: clang/bpftool to rebuild and check the BPF object,
 /// libbpf-tools for tcplife (bench), iproute2 for network namespaces, prometheus for promtool
-/// and the scrape tests, python3-venv for the engine cross-checks, Java for Spark.
+/// and the scrape tests, python3-venv for the engine cross-checks, Java for Spark, Chromium for
+/// the HTML report.
 const PACKAGES: &[&str] = &[
     "clang-19",
     "llvm-19",
@@ -37,6 +38,8 @@ const PACKAGES: &[&str] = &[
     "busybox-static",
     "ca-certificates",
     "openjdk-17-jre-headless",
+    // The HTML report's rendering test (analyze/tests/html_chromium.rs).
+    "chromium",
 ];
 
 /// The engines a recording must read in (`analyze/tests/engines.rs`; DuckDB also checks the
