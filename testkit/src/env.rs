@@ -26,11 +26,9 @@ pub fn gespann_bin() -> PathBuf {
             return PathBuf::from(p);
         }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "--workspace", "--tests", "--quiet"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build");
+        let mut build = Command::new(cargo);
+        build.args(["build", "--workspace", "--tests", "--quiet"]).current_dir(workspace_root());
+        let st = without_package_env(&mut build).status().expect("run cargo build");
         assert!(st.success(), "cargo build --workspace --tests failed");
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
@@ -39,6 +37,30 @@ pub fn gespann_bin() -> PathBuf {
         bin
     })
     .clone()
+}
+
+/// Clears from `cmd`'s environment what cargo sets for the package it builds or runs
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...), for a cargo started from a test or an xtask. Left in,
+/// they reach the build scripts of that cargo: ring's tracks `CARGO_MANIFEST_DIR`, so every test
+/// package (each with its own directory) made the nested build rerun it and rebuild all that
+/// depends on ring, DataFusion among it: seven minutes per test package in CI.
+pub fn without_package_env(cmd: &mut Command) -> &mut Command {
+    const SET_BY_CARGO: &[&str] = &[
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| SET_BY_CARGO.iter().any(|p| n.starts_with(p))) {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
 }
 
 /// The Python to run: `GESPANN_PYTHON`, else `<workspace>/.venv/bin/python` when it exists, else

@@ -13,4 +13,4 @@ pub mod fixtures;
 pub mod podman;
 pub mod synth;
 
-pub use env::{free_port, free_port_v6, gespann_bin, python, workspace_root};
+pub use env::{free_port, free_port_v6, gespann_bin, python, without_package_env, workspace_root};

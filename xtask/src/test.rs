@@ -122,6 +122,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let cargo = || {
         let mut c = Command::new(&cargo);
         c.current_dir(&root).env("GESPANN_PYTHON", &python);
+        // The tests' own nested `cargo build` (gespann_testkit::gespann_bin) runs without these;
+        // with them here, the two builds would disagree and rebuild each other's dependencies.
+        gespann_testkit::without_package_env(&mut c);
         c
     };
 
