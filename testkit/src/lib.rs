@@ -10,6 +10,7 @@
 
 pub mod env;
 pub mod fixtures;
+pub mod image;
 pub mod podman;
 pub mod synth;
 

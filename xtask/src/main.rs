@@ -14,6 +14,7 @@ mod bench_idle;
 mod bench_record;
 mod bench_replay;
 mod ebpf;
+mod image;
 mod samples;
 mod synth;
 mod test;
@@ -25,6 +26,8 @@ tasks:
   test             the whole suite on a fresh machine: installs what tests need, checks, every test (root)
   build-ebpf       recompile recorder-ebpf/src/*.c into recorder-ebpf/gespann.bpf.o (needs clang-19)
   check-ebpf       fail if the committed object differs from a fresh build of its source
+  image            the container image, built offline: binary + its libraries FROM scratch
+                   ([--debug] [--tag gespann:dev] [--engine podman|docker])
   samples          re-record the sample recordings in samples/ (root)
   synth            write a large synthetic recording (--events 10M -o FILE [--seed N])
   bench-record     what recording costs: churn throughput vs no tracer, tcplife and replay --live; CPU
@@ -57,6 +60,7 @@ fn run(task: &str, rest: &[String]) -> Result<()> {
         "check-ebpf" => ebpf::check(),
         "synth" => synth::run(rest),
         "samples" => samples::run(rest),
+        "image" => image::run(rest),
         "bench-record" => bench_record::run(rest),
         "bench-drain" => bench_drain::run(rest),
         "bench-idle" => bench_idle::run(rest),
