@@ -118,7 +118,7 @@ fn parse_request(head: &[u8]) -> Result<Request, Error> {
 }
 
 fn write_body(s: &mut TcpStream, mut len: usize) -> io::Result<()> {
-    const CHUNK: [u8; 256 * 1024] = [b'g'; 256 * 1024];
+    static CHUNK: [u8; 256 * 1024] = [b'g'; 256 * 1024];
     while len > 0 {
         let n = len.min(CHUNK.len());
         s.write_all(&CHUNK[..n])?;

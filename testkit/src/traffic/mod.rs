@@ -320,7 +320,7 @@ impl Plan<'_> {
                 s.spawn(move || dns::resolve(dns6, q6, true, id.wrapping_add(500), self.stop, self.tally)),
                 s.spawn(move || self.failures(k)),
             ];
-            parts.into_iter().map(|p| p.join().expect("a client does not panic")).collect::<Result<(), _>>()
+            parts.into_iter().try_for_each(|p| p.join().expect("a client does not panic"))
         })
     }
 
@@ -356,7 +356,7 @@ impl Plan<'_> {
     /// connect to each family's held port.
     fn failures(&self, k: u32) -> Result<(), Error> {
         let (a, b) = (loop4(self.ports.http4), loop6(self.ports.http6));
-        let (server_abort, client_abort) = if k % 2 == 0 { (a, b) } else { (b, a) };
+        let (server_abort, client_abort) = if k.is_multiple_of(2) { (a, b) } else { (b, a) };
         if self.stopped() {
             return Ok(());
         }
