@@ -5,13 +5,15 @@
 //! place: [`synth`] is the generator behind `cargo xtask synth` (the analyzer's tests and the
 //! benchmarks use the very same code, so a seed names one file), [`fixtures`] holds the
 //! hand-made rows whose numbers tests assert, and [`env`] says where the `gespann` binary, the
-//! Python interpreter and a free port are. The library crates depend on it only as a
-//! dev-dependency; xtask depends on it normally.
+//! Python interpreter and a free port are; [`traffic`] makes realistic loopback traffic and
+//! reports exactly what its sockets did (`cargo xtask traffic`, and the root test that records it).
+//! The library crates depend on it only as a dev-dependency; xtask depends on it normally.
 
 pub mod env;
 pub mod fixtures;
 pub mod image;
 pub mod podman;
 pub mod synth;
+pub mod traffic;
 
 pub use env::{free_port, free_port_v6, gespann_bin, python, without_package_env, workspace_root};

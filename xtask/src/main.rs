@@ -1,6 +1,7 @@
 //! Project chores cargo cannot do, as `cargo xtask <task>` (alias in `.cargo/config.toml`):
 //! rebuild and check the committed BPF object, make the sample recordings, generate synthetic
-//! recordings, run the benchmarks. Everything here shells out to real tools; nothing is faked.
+//! recordings, run the benchmarks, make loopback traffic to try a recording on. Everything here shells out to real
+//! tools or makes real traffic; nothing is faked.
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ mod image;
 mod samples;
 mod synth;
 mod test;
+mod traffic;
 mod util;
 
 const USAGE: &str = "usage: cargo xtask <task>
@@ -37,6 +39,8 @@ tasks:
   bench-drain      the recorder's real user-space path, raw records to Parquet [N]
   bench-analyze    gespann analyze vs DuckDB on a 10M-event synthetic recording
   bench-replay     replay at --speed max through both adapters: events/s, scrape time, datagrams
+  traffic          realistic loopback traffic to record (HTTP, resets, refused, DNS, bulk, IPv6) and
+                   exactly what it did [--duration 30s] [--rate N] [--format json] (--help)
 ";
 
 fn main() -> ExitCode {
@@ -68,6 +72,7 @@ fn run(task: &str, rest: &[String]) -> Result<()> {
         "test" => test::run(rest),
         "bench-analyze" => bench_analyze::run(rest),
         "bench-replay" => bench_replay::run(rest),
+        "traffic" => traffic::run(rest),
         "churn" => {
             let secs: f64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(5.0);
             println!("{:.0} conn/s", bench_record::churn(secs, 4, None)?.rate());
