@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 pub use crate::AnalyzeError;
 use crate::inputs;
-use crate::output::{Progress, describe, log_lost, lost_banner, ok_if_pipe_closed, write_report_output};
+use crate::output::{Look, Progress, describe, log_lost, lost_banner, ok_if_pipe_closed, write_report_output};
 /// Kept at their old path: the tests and callers outside the crate run single reports with them.
 pub use crate::output::{run_report, section_from};
 use crate::render;
@@ -51,6 +51,19 @@ pub struct AnalyzeArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
+
+    /// Tables: every column of every report, whole: address and port apart, `source` even for
+    /// one recording, nothing left out or cut with `…` to fit the width. Without it a table
+    /// fits --width: address and port as one `addr:port` column, `source` only for several
+    /// recordings, and when it is still too wide, long text cut with `…` and the least needed
+    /// columns (connection and process ids, packet counts, ...) left out, named under the table.
+    #[arg(long)]
+    pub wide: bool,
+
+    /// Lay tables out for N columns. Default: $COLUMNS, or the width of the terminal stdout is;
+    /// no limit when stdout is a file or a pipe.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(20..))]
+    pub width: Option<u16>,
 
     /// List the reports and what each answers, then exit.
     #[arg(long)]
@@ -108,7 +121,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Runs `gespann analyze`, writing the results to stdout.
-pub fn run(args: AnalyzeArgs) -> Result<(), AnalyzeError> {
+pub fn run(mut args: AnalyzeArgs) -> Result<(), AnalyzeError> {
+    if args.width.is_none() {
+        args.width = render::Layout::detect_width();
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let interactive = std::io::stderr().is_terminal();
@@ -116,7 +132,8 @@ pub fn run(args: AnalyzeArgs) -> Result<(), AnalyzeError> {
 }
 
 /// Runs `gespann analyze`, writing the results to `out`. `progress`: show a progress indicator
-/// on stderr when work takes longer than a moment.
+/// on stderr when work takes longer than a moment. Tables are laid out for `args.width` only
+/// (not the terminal's: [`run`] asks for that).
 pub fn run_with(args: AnalyzeArgs, out: &mut dyn Write, progress: bool) -> Result<(), AnalyzeError> {
     let mut catalog = Catalog::builtin();
     for dir in &args.queries {
@@ -163,6 +180,7 @@ async fn run_async(
             .unwrap_or(usize::MAX),
         threads: args.threads,
     };
+    let look = Look { format: args.format, wide: args.wide, width: args.width };
     if let Some(sides) = &args.diff {
         if !args.inputs.is_empty() {
             return Err(AnalyzeError::Diff(format!(
@@ -170,11 +188,12 @@ async fn run_async(
                 args.inputs.join(" ")
             )));
         }
-        return crate::diff::run(sides, &opts, args.format, args.top, args.html.as_deref(), out, progress).await;
+        return crate::diff::run(sides, &opts, look, args.top, args.html.as_deref(), out, progress).await;
     }
     let recordings = inputs::open_all(&args.inputs).await?;
     let what = describe(&recordings);
     let banner = lost_banner(&recordings);
+    let layout = look.layout(&recordings);
     let workloads = recordings.iter().any(|r| r.has_workloads);
     let reports = if args.sql.is_some() { Vec::new() } else { catalog.resolve(&args.reports, workloads)? };
     let mut analyzer = Analyzer::new(recordings, &opts).await?;
@@ -189,7 +208,7 @@ async fn run_async(
         }
         let df = analyzer.sql("--sql", sql).await?;
         log_lost(&analyzer.recordings);
-        let r = stream_sql(df, args.format, out).await;
+        let r = stream_sql(df, args.format, &layout, out).await;
         drop(p);
         return r;
     }
@@ -234,16 +253,21 @@ async fn run_async(
     }
     drop(p);
     log_lost(&analyzer.recordings);
-    ok_if_pipe_closed(write_report_output(out, args.format, &banner, &sections))
+    ok_if_pipe_closed(write_report_output(out, args.format, &layout, &banner, &sections))
 }
 
 /// Runs `--sql`, streaming rows to `out` for JSON and CSV so large results need no memory.
-async fn stream_sql(df: DataFrame, format: Format, out: &mut dyn Write) -> Result<(), AnalyzeError> {
+async fn stream_sql(
+    df: DataFrame,
+    format: Format,
+    layout: &render::Layout,
+    out: &mut dyn Write,
+) -> Result<(), AnalyzeError> {
     let q = "--sql";
     match format {
         Format::Table | Format::Markdown => {
             let section = section_from(df, "sql", "", 0, q).await?;
-            ok_if_pipe_closed(render::write_sections(out, format, &[section], true, None).and_then(|_| out.flush()))
+            ok_if_pipe_closed(render::write_sections(out, format, &[section], true, layout).and_then(|_| out.flush()))
         }
         Format::Csv | Format::Json => {
             let schema = std::sync::Arc::new(df.schema().as_arrow().clone());

@@ -16,17 +16,18 @@ use arrow::record_batch::RecordBatch;
 
 use crate::AnalyzeError;
 use crate::inputs;
-use crate::output::{Progress, describe, log_lost, lost_banner, ok_if_pipe_closed, section_from, write_report_output};
-use crate::render::Format;
+use crate::output::{
+    Look, Progress, describe, log_lost, lost_banner, ok_if_pipe_closed, section_from, write_report_output,
+};
 use crate::reports::{DIFF_DESTINATIONS, DIFF_SUMMARY, parse_header};
 use crate::session::{Analyzer, Options};
 
-/// Runs the diff of `sides` (`[before, after]`), keeping `top` destinations (0: all); with
-/// `html`, writes the page there instead of the results to `out`.
-pub async fn run(
+/// Runs the diff of `sides` (`[before, after]`), keeping `top` destinations (0: all), shown as
+/// `look` says; with `html`, writes the page there instead of the results to `out`.
+pub(crate) async fn run(
     sides: &[String],
     opts: &Options,
-    format: Format,
+    look: Look,
     top: usize,
     html: Option<&Path>,
     out: &mut dyn Write,
@@ -54,6 +55,7 @@ pub async fn run(
     all.extend(after);
     let what = describe(&all);
     let banner = lost_banner(&all);
+    let layout = look.layout(&all);
     let mut analyzer = Analyzer::new(all, opts).await?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
@@ -88,7 +90,7 @@ pub async fn run(
         (Some(path), Some(side_recordings)) => {
             write_html(path, analyzer, side_recordings, opts, &what, &banner, &sections, progress).await
         }
-        _ => ok_if_pipe_closed(write_report_output(out, format, &banner, &sections)),
+        _ => ok_if_pipe_closed(write_report_output(out, look.format, &layout, &banner, &sections)),
     }
 }
 

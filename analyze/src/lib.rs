@@ -7,7 +7,7 @@
 //! behaving as DuckDB's so the same report SQL runs in both engines), then runs SQL. Everything
 //! the analyzer answers is SQL in `queries/` at the workspace root, embedded in the binary
 //! ([`reports`]); the Rust around it only finds the inputs ([`inputs`]), renders results
-//! ([`render`]) and compares two sets of recordings ([`diff`]). What the report run and the
+//! ([`render`]; reports' tables for people fitted to the terminal by [`tables`]) and compares two sets of recordings ([`diff`]). What the report run and the
 //! comparison share on the way out (progress, the lost-events banner, sections) lives in one
 //! module, `output`, that imports neither of them. Keeping the answers in SQL means a user can
 //! read, copy and extend every report (`--queries DIR`), and each report has a snapshot
@@ -43,5 +43,6 @@ pub mod render;
 pub mod reports;
 pub mod session;
 pub mod split;
+pub mod tables;
 
 pub use error::{AnalyzeError, EngineCause};

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::AnalyzeError;
 use crate::inputs::Recording;
-use crate::render::{self, Format, Section};
+use crate::render::{self, Format, Layout, Section};
 use crate::reports::Report;
 use crate::session::Analyzer;
 
@@ -68,6 +68,21 @@ impl Drop for Progress {
     }
 }
 
+/// How results are shown: `--format`, `--wide`, `--width`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Look {
+    pub(crate) format: Format,
+    pub(crate) wide: bool,
+    pub(crate) width: Option<u16>,
+}
+
+impl Look {
+    /// The layout of people's tables of these inputs.
+    pub(crate) fn layout(&self, recs: &[Recording]) -> Layout {
+        Layout { width: self.width, wide: self.wide, sources: recs.iter().map(|r| r.source.clone()).collect() }
+    }
+}
+
 pub(crate) fn describe(recs: &[Recording]) -> String {
     let rows: u64 = recs.iter().map(|r| r.rows).sum();
     format!("{rows} events in {} recording{}", recs.len(), if recs.len() == 1 { "" } else { "s" })
@@ -102,18 +117,20 @@ pub(crate) fn log_lost(recs: &[Recording]) {
 pub(crate) fn write_report_output(
     out: &mut dyn Write,
     format: Format,
+    layout: &Layout,
     banner: &[String],
     sections: &[Section],
 ) -> std::io::Result<()> {
     if matches!(format, Format::Table | Format::Markdown) {
-        for line in banner {
+        let width = layout.width.filter(|_| format == Format::Table);
+        for line in banner.iter().flat_map(|l| crate::tables::wrap(l, width)) {
             writeln!(out, "{line}")?;
         }
         if !banner.is_empty() {
             writeln!(out)?;
         }
     }
-    render::write_sections(out, format, sections, false, None)?;
+    render::write_sections(out, format, sections, false, layout)?;
     out.flush()
 }
 

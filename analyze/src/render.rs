@@ -3,7 +3,8 @@
 //! Tables and Markdown are for people, so numbers get units from their column names (the report
 //! SQL follows the convention): `*bytes*` columns are sizes (KiB, MiB), `*_us` microseconds and
 //! `*_ns` nanoseconds are durations, `*_pct` percentages, timestamps are UTC times to the
-//! millisecond. JSON and CSV are for programs and carry the raw values.
+//! millisecond. JSON and CSV are for programs and carry the raw values. How a report's table
+//! is laid out for people (which columns, in what form, to fit what width) is [`crate::tables`].
 //!
 //! A report's column named in [`OPTIONAL_COLUMNS`] (the container or pod, `workload`) is left
 //! out of every format when no row has a value in it ([`drop_unset_optional`]): a recording of a
@@ -22,6 +23,9 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+
+use crate::tables;
+pub use crate::tables::Layout;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -170,7 +174,14 @@ pub fn human_time(ns: i64) -> String {
     format!("{date} {:02}:{:02}:{:02}.{:03}", s / 3600, s % 3600 / 60, s % 60, ns.rem_euclid(1_000_000_000) / 1_000_000)
 }
 
-fn civil(ns: i64) -> (String, i64) {
+/// `HH:MM:SS.mmm` UTC (for people, when the date is said elsewhere).
+pub fn clock_time(ns: i64) -> String {
+    let (_, s) = civil(ns);
+    format!("{:02}:{:02}:{:02}.{:03}", s / 3600, s % 3600 / 60, s % 60, ns.rem_euclid(1_000_000_000) / 1_000_000)
+}
+
+/// The UTC date (`YYYY-MM-DD`) of Unix nanoseconds `ns`, and the seconds into that day.
+pub(crate) fn civil(ns: i64) -> (String, i64) {
     let secs = ns.div_euclid(1_000_000_000);
     let days = secs.div_euclid(86_400);
     let z = days + 719_468;
@@ -379,7 +390,8 @@ fn is_numeric(dt: &DataType) -> bool {
     dt.is_numeric()
 }
 
-/// A comfy-table of a section, for people.
+/// A comfy-table of a `--sql` result, for people: every column asked for, wrapped to `width`.
+/// Reports are laid out by [`crate::tables`] instead.
 pub fn table(section: &Section, markdown: bool, width: Option<u16>) -> Table {
     let mut t = Table::new();
     if markdown {
@@ -416,17 +428,27 @@ pub fn table(section: &Section, markdown: bool, width: Option<u16>) -> Table {
     t
 }
 
-/// Writes complete sections. `bare` (the `--sql` case): no titles, and JSON is a bare array.
+/// Writes complete sections. `bare` (the `--sql` case): no titles, JSON is a bare array, and a
+/// table has every column asked for (`layout` gives it only its width); reports' tables are
+/// laid out by [`crate::tables`].
 pub fn write_sections(
     out: &mut dyn Write,
     format: Format,
     sections: &[Section],
     bare: bool,
-    width: Option<u16>,
+    layout: &Layout,
 ) -> std::io::Result<()> {
     match format {
         Format::Table | Format::Markdown => {
             let md = format == Format::Markdown;
+            let width = layout.width.filter(|_| !md);
+            let times = tables::times_of(sections);
+            if !bare {
+                for line in tables::wrap(&tables::heading(layout, &times), width) {
+                    writeln!(out, "{line}")?;
+                }
+                writeln!(out)?;
+            }
             for (k, s) in sections.iter().enumerate() {
                 if k > 0 {
                     writeln!(out)?;
@@ -439,8 +461,8 @@ pub fn write_sections(
                         }
                     } else {
                         writeln!(out, "== {} ==", s.name)?;
-                        if !s.answers.is_empty() {
-                            writeln!(out, "{}", s.answers)?;
+                        for line in tables::wrap(&s.answers, width).iter().filter(|l| !l.is_empty()) {
+                            writeln!(out, "{line}")?;
                         }
                     }
                 }
@@ -448,7 +470,11 @@ pub fn write_sections(
                     writeln!(out, "(no rows)")?;
                     continue;
                 }
-                writeln!(out, "{}", table(s, md, width))?;
+                if bare {
+                    writeln!(out, "{}", table(s, md, layout.width))?;
+                } else {
+                    tables::write_table(out, s, md, layout, &times)?;
+                }
                 if s.truncated {
                     writeln!(out, "(first {} rows; `--top 0` shows all)", s.num_rows())?;
                 }
@@ -559,7 +585,7 @@ mod tests {
         assert_eq!(s.batches[0].num_columns(), 2);
         for format in [Format::Csv, Format::Json, Format::Table, Format::Markdown] {
             let mut out = Vec::new();
-            write_sections(&mut out, format, std::slice::from_ref(&s), false, None).unwrap();
+            write_sections(&mut out, format, std::slice::from_ref(&s), false, &Layout::default()).unwrap();
             let text = String::from_utf8(out).unwrap();
             assert!(!text.contains("workload") && text.contains("remote_addr"), "{format:?}: {text}");
         }
@@ -572,7 +598,7 @@ mod tests {
         let s = drop_unset_optional(section(vec![None, Some("prod/web-0")]));
         assert_eq!(names(&s), ["workload", "remote_addr", "error"]);
         let mut out = Vec::new();
-        write_sections(&mut out, Format::Csv, &[s], false, None).unwrap();
+        write_sections(&mut out, Format::Csv, &[s], false, &Layout::default()).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "# r\nworkload,remote_addr,error\n,10.0.0.1,\nprod/web-0,10.0.0.1,\n"

@@ -23,8 +23,14 @@ async fn all_reports(a: &Analyzer) -> String {
         sections.push(run_report(a, r, 0).await.unwrap());
     }
     let mut buf = Vec::new();
-    gespann_analyze::render::write_sections(&mut buf, gespann_analyze::render::Format::Csv, &sections, false, None)
-        .unwrap();
+    gespann_analyze::render::write_sections(
+        &mut buf,
+        gespann_analyze::render::Format::Csv,
+        &sections,
+        false,
+        &Default::default(),
+    )
+    .unwrap();
     String::from_utf8(buf).unwrap()
 }
 

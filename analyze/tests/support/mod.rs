@@ -449,8 +449,14 @@ pub fn reports_as_csv(inputs: &[String], names: &[&str], passes: Option<usize>) 
         for r in reports {
             let s = run_report(&a, r, 0).await.unwrap();
             let mut buf = Vec::new();
-            gespann_analyze::render::write_sections(&mut buf, gespann_analyze::render::Format::Csv, &[s], false, None)
-                .unwrap();
+            gespann_analyze::render::write_sections(
+                &mut buf,
+                gespann_analyze::render::Format::Csv,
+                &[s],
+                false,
+                &Default::default(),
+            )
+            .unwrap();
             out.push(String::from_utf8(buf).unwrap());
         }
         out
