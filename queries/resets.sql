@@ -25,6 +25,8 @@ FROM (
         *,
         CASE WHEN role = 'server' THEN comm || ':' || CAST(local_port AS VARCHAR) ELSE comm END AS me,
         CASE WHEN role = 'server' THEN remote_addr
+            -- `[v6]:port`, as everywhere else: a bare IPv6 address and port cannot be told apart.
+            WHEN remote_addr LIKE '%:%' THEN '[' || remote_addr || ']:' || CAST(remote_port AS VARCHAR)
             ELSE remote_addr || ':' || CAST(remote_port AS VARCHAR) END AS peer
     FROM connections
     WHERE outcome = 'reset'
