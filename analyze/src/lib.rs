@@ -7,9 +7,10 @@
 //! behaving as DuckDB's so the same report SQL runs in both engines), then runs SQL. Everything
 //! the analyzer answers is SQL in `queries/` at the workspace root, embedded in the binary
 //! ([`reports`]); the Rust around it only finds the inputs ([`inputs`]), renders results
-//! ([`render`]; reports' tables for people fitted to the terminal by [`tables`]) and compares two sets of recordings ([`diff`]). What the report run and the
-//! comparison share on the way out (progress, the lost-events banner, sections) lives in one
-//! module, `output`, that imports neither of them. Keeping the answers in SQL means a user can
+//! ([`render`]; reports' tables for people are fitted to the terminal by [`tables`]) and
+//! compares two sets of recordings ([`diff`]). What the report run and the comparison share
+//! on the way out (progress, the lost-events banner, sections) lives in one module, `output`,
+//! that imports neither of them. Keeping the answers in SQL means a user can
 //! read, copy and extend every report (`--queries DIR`), and each report has a snapshot
 //! test over the sample recordings. `--html` ([`html`]) draws charts from more SQL of the same
 //! kind (`queries/charts/`) into one self-contained page with the report tables.

@@ -170,8 +170,7 @@ pub fn rfc3339_ns(ns: i64) -> String {
 
 /// `YYYY-MM-DD HH:MM:SS.mmm` UTC (for people).
 pub fn human_time(ns: i64) -> String {
-    let (date, s) = civil(ns);
-    format!("{date} {:02}:{:02}:{:02}.{:03}", s / 3600, s % 3600 / 60, s % 60, ns.rem_euclid(1_000_000_000) / 1_000_000)
+    format!("{} {}", civil(ns).0, clock_time(ns))
 }
 
 /// `HH:MM:SS.mmm` UTC (for people, when the date is said elsewhere).
