@@ -94,7 +94,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let bin = match bin {
         Some(b) => b,
         None => {
-            run_cmd(Command::new("cargo").current_dir(root()?).args([
+            run_cmd(crate::util::cargo()?.args([
                 "build",
                 "--release",
                 "--quiet",

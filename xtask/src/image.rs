@@ -5,7 +5,6 @@
 //! release command (`cargo build --release`) so the image holds the binary a user would build.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use gespann_testkit::image;
@@ -38,7 +37,6 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let root = root()?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // The debug binary is the test build's (`cargo build -p gespann` would resolve other
     // features and rebuild DataFusion); the release one is the README's build.
     let (build, bin): (&[&str], _) = if debug {
@@ -46,7 +44,7 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         (&["build", "--release"], target.join("release/gespann"))
     };
-    run_cmd(Command::new(&cargo).current_dir(&root).args(build))?;
+    run_cmd(crate::util::cargo()?.args(build))?;
     let context = target.join("image");
     let files = image::assemble(&bin, &context)?;
     eprintln!("image: {} files in {}", files.len(), context.join("rootfs").display());

@@ -125,7 +125,7 @@ pub fn run(args: &[String]) -> Result<()> {
         other => bail!("unknown samples {other:?} (none: all of them; `containers`: that one)"),
     };
     let root = root()?;
-    run_cmd(Command::new("cargo").current_dir(&root).args(["build", "--quiet", "-p", "gespann"]))?;
+    run_cmd(crate::util::cargo()?.args(["build", "--quiet", "-p", "gespann"]))?;
     let bin = root.join("target/debug/gespann");
     let dir = tempfile::tempdir()?;
     let tmp = dir.path().join("s.parquet");

@@ -19,7 +19,6 @@ mod workloads;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -424,7 +423,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("bench-record loads eBPF programs: run it as root");
     }
-    run_cmd(Command::new("cargo").current_dir(root()?).args(["build", "--release", "--quiet", "-p", "gespann"]))?;
+    run_cmd(crate::util::cargo()?.args(["build", "--release", "--quiet", "-p", "gespann"]))?;
     let bin = root()?.join("target/release/gespann");
     let _ = std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "1");
     let b = Bench { o, bin, dir: tempfile::tempdir()? };
