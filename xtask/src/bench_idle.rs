@@ -94,13 +94,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let bin = match bin {
         Some(b) => b,
         None => {
-            run_cmd(crate::util::cargo()?.args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "gespann",
-            ]))?;
+            run_cmd(crate::util::cargo()?.args(["build", "--release", "--quiet", "-p", "gespann"]))?;
             root()?.join("target/release/gespann")
         }
     };
