@@ -118,14 +118,12 @@ pub fn run(args: &[String]) -> Result<()> {
         setup(&root)?;
     }
     let python = root.join(".venv/bin/python");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let cargo = || {
-        let mut c = Command::new(&cargo);
-        c.current_dir(&root).env("GESPANN_PYTHON", &python);
-        // The tests' own nested `cargo build` (gespann_testkit::gespann_bin) runs without these;
-        // with them here, the two builds would disagree and rebuild each other's dependencies.
-        gespann_testkit::without_package_env(&mut c);
-        c
+    // Without the package environment (util::cargo): the tests' own nested `cargo build`
+    // (gespann_testkit::gespann_bin) runs without it too, so the two builds agree.
+    let cargo = || -> Result<Command> {
+        let mut c = crate::util::cargo()?;
+        c.env("GESPANN_PYTHON", &python);
+        Ok(c)
     };
 
     step("the committed BPF object matches its source");
@@ -133,10 +131,10 @@ pub fn run(args: &[String]) -> Result<()> {
 
     if lints {
         step("format and lints");
-        run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
-        run_cmd(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+        run_cmd(cargo()?.args(["fmt", "--all", "--", "--check"]))?;
+        run_cmd(cargo()?.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     }
 
     step("every test, the root-only ones included");
-    run_cmd(cargo().args(["test", "--workspace", "--", "--include-ignored"]))
+    run_cmd(cargo()?.args(["test", "--workspace", "--", "--include-ignored"]))
 }
