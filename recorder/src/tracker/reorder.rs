@@ -13,18 +13,22 @@ use gespann_common::Event;
 /// Rows arrive nearly in time order (the kernel stamps a record right after reserving its
 /// place in the one ring buffer), so the buffer keeps the rows of each past drain as a sorted
 /// run of its own, the runs in time order one after the other, and the newest drain's rows
-/// apart. A drain's rows are sorted among themselves and become the next run; only when they
-/// overlap the runs before them are the overlapping rows (the newer end of those runs) merged
-/// with them. Releasing hands the oldest runs out as they are, without copying, and splits the
-/// run the watermark falls into. The cost of a tick is the rows it handles (each moved about
-/// once), not the whole window.
+/// apart, kept sorted as they come: a row older than the newest is put in place, moving the
+/// few rows it overtakes. At a release the newest drain's rows become the next run; the few of
+/// them older than the runs before them are put in place there first. Releasing hands the
+/// oldest rows out in one vector sized once: a whole run that starts its buffer is handed
+/// over as it is, any other row is moved once. Every row is moved about once in all, so the
+/// cost of a tick is the rows it handles, not the whole window.
 #[derive(Debug)]
 pub struct Reorder {
     /// Sorted runs: each sorted by time, and every row of a run at or before every row of the
-    /// runs after it.
-    runs: VecDeque<Vec<Event>>,
-    /// Rows pushed since the last release, in arrival order.
-    incoming: Vec<Event>,
+    /// runs after it. Double-ended so that a release takes rows off the front of a run
+    /// without moving the rest.
+    runs: VecDeque<VecDeque<Event>>,
+    /// Rows pushed since the last release: sorted by time while `sorted`.
+    incoming: VecDeque<Event>,
+    /// False once a row came that was too far out of order to put in place at push.
+    sorted: bool,
     /// Rows in `runs`.
     in_runs: usize,
     /// The time of the newest row released so far.
@@ -32,11 +36,16 @@ pub struct Reorder {
     late_rows: u64,
 }
 
+/// How many rows a push may move to put an out-of-order row in place; a row further back
+/// leaves `incoming` to be sorted at the release.
+const PLACE_AT_MOST: usize = 64;
+
 impl Default for Reorder {
     fn default() -> Self {
         Reorder {
             runs: VecDeque::new(),
-            incoming: Vec::with_capacity(1 << 12),
+            incoming: VecDeque::with_capacity(1 << 12),
+            sorted: true,
             in_runs: 0,
             released_upto: i64::MIN,
             late_rows: 0,
@@ -44,12 +53,30 @@ impl Default for Reorder {
     }
 }
 
+/// Where a row of time `ts` goes in `rows` (sorted) to keep it sorted: after the rows of equal
+/// time, which came first.
+fn place_in(rows: &VecDeque<Event>, ts: i64) -> usize {
+    rows.partition_point(|e| e.ts_ns <= ts)
+}
+
 impl Reorder {
     pub fn push(&mut self, e: Event) {
         if e.ts_ns < self.released_upto {
             self.late_rows += 1;
         }
-        self.incoming.push(e);
+        match self.incoming.back() {
+            Some(b) if self.sorted && b.ts_ns > e.ts_ns => {
+                // Out of order: in place if it overtakes only a few rows.
+                let at = place_in(&self.incoming, e.ts_ns);
+                if self.incoming.len() - at <= PLACE_AT_MOST {
+                    self.incoming.insert(at, e);
+                } else {
+                    self.sorted = false;
+                    self.incoming.push_back(e);
+                }
+            }
+            _ => self.incoming.push_back(e),
+        }
     }
 
     /// Rows that arrived after a newer row had been released (so they are out of order).
@@ -82,78 +109,77 @@ impl Reorder {
             run.retain(|p| p.conn_id != conn_id);
         }
         self.runs.retain(|r| !r.is_empty());
-        self.in_runs = self.runs.iter().map(Vec::len).sum();
+        self.in_runs = self.runs.iter().map(VecDeque::len).sum();
         self.incoming.retain(|p| p.conn_id != conn_id);
     }
 
-    /// Turns the rows pushed since the last release into the newest run, merging them with the
-    /// rows of earlier runs they overlap. Equal times keep arrival order, as a stable sort of
-    /// every waiting row would.
+    /// Turns the rows pushed since the last release into the newest run. Those older than the
+    /// newest row of the runs (a record stamped on one CPU after a newer one of another CPU
+    /// had been drained) are first put in place among the runs. Equal times keep arrival
+    /// order, as a stable sort of every waiting row would.
     fn merge(&mut self) {
         if self.incoming.is_empty() {
             return;
         }
-        // Room for about as many rows as this drain brought: growing by doubling copies rows.
-        let room = self.incoming.len() + self.incoming.len() / 4;
-        let mut run = std::mem::replace(&mut self.incoming, Vec::with_capacity(room));
-        run.sort_by_key(|e| e.ts_ns);
-        self.in_runs += run.len();
-        let first = run[0].ts_ns;
-        if self.runs.back().and_then(|r| r.last()).is_none_or(|b| b.ts_ns <= first) {
-            self.runs.push_back(run);
-            return;
+        if !self.sorted {
+            self.incoming.make_contiguous().sort_by_key(|e| e.ts_ns);
+            self.sorted = true;
         }
-        // The rows of earlier runs newer than the new run's oldest, oldest first.
-        let mut older: Vec<Vec<Event>> = Vec::new();
-        while let Some(back) = self.runs.back_mut() {
-            let split = back.partition_point(|e| e.ts_ns <= first);
-            if split == 0 {
-                older.push(self.runs.pop_back().expect("a back run"));
-            } else {
-                older.push(back.split_off(split));
+        self.in_runs += self.incoming.len();
+        while let Some(newest) = self.runs.back().and_then(|r| r.back()).map(|b| b.ts_ns) {
+            if self.incoming.front().is_none_or(|f| f.ts_ns >= newest) {
                 break;
             }
+            let e = self.incoming.pop_front().expect("a front row");
+            // The last run whose oldest row is at or before `e` takes it; none: the first.
+            let i = self.runs.iter().rposition(|r| r.front().is_some_and(|f| f.ts_ns <= e.ts_ns)).unwrap_or(0);
+            let run = &mut self.runs[i];
+            let at = place_in(run, e.ts_ns);
+            run.insert(at, e);
         }
-        let tail: Vec<Event> = older.into_iter().rev().flatten().collect();
-        let mut merged = Vec::with_capacity(tail.len() + run.len());
-        let (mut a, mut b) = (tail.into_iter().peekable(), run.into_iter().peekable());
-        loop {
-            let from_tail = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) => x.ts_ns <= y.ts_ns,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            merged.push(if from_tail { a.next() } else { b.next() }.expect("peeked"));
+        if !self.incoming.is_empty() {
+            let room = self.incoming.len() + self.incoming.len() / 4;
+            let run = std::mem::replace(&mut self.incoming, VecDeque::with_capacity(room));
+            self.runs.push_back(run);
         }
-        self.runs.push_back(merged);
     }
 
     /// Rows at or before `watermark` (wall-clock ns), in time order; later rows stay.
     pub fn release(&mut self, watermark: i64) -> Vec<Event> {
         self.merge();
-        let mut ready: Vec<Event> = Vec::new();
-        while let Some(front) = self.runs.front_mut() {
-            let n = front.partition_point(|e| e.ts_ns <= watermark);
+        let mut total = 0;
+        let mut runs = 0;
+        for run in &self.runs {
+            let n = run.partition_point(|e| e.ts_ns <= watermark);
+            total += n;
             if n == 0 {
                 break;
             }
-            let whole = n == front.len();
-            let out = if whole {
-                self.runs.pop_front().expect("a front run")
-            } else {
-                let rest = front.split_off(n);
-                std::mem::replace(front, rest)
-            };
-            if ready.is_empty() {
-                ready = out;
-            } else {
-                ready.extend(out);
-            }
-            if !whole {
+            runs += 1;
+            if n < run.len() {
                 break;
             }
         }
+        let ready = match self.runs.front() {
+            Some(front) if runs == 1 && total == front.len() => {
+                // One whole run: its buffer becomes the batch (no move if it starts there).
+                Vec::from(self.runs.pop_front().expect("a front run"))
+            }
+            _ => {
+                let mut ready = Vec::with_capacity(total);
+                let mut left = total;
+                while left > 0 {
+                    let front = self.runs.front_mut().expect("counted rows");
+                    let n = left.min(front.len());
+                    ready.extend(front.drain(..n));
+                    left -= n;
+                    if front.is_empty() {
+                        self.runs.pop_front();
+                    }
+                }
+                ready
+            }
+        };
         self.in_runs -= ready.len();
         self.note_released(&ready);
         ready
@@ -225,6 +251,13 @@ mod tests {
     /// stable sort of all waiting rows by time would hand out.
     #[test]
     fn releases_are_a_stable_sort_of_the_waiting_rows() {
+        // Small drains (every out-of-order row put in place as it comes) and large ones (some
+        // rows too far back for that, so the drain is sorted at the release).
+        stable_sort_holds(40);
+        stable_sort_holds(400);
+    }
+
+    fn stable_sort_holds(max_drain: u64) {
         let mut seed = 7u64;
         let mut rnd = move |m: u64| {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -235,7 +268,7 @@ mod tests {
         let mut id = 0;
         let mut now = 1_000i64;
         for _ in 0..300 {
-            for _ in 0..rnd(40) {
+            for _ in 0..rnd(max_drain) {
                 // Mostly recent, some far back (across runs), times often equal.
                 let back = if rnd(10) == 0 { rnd(600) } else { rnd(30) } as i64;
                 let e = at((now - back) / 3 * 3, id);
