@@ -135,15 +135,14 @@ struct {
 	__type(value, struct udp_sock);
 } udp_socks SEC(".maps");
 
-/* Thread -> the peer its current sendmsg/recvmsg named. An entry lives from the cgroup hook
- * to the tracepoint that follows on the same thread; LRU only so that a missed tracepoint
- * cannot fill it. Per-CPU LRU lists (BPF_F_NO_COMMON_LRU): an update takes no lock shared
- * by all CPUs, which under a busy UDP server every datagram did. */
+/* Thread -> the peer its current sendmsg/recvmsg named (family 0: none waiting). Set by the
+ * cgroup hook, taken by the tracepoint that follows on the same thread. Task-local storage,
+ * not a hash keyed by thread id: the slot hangs off the task itself, so a datagram costs no
+ * hash insert and delete (made at a thread's first unconnected datagram, freed with the task). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__uint(max_entries, 8192);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct peer);
 } peers SEC(".maps");
 

@@ -39,15 +39,14 @@ static __always_inline bool udp_sock_add_flow(const struct udp_key *key)
 
 static __always_inline void udp_traffic(const struct sock *sk, __u16 family, int bytes, bool sent)
 {
-	__u64 tid = bpf_get_current_pid_tgid();
 	struct udp_key key = {};
-	struct peer *p = bpf_map_lookup_elem(&peers, &tid);
+	struct peer *p = bpf_task_storage_get(&peers, bpf_get_current_task_btf(), 0, 0);
 
 	key.sk = (__u64)sk;
-	if (p) {
+	if (p && p->family) {
 		__builtin_memcpy(key.daddr, p->addr, sizeof(key.daddr));
 		key.dport = p->port;
-		bpf_map_delete_elem(&peers, &tid);
+		p->family = 0;
 	} else {
 		sk_addrs(sk, family == AF_INET6, NULL, &key.daddr);
 		key.dport = remote_port(sk);
@@ -138,11 +137,14 @@ static __always_inline int msg_length(const struct sock *sk, int ret, bool sent)
 /* Leaves the peer of an unconnected sendmsg/recvmsg for the tracepoint that follows. */
 static __always_inline void stash_peer(struct bpf_sock_addr *ctx, __u8 family)
 {
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct peer p = {};
+	struct peer *p = bpf_task_storage_get(&peers, bpf_get_current_task_btf(), 0,
+					      BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-	p.family = sock_addr_peer(ctx, family, p.addr, &p.port);
-	bpf_map_update_elem(&peers, &tid, &p, BPF_ANY);
+	if (!p) {
+		count_lost(GSP_LOST_TABLE);
+		return;
+	}
+	p->family = sock_addr_peer(ctx, family, p->addr, &p->port);
 }
 
 /* A UDP socket released: its one flow ends here; several (a server socket) end in user space. */

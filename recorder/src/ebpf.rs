@@ -169,6 +169,9 @@ impl Probes {
             .override_global("connect_errors", &u32::from(opts.connect_errors), true)
             .map_max_entries("events", ring_bytes)
             .map_max_entries("tcp_conns", opts.tcp_table)
+            // `peers` is task-local storage, which aya has no map type for; only the kernel
+            // side uses it, so it is created as it is and never opened from here.
+            .allow_unsupported_maps()
             .load(OBJECT)
             .map_err(RecorderError::load)?;
         let map_err = |name: &'static str| move |e| RecorderError::Map(name, Box::new(e));
