@@ -1,5 +1,5 @@
 //! The format every engine reads: pyarrow, DuckDB, Polars, ClickHouse (chdb) and Spark each
-//! read one recording with no options and must see the rows written, their times to the
+//! read one recording (zstd pages, and again with LZ4 pages) with no options and must see the rows written, their times to the
 //! microsecond, the totals and the rows per kind; pyarrow must also find the `gespann.*`
 //! metadata in the Arrow schema. The readers are in `engines/read.py`; the `.venv` that
 //! `cargo xtask test` sets up has all five.
@@ -9,18 +9,30 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gespann_testkit::fixtures::{mixed_connections, write_mixed};
+use gespann_common::recording::Pages;
+use gespann_testkit::fixtures::{mixed_connections, write_mixed_with};
 use serde_json::{Value, json};
 use support::*;
 
 #[test]
 fn five_engines_read_a_recording_without_options_and_agree_with_what_was_written() {
+    engines_agree(Pages::Small);
+}
+
+/// The pages `gespann record` writes while it records (LZ4), which a recording rebuilt by
+/// `gespann recover`, or one too large to compact, keeps.
+#[test]
+fn five_engines_read_a_recording_with_lz4_pages_too() {
+    engines_agree(Pages::Fast);
+}
+
+fn engines_agree(pages: Pages) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rec.parquet");
     let rows = mixed_connections(3_000, Duration::from_secs(600), 7);
     // Sub-microsecond parts on the first and last rows: stored truncated to the microsecond.
     assert!(rows.first().unwrap().ts_ns % 1_000 != 0 || rows.last().unwrap().ts_ns % 1_000 != 0);
-    write_mixed(&path, &rows);
+    write_mixed_with(&path, &rows, pages);
 
     let mut kinds = BTreeMap::new();
     for e in &rows {

@@ -9,7 +9,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use gespann_common::Event;
-use gespann_common::recording::{FormatError, RecordingMeta, RecordingReader, RecordingWriter, compact};
+use gespann_common::recording::{FormatError, Pages, RecordingMeta, RecordingReader, RecordingWriter, compact};
 use gespann_testkit::fixtures::sample_event;
 
 #[test]
@@ -74,19 +74,28 @@ fn interleaved_workloads_read_back_row_by_row() {
     assert_eq!(RecordingReader::open(&path).unwrap().read_all().unwrap(), events);
 }
 
+/// The codec of every column chunk of `path`.
+fn codecs(path: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let md = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+    md.metadata().row_groups().iter().flat_map(|rg| rg.columns().iter().map(|c| c.compression().to_string())).collect()
+}
+
 #[test]
-fn compaction_keeps_rows_and_metadata_in_fewer_row_groups() {
+fn compaction_keeps_rows_and_metadata_in_fewer_row_groups_and_zstd_pages() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.parquet");
     let meta = RecordingMeta { hostname: "h".into(), ..Default::default() };
-    let mut w = RecordingWriter::create(&path, false, &meta).unwrap();
+    // As `gespann record` writes: LZ4 pages, a row group per checkpoint.
+    let mut w = RecordingWriter::create_with(&path, false, &meta, Pages::Fast).unwrap();
     let events: Vec<Event> = (0..40).map(sample_event).collect();
     for e in &events {
         w.push(e).unwrap();
         w.flush_row_group().unwrap();
     }
     assert_eq!(w.finish("end", 2).unwrap().row_groups, 40);
+    assert_eq!(codecs(&path).into_iter().collect::<Vec<_>>(), ["LZ4_RAW"]);
     let s = compact(&path).unwrap();
+    assert_eq!(codecs(&path).into_iter().collect::<Vec<_>>(), ["ZSTD(ZstdLevel(1))"]);
     assert_eq!(s.rows, 40);
     let r = RecordingReader::open(&path).unwrap();
     assert_eq!((r.meta.hostname.as_str(), r.meta.ended_at.as_str(), r.meta.events_lost), ("h", "end", 2));

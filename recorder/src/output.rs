@@ -1,12 +1,14 @@
-//! The file a recording session writes: host metadata at the start, rows as they are released,
-//! a crash checkpoint about every second (see `gespann_common::journal`), and at the end the
-//! closing metadata, an fsync, compaction of many small row groups, and the journal's removal.
+//! The file a recording session writes: host metadata at the start, rows as they are released
+//! (LZ4 pages, cheap to write: `Pages::Fast`), a crash checkpoint about every second (see
+//! `gespann_common::journal`), and at the end the closing metadata, an fsync, compaction (the
+//! checkpoints' small row groups into large ones, the pages into zstd), and the journal's removal.
 //! Every write and sync failure is fatal: a recording that cannot be made durable says so.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use gespann_common::journal::{JournalError, journal_path, save_checkpoint};
+use gespann_common::recording::Pages;
 use gespann_common::schema::meta;
 use gespann_common::{Event, FormatError, RecordingMeta, RecordingWriter};
 
@@ -52,8 +54,9 @@ pub enum OutputError {
 
 /// How often the rows so far are made recoverable.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// Recordings with more row groups than this (and not huge) are rewritten at the end.
-const COMPACT_ROW_GROUPS: usize = 16;
+/// Recordings of up to this many rows are rewritten at the end (zstd pages, large row groups);
+/// a larger one keeps its LZ4 pages and one row group a second, rather than spend minutes after
+/// the window on it.
 const COMPACT_MAX_ROWS: u64 = 10_000_000;
 
 fn rfc3339(t: SystemTime) -> String {
@@ -96,7 +99,8 @@ pub struct Output {
     path: PathBuf,
     journal: PathBuf,
     writer: RecordingWriter<std::fs::File>,
-    last_checkpoint: Instant,
+    /// When the last checkpoint was taken, on the session's (the kernel's monotonic) clock.
+    last_checkpoint_ns: u64,
 }
 
 impl Output {
@@ -104,19 +108,15 @@ impl Output {
     /// [`Output::begin`], once the recording has really started.
     pub fn create(opts: &OutputOptions, sample_interval: Duration) -> Result<Output, OutputError> {
         let meta = host_meta(&opts.command_line, sample_interval);
-        let writer = RecordingWriter::create(&opts.path, opts.force, &meta)?;
-        Ok(Output {
-            path: opts.path.clone(),
-            journal: journal_path(&opts.path),
-            writer,
-            last_checkpoint: Instant::now(),
-        })
+        let writer = RecordingWriter::create_with(&opts.path, opts.force, &meta, Pages::Fast)?;
+        Ok(Output { path: opts.path.clone(), journal: journal_path(&opts.path), writer, last_checkpoint_ns: 0 })
     }
 
     /// The first checkpoint: from now on a crash leaves a recoverable file. Called when the
-    /// probes are attached, so the journal's existence says the recording runs.
-    pub fn begin(&mut self) -> Result<(), OutputError> {
-        self.checkpoint(&RecorderStats::default())
+    /// probes are attached, so the journal's existence says the recording runs. `now_ns`: the
+    /// session's clock (monotonic), which paces the checkpoints.
+    pub fn begin(&mut self, now_ns: u64) -> Result<(), OutputError> {
+        self.checkpoint(&RecorderStats::default(), now_ns)
     }
 
     pub fn path(&self) -> &Path {
@@ -132,33 +132,40 @@ impl Output {
         }
     }
 
-    fn checkpoint(&mut self, stats: &RecorderStats) -> Result<(), OutputError> {
+    fn checkpoint(&mut self, stats: &RecorderStats, now_ns: u64) -> Result<(), OutputError> {
         self.writer.set_counts(&counts(stats));
         let (len, footer) = self.writer.checkpoint(&rfc3339(SystemTime::now()), stats.events_lost())?;
         save_checkpoint(&self.journal, self.writer.sink(), len, &footer)?;
-        self.last_checkpoint = Instant::now();
+        self.last_checkpoint_ns = now_ns;
         Ok(())
     }
 
-    /// Appends rows; about every second also a checkpoint with `stats`.
-    pub fn write(&mut self, events: &[Event], stats: &RecorderStats) -> Result<(), OutputError> {
+    /// Appends rows; about every second (of `now_ns`, the session's clock) also a checkpoint
+    /// with `stats`.
+    pub fn write(&mut self, events: &[Event], stats: &RecorderStats, now_ns: u64) -> Result<(), OutputError> {
+        self.append(events)?;
+        if now_ns.saturating_sub(self.last_checkpoint_ns) >= CHECKPOINT_EVERY.as_nanos() as u64 {
+            self.checkpoint(stats, now_ns)?;
+        }
+        Ok(())
+    }
+
+    /// Appends rows, without a checkpoint (the last ones, before [`Output::finish`]).
+    pub fn append(&mut self, events: &[Event]) -> Result<(), OutputError> {
         for e in events {
             self.writer.push(e)?;
         }
-        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-            self.checkpoint(stats)?;
-        }
         Ok(())
     }
 
-    /// Writes the footer with the final `stats`, syncs, compacts small row groups, and drops
-    /// the journal.
+    /// Writes the footer with the final `stats`, syncs, compacts (unless the recording is
+    /// huge), and drops the journal.
     pub fn finish(mut self, stats: &RecorderStats) -> Result<FileSummary, OutputError> {
         self.writer.set_counts(&counts(stats));
         let summary = self.writer.finish(&rfc3339(SystemTime::now()), stats.events_lost())?;
         self.writer.sink().sync_all().map_err(|source| OutputError::Sync { path: self.path.clone(), source })?;
         let mut bytes = summary.bytes;
-        if summary.row_groups > COMPACT_ROW_GROUPS && summary.rows <= COMPACT_MAX_ROWS {
+        if summary.rows <= COMPACT_MAX_ROWS {
             bytes = gespann_common::recording::compact(&self.path)?.bytes;
         }
         std::fs::remove_file(&self.journal)

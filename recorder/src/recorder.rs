@@ -139,6 +139,11 @@ impl<K: Kernel> Recorder<K> {
         })
     }
 
+    /// The kernel's monotonic clock (ns): the session's time.
+    pub fn now_ns(&self) -> u64 {
+        self.kernel.now_ns()
+    }
+
     /// What could not be attached on this kernel, and what the recording lacks because of it.
     pub fn missing(&self) -> &[Missing] {
         self.kernel.missing()

@@ -86,7 +86,7 @@ impl<K: Kernel> Session<K> {
         };
         let mut output = output;
         if let Some(mut out) = output.take() {
-            if let Err(e) = out.begin() {
+            if let Err(e) = out.begin(recorder.now_ns()) {
                 out.abandon();
                 return Err(e.into());
             }
@@ -110,7 +110,7 @@ impl<K: Kernel> Session<K> {
         let events = self.recorder.next_events().await.map_err(SessionError::Recorder)?;
         self.stats = self.recorder.stats();
         if let Some(out) = &mut self.output {
-            out.write(&events, &self.stats)?;
+            out.write(&events, &self.stats, self.recorder.now_ns())?;
         }
         Ok(events)
     }
@@ -126,7 +126,7 @@ impl<K: Kernel> Session<K> {
         let finished = recorder.finish().map_err(SessionError::Recorder)?;
         let file = match output {
             Some(mut out) => {
-                out.write(&finished.events, &finished.stats)?;
+                out.append(&finished.events)?;
                 Some(out.finish(&finished.stats)?)
             }
             None => None,

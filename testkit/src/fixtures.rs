@@ -344,7 +344,12 @@ pub fn mixed_meta() -> RecordingMeta {
 
 /// Writes `rows` (typically [`mixed_connections`]) as a recording with [`mixed_meta`].
 pub fn write_mixed(path: &Path, rows: &[Event]) {
-    let mut w = RecordingWriter::create(path, true, &mixed_meta()).expect("create recording");
+    write_mixed_with(path, rows, gespann_common::recording::Pages::Small);
+}
+
+/// [`write_mixed`] with `pages` compression (`Fast`: as a recording rebuilt by `recover` holds).
+pub fn write_mixed_with(path: &Path, rows: &[Event], pages: gespann_common::recording::Pages) {
+    let mut w = RecordingWriter::create_with(path, true, &mixed_meta(), pages).expect("create recording");
     for e in rows {
         w.push(e).expect("push");
     }

@@ -1,22 +1,24 @@
-//! `cargo xtask bench-drain [N]`: the recorder's user-space path, measured as it runs in
-//! `gespann record`: raw ring-buffer records -> the recorder's control loop (drain, tracker,
+//! `cargo xtask bench-drain [N] [--rate R]`: the recorder's user-space path, measured as it runs
+//! in `gespann record`: raw ring-buffer records -> the recorder's control loop (drain, tracker,
 //! reorder watermark) -> rows -> Parquet file + crash checkpoints, through the same
 //! `gespann_recorder::Session`, with an in-memory kernel (`FakeKernel`) instead of the BPF
-//! ring. Realistic records: client and server open/close pairs, some resets, arriving at
-//! 200k records per second of (virtual) kernel time. A second run without the file shows how
-//! the time splits between the recorder and the writer.
+//! ring. Realistic records: client and server open/close pairs, some resets, arriving at R
+//! records per second of (virtual) kernel time: 32,000 by default, the 8,000 connections per
+//! second of `bench-record`'s paced phase. The session's clock is the kernel's, so ticks and
+//! the once-a-second checkpoints (each a row group) come as often per record as at that rate
+//! in a real recording. A second run without the file shows how the time splits between the
+//! recorder and the writer; the end of the recording (final footer, compaction of the
+//! checkpoint row groups) is timed apart, as it happens after the window.
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use gespann_common::raw::{self, RawEvent, kind};
 use gespann_recorder::fake::{FakeHandle, FakeKernel, START_NS};
 use gespann_recorder::{OutputOptions, RecordOptions, Session};
 
-/// Kernel time between two records.
-const SPACING_NS: u64 = 5_000;
-
-fn records(n: usize) -> Vec<RawEvent> {
+/// `n` records: open/close pairs, `spacing_ns` of kernel time between one pair and the next.
+fn records(n: usize, spacing_ns: u64) -> Vec<RawEvent> {
     let mut out = Vec::with_capacity(n);
     let mut t = START_NS + 1_000;
     let mut id = 1u64;
@@ -54,7 +56,7 @@ fn records(n: usize) -> Vec<RawEvent> {
             c.packets_received = 1;
             out.push(c);
             id += 1;
-            t += SPACING_NS;
+            t += spacing_ns;
         }
     }
     out.truncate(n);
@@ -62,7 +64,10 @@ fn records(n: usize) -> Vec<RawEvent> {
 }
 
 struct Run {
+    /// The recording window: every record handed to the session, tick by tick.
     secs: f64,
+    /// Its end: the final drain, footer and compaction.
+    finish_secs: f64,
     rows: u64,
     bytes: u64,
 }
@@ -92,35 +97,51 @@ async fn run_session(recs: &[RawEvent], output: Option<&OutputOptions>) -> Resul
         rows += session.next_batch().await?.len() as u64;
     }
     handle.advance(Duration::from_secs(1));
+    let secs = start.elapsed().as_secs_f64();
     let ended = session.finish()?;
     rows += ended.events.len() as u64;
-    let secs = start.elapsed().as_secs_f64();
-    Ok(Run { secs, rows, bytes: ended.file.map_or(0, |f| f.bytes) })
+    let finish_secs = start.elapsed().as_secs_f64() - secs;
+    Ok(Run { secs, finish_secs, rows, bytes: ended.file.map_or(0, |f| f.bytes) })
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let n: usize = args.first().map(|a| a.parse()).transpose()?.unwrap_or(2_000_000);
-    let recs = records(n);
+    let mut n: usize = 2_000_000;
+    let mut rate: u64 = 32_000;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rate" => rate = it.next().context("--rate needs a value")?.parse().context("--rate: a number")?,
+            _ => n = a.parse().with_context(|| format!("`{a}`: a record count or --rate R"))?,
+        }
+    }
+    anyhow::ensure!(rate > 0 && rate <= 1_000_000_000, "--rate: 1 to 1e9 records per second");
+    // Each step of kernel time carries an open and its close.
+    let recs = records(n, 2_000_000_000 / rate);
     let dir = tempfile::tempdir()?;
     let output = OutputOptions { path: dir.path().join("d.parquet"), force: false, command_line: "bench-drain".into() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let with_file = rt.block_on(run_session(&recs, Some(&output)))?;
     let no_file = rt.block_on(run_session(&recs, None))?;
     anyhow::ensure!(with_file.rows == n as u64 && no_file.rows == n as u64, "every record became a row");
-    let per = |r: &Run| (n as f64 / r.secs / 1e6, r.secs * 1e6 / n as f64);
-    let (rate, us) = per(&with_file);
-    let (rate_nf, us_nf) = per(&no_file);
+    let per = |secs: f64| (n as f64 / secs / 1e6, secs * 1e6 / n as f64);
+    let (speed, us) = per(with_file.secs);
+    let (speed_nf, us_nf) = per(no_file.secs);
     println!(
-        "drain (the recorder's real path: Session over an in-memory ring -> tracker -> Parquet + checkpoints): \
-         {n} records -> {} rows in {:.2} s = {rate:.2} M events/s, {us:.2} µs per event, {:.1} bytes/event on disk",
-        with_file.rows,
-        with_file.secs,
-        with_file.bytes as f64 / with_file.rows as f64,
+        "drain (the recorder's real path: Session over an in-memory ring -> tracker -> Parquet + checkpoints), \
+         {n} records at {rate}/s of kernel time ({:.0} s, as many checkpoint row groups): {speed:.2} M events/s, \
+         {us:.2} µs per event while recording",
+        n as f64 / rate as f64,
     );
     println!(
-        "  of which the recorder alone (no file): {rate_nf:.2} M events/s, {us_nf:.2} µs per event; \
-         the writer: {:.2} µs per event",
+        "  of which the recorder alone (no file): {speed_nf:.2} M events/s, {us_nf:.2} µs per event; the writer: \
+         {:.2} µs per event",
         us - us_nf
+    );
+    println!(
+        "  the end (final footer, compaction of the row groups): {:.2} s = {:.2} µs per event; {:.1} bytes/event on disk",
+        with_file.finish_secs,
+        with_file.finish_secs * 1e6 / n as f64,
+        with_file.bytes as f64 / with_file.rows as f64,
     );
     Ok(())
 }

@@ -36,7 +36,7 @@ tasks:
                    per connection at a paced rate; bpf_stats per program; UDP and bulk TCP ratios;
                    --ablate prices each kernel program (root)
   bench-idle       50,000 idle connections held while recording: recorder memory, rows, losses (root)
-  bench-drain      the recorder's real user-space path, raw records to Parquet [N]
+  bench-drain      the recorder's real user-space path, raw records to Parquet [N] [--rate R]
   bench-analyze    gespann analyze vs DuckDB on a 10M-event synthetic recording
   bench-replay     replay at --speed max through both adapters: events/s, scrape time, datagrams
   traffic          realistic loopback traffic to record (HTTP, resets, refused, DNS, bulk, IPv6) and

@@ -1,5 +1,5 @@
-//! Reading and writing recordings: rows of [`Event`](crate::Event) in one zstd-compressed
-//! Parquet file.
+//! Reading and writing recordings: rows of [`Event`](crate::Event) in one Parquet file
+//! (zstd-compressed once finished; LZ4 while `gespann record` writes it, see [`Pages`]).
 //!
 //! One file per job, each importing only the ones below it, never back:
 //!
@@ -25,7 +25,7 @@ mod reader;
 mod writer;
 
 pub use decode::events_from_batch;
-pub use encode::{BatchBuilder, writer_properties};
+pub use encode::{BatchBuilder, Pages, writer_properties};
 pub use error::FormatError;
 pub use files::{create_private, journal_path};
 pub use meta::RecordingMeta;

@@ -16,7 +16,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, ParquetMetaDataWriter};
 
-use super::encode::{BatchBuilder, writer_properties};
+use super::encode::{BatchBuilder, Pages, writer_properties};
 use super::error::FormatError;
 use super::files::create_private;
 use super::meta::{RecordingMeta, end_pairs};
@@ -54,15 +54,24 @@ impl RecordingWriter<File> {
     /// Creates `path` with mode 0600 (a recording tells who talks to whom). An existing file is
     /// an error unless `force`.
     pub fn create(path: &Path, force: bool, meta: &RecordingMeta) -> Result<Self, FormatError> {
+        Self::create_with(path, force, meta, Pages::Small)
+    }
+
+    /// [`RecordingWriter::create`] with `pages` compression ([`Pages::Fast`]: while recording).
+    pub fn create_with(path: &Path, force: bool, meta: &RecordingMeta, pages: Pages) -> Result<Self, FormatError> {
         let file = create_private(path, force)?;
-        Self::new(path, file, meta)
+        Self::new_with(path, file, meta, pages)
     }
 }
 
 impl<W: Write + Send> RecordingWriter<W> {
     pub fn new(path: &Path, sink: W, meta: &RecordingMeta) -> Result<Self, FormatError> {
+        Self::new_with(path, sink, meta, Pages::Small)
+    }
+
+    fn new_with(path: &Path, sink: W, meta: &RecordingMeta, pages: Pages) -> Result<Self, FormatError> {
         let start_kv = meta.start_pairs();
-        let props = writer_properties().into_builder().set_key_value_metadata(Some(start_kv.clone())).build();
+        let props = writer_properties(pages).into_builder().set_key_value_metadata(Some(start_kv.clone())).build();
         let writer_version = props.writer_version().as_num();
         // The encoded Arrow schema is written with the footer, carrying the closing metadata.
         let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
@@ -170,7 +179,8 @@ impl<W: Write + Send> RecordingWriter<W> {
 }
 
 /// Rewrites a finished recording with large row groups (a recording checkpointed every second
-/// at a low event rate ends up with many small ones). Same rows, same metadata, same mode.
+/// ends up with many small ones) and zstd pages ([`Pages::Small`]). Same rows, same metadata,
+/// same mode.
 pub fn compact(path: &Path) -> Result<WriteSummary, FormatError> {
     let builder = open_builder(path)?;
     let kv: Vec<KeyValue> = builder
@@ -186,7 +196,7 @@ pub fn compact(path: &Path) -> Result<WriteSummary, FormatError> {
     let file = create_private(&tmp, true)?;
     let mut kv = kv;
     kv.push(arrow_schema_pair(&kv));
-    let props = writer_properties().into_builder().set_key_value_metadata(Some(kv)).build();
+    let props = writer_properties(Pages::Small).into_builder().set_key_value_metadata(Some(kv)).build();
     let werr = |e: parquet::errors::ParquetError| FormatError::write(&tmp, e);
     let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
     let mut w = ArrowWriter::try_new_with_options(file, schema::schema(), options).map_err(werr)?;
