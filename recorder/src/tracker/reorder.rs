@@ -16,8 +16,8 @@ use gespann_common::Event;
 /// apart, kept sorted as they come: a row older than the newest is put in place, moving the
 /// few rows it overtakes. At a release the newest drain's rows become the next run; the few of
 /// them older than the runs before them are put in place there first. Releasing hands the
-/// oldest rows out in one vector sized once: a whole run that starts its buffer is handed
-/// over as it is, any other row is moved once. Every row is moved about once in all, so the
+/// oldest rows out in one vector: a whole run's buffer as it is; of the run the watermark falls
+/// in, the smaller part is moved (in bulk). Every row is moved about once in all, so the
 /// cost of a tick is the rows it handles, not the whole window.
 #[derive(Debug)]
 pub struct Reorder {
@@ -148,38 +148,37 @@ impl Reorder {
     pub fn release(&mut self, watermark: i64) -> Vec<Event> {
         self.merge();
         let mut total = 0;
-        let mut runs = 0;
         for run in &self.runs {
             let n = run.partition_point(|e| e.ts_ns <= watermark);
             total += n;
-            if n == 0 {
-                break;
-            }
-            runs += 1;
             if n < run.len() {
                 break;
             }
         }
-        let ready = match self.runs.front() {
-            Some(front) if runs == 1 && total == front.len() => {
-                // One whole run: its buffer becomes the batch (no move if it starts there).
+        // Run by run, each moved the cheap way: a whole run's buffer handed over; of a run the
+        // watermark falls in, the smaller part moved (in bulk, or row by row if it is the part
+        // released); batches of several runs appended in bulk.
+        let mut ready: Vec<Event> = Vec::new();
+        let mut left = total;
+        while left > 0 {
+            let front = self.runs.front_mut().expect("counted rows");
+            let n = left.min(front.len());
+            left -= n;
+            let mut part: Vec<Event> = if n == front.len() {
                 Vec::from(self.runs.pop_front().expect("a front run"))
+            } else if n > front.len() / 2 {
+                let rest = front.split_off(n);
+                Vec::from(std::mem::replace(front, rest))
+            } else {
+                front.drain(..n).collect()
+            };
+            if ready.is_empty() {
+                ready = part;
+                ready.reserve(left);
+            } else {
+                ready.append(&mut part);
             }
-            _ => {
-                let mut ready = Vec::with_capacity(total);
-                let mut left = total;
-                while left > 0 {
-                    let front = self.runs.front_mut().expect("counted rows");
-                    let n = left.min(front.len());
-                    ready.extend(front.drain(..n));
-                    left -= n;
-                    if front.is_empty() {
-                        self.runs.pop_front();
-                    }
-                }
-                ready
-            }
-        };
+        }
         self.in_runs -= ready.len();
         self.note_released(&ready);
         ready
