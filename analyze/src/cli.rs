@@ -97,6 +97,14 @@ pub struct AnalyzeArgs {
     /// Worker threads (default: one per CPU).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Run the queries on an Apache DataFusion Ballista cluster: `gespann scheduler` at
+    /// df://HOST:PORT with `gespann executor`s registered to it. Every input must resolve to
+    /// the same file or object on the scheduler and each executor (object stores, or paths
+    /// they all see); the output is the same as run here. --memory-limit and --threads then
+    /// apply to the executors' own settings, not to this process.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
 }
 
 /// Parses `2GiB`, `512MiB`, `1.5G`, `100000000`.
@@ -179,6 +187,7 @@ async fn run_async(
         memory_limit: usize::try_from(args.memory_limit.unwrap_or_else(crate::memory::default_limit))
             .unwrap_or(usize::MAX),
         threads: args.threads,
+        cluster: args.cluster.clone(),
     };
     let look = Look { format: args.format, wide: args.wide, width: args.width };
     if let Some(sides) = &args.diff {

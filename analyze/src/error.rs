@@ -42,6 +42,14 @@ pub enum AnalyzeError {
     },
     #[error("--diff: {0}")]
     Diff(String),
+    /// `--cluster URL`: the address is wrong, or the scheduler cannot be reached.
+    #[error("--cluster `{url}`: {what}")]
+    Cluster {
+        url: String,
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The query engine, or what it needs besides a query (a runtime, temporary files), failed
     /// at `what` (e.g. "cannot start the query engine").
     #[error("{what}")]

@@ -34,6 +34,7 @@
 //! Parquet files. A pass that still runs out of memory doubles the number of slices.
 
 pub mod cli;
+pub mod cluster;
 pub mod diff;
 mod error;
 pub mod html;

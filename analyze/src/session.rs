@@ -31,11 +31,13 @@ pub struct Options {
     pub memory_limit: usize,
     /// Worker threads and partitions; `None`: the number of CPUs.
     pub threads: Option<usize>,
+    /// Run the queries on this Ballista scheduler (`df://HOST:PORT`) instead of in-process.
+    pub cluster: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { memory_limit: 2 << 30, threads: None }
+        Options { memory_limit: 2 << 30, threads: None, cluster: None }
     }
 }
 
@@ -48,6 +50,9 @@ pub struct Analyzer {
     spill_dir: Option<tempfile::TempDir>,
     /// The connection count, once estimated (deciding on passes and making them both need it).
     connections: std::sync::OnceLock<u64>,
+    /// Queries run on a Ballista cluster: every table must travel in a plan (no in-memory
+    /// tables) and the executors, not this process, hold the memory.
+    remote: bool,
 }
 
 /// Quotes a string as a SQL literal.
@@ -89,9 +94,14 @@ impl Analyzer {
             .with_disk_manager_builder(DiskManagerBuilder::default())
             .build_arc()
             .map_err(|e| AnalyzeError::engine("cannot start the query engine", e))?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        ctx.register_udf(epoch_ns_udf());
-        ctx.register_udf(make_timestamp_ns_udf());
+        let ctx = match &opts.cluster {
+            None => SessionContext::new_with_config_rt(config, runtime),
+            Some(url) => crate::cluster::remote_context(url, config, runtime).await?,
+        };
+        // After the remote upgrade, which replaces the function registry with Ballista's.
+        for udf in udfs() {
+            ctx.register_udf(udf);
+        }
 
         let columns: Vec<String> = schema::schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
         let columns = columns.join(", ");
@@ -125,8 +135,7 @@ impl Analyzer {
         }
         let events = format!("CREATE VIEW events AS {}", union.join("\nUNION ALL\n"));
         run_ddl(&ctx, "the `events` view", &events).await?;
-        ctx.register_table("recordings", Arc::new(recordings_table(&recordings)?))
-            .map_err(|e| AnalyzeError::query("the `recordings` table", e))?;
+        register_small(&ctx, opts.cluster.is_some(), "recordings", recordings_batch(&recordings)?)?;
         // One aggregation per file, unioned: conn_id is unique within a file, and grouping by
         // it alone is several times faster than by (source, conn_id).
         let per_file: Vec<String> = recordings
@@ -145,6 +154,7 @@ impl Analyzer {
             memory_limit: opts.memory_limit,
             spill_dir: None,
             connections: std::sync::OnceLock::new(),
+            remote: opts.cluster.is_some(),
         })
     }
 
@@ -169,7 +179,13 @@ impl Analyzer {
     /// the analyzer is dropped). A pass that still
     /// runs out of memory (an estimate is an estimate) doubles the number of passes. A small
     /// result is kept in memory instead.
+    ///
+    /// On a cluster the view stays a view: each report computes it on the executors, and there
+    /// is no table this process could hand them.
     pub async fn materialize_connections(&mut self) -> Result<usize, AnalyzeError> {
+        if self.remote {
+            return Ok(1);
+        }
         let connections = self.estimate_connections().await?;
         let mut passes = passes_for(connections, self.memory_limit);
         loop {
@@ -196,6 +212,9 @@ impl Analyzer {
     /// Whether the `connections` view over these inputs needs more than one pass to stay within
     /// the memory limit; `--sql` then materializes it before running a query that uses it.
     pub async fn connections_need_passes(&self) -> Result<bool, AnalyzeError> {
+        if self.remote {
+            return Ok(false);
+        }
         Ok(passes_for(self.estimate_connections().await?, self.memory_limit) > 1)
     }
 
@@ -325,12 +344,12 @@ impl Analyzer {
 
     /// Registers a small in-memory table, e.g. the sides of a diff.
     pub fn register_batch(&self, name: &str, batch: RecordBatch) -> Result<(), AnalyzeError> {
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])
-            .map_err(|e| AnalyzeError::query(format!("the `{name}` table"), e))?;
-        self.ctx
-            .register_table(name, Arc::new(table))
-            .map_err(|e| AnalyzeError::query(format!("the `{name}` table"), e))?;
-        Ok(())
+        register_small(&self.ctx, self.remote, name, batch)
+    }
+
+    /// Whether the queries run on a Ballista cluster.
+    pub fn is_remote(&self) -> bool {
+        self.remote
     }
 }
 
@@ -433,8 +452,27 @@ async fn run_ddl(ctx: &SessionContext, what: &str, sql: &str) -> Result<(), Anal
     Ok(())
 }
 
+/// Registers a small table: in memory, or for a cluster a view of its rows as `VALUES`, which
+/// travels inside every plan that reads it (an in-memory table cannot be sent to executors).
+fn register_small(ctx: &SessionContext, remote: bool, name: &str, batch: RecordBatch) -> Result<(), AnalyzeError> {
+    let what = || format!("the `{name}` table");
+    let table: Arc<dyn datafusion::catalog::TableProvider> = if remote {
+        Arc::new(crate::cluster::values_view(&batch).map_err(|e| AnalyzeError::query(what(), e))?)
+    } else {
+        Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| AnalyzeError::query(what(), e))?)
+    };
+    ctx.register_table(name, table).map_err(|e| AnalyzeError::query(what(), e))?;
+    Ok(())
+}
+
+/// The functions the reports use beyond DataFusion's own: registered in every session, and on
+/// a cluster's scheduler and executors too (a plan names them, and they are looked up there).
+pub fn udfs() -> Vec<datafusion::logical_expr::ScalarUDF> {
+    vec![epoch_ns_udf(), make_timestamp_ns_udf()]
+}
+
 /// The `recordings` table: one row per input with its file metadata.
-fn recordings_table(recs: &[Recording]) -> Result<MemTable, AnalyzeError> {
+fn recordings_batch(recs: &[Recording]) -> Result<RecordBatch, AnalyzeError> {
     let ts = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
     let schema = Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
@@ -472,9 +510,7 @@ fn recordings_table(recs: &[Recording]) -> Result<MemTable, AnalyzeError> {
         Arc::new(UInt64Array::from(recs.iter().map(|r| r.meta.sample_interval_ms).collect::<Vec<_>>())),
         strs(&|r| &r.meta.command_line),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| AnalyzeError::query("the `recordings` table", e.into()))?;
-    MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| AnalyzeError::query("the `recordings` table", e))
+    RecordBatch::try_new(schema, columns).map_err(|e| AnalyzeError::query("the `recordings` table", e.into()))
 }
 
 /// Parses an RFC 3339 time (as the recorder writes `gespann.started_at`) to Unix nanoseconds;

@@ -59,8 +59,8 @@ fn connections_that_do_not_fit_are_computed_in_passes_with_the_same_results() {
     let f = synth_file(dir.path(), "big.parquet", 300_000, 5, 0);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let small = Options { memory_limit: SMALL, threads: Some(2) };
-        let roomy = Options { memory_limit: 4 << 30, threads: Some(2) };
+        let small = Options { memory_limit: SMALL, threads: Some(2), cluster: None };
+        let roomy = Options { memory_limit: 4 << 30, threads: Some(2), cluster: None };
 
         // One pass within 16 MiB runs out of memory: the limit is real.
         let mut a = Analyzer::new(open(&f), &small).await.unwrap();

@@ -46,6 +46,10 @@ enum Command {
     Recover(recover::RecoverArgs),
     /// Write a shareable copy of a recording: addresses and names replaced, every number kept.
     Anonymize(anonymize::AnonymizeArgs),
+    /// Run a Ballista scheduler, for `gespann analyze --cluster` over many machines.
+    Scheduler(gespann_cluster::SchedulerArgs),
+    /// Run a Ballista executor: registers with a scheduler and runs its queries' tasks.
+    Executor(gespann_cluster::ExecutorArgs),
 }
 
 /// A panic is a bug, here or in a library: one line naming it instead of the default report
@@ -105,6 +109,23 @@ fn main() -> ExitCode {
         }),
         Command::Recover(args) => recover::run(args).map(|()| true),
         Command::Anonymize(args) => anonymize::run(args).map(|()| true),
+        Command::Scheduler(args) => gespann_cluster::BoundScheduler::bind(&args)
+            .and_then(|s| {
+                if let Some(addr) = s.local_addr() {
+                    eprintln!("gespann scheduler: listening on {addr}");
+                }
+                s.serve()
+            })
+            .map_err(Into::into)
+            .map(|()| true),
+        Command::Executor(args) => args
+            .scheduler_address()
+            .and_then(|(host, port)| {
+                eprintln!("gespann executor: Flight on {}, registering with the scheduler at {host}:{port}", args.bind);
+                gespann_cluster::run_executor(&args)
+            })
+            .map_err(Into::into)
+            .map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -22,6 +22,8 @@ fn help_texts_match_their_golden_files() {
         (&["--help"][..], "help.txt"),
         (&["record", "--help"][..], "record-help.txt"),
         (&["anonymize", "--help"][..], "anonymize-help.txt"),
+        (&["scheduler", "--help"][..], "scheduler-help.txt"),
+        (&["executor", "--help"][..], "executor-help.txt"),
     ] {
         let out = gespann().args(args).env("COLUMNS", "100").output().unwrap();
         assert!(out.status.success());

@@ -149,6 +149,28 @@ fn analyze_and_replay_read_a_bucket_as_they_read_the_same_files_on_disk() {
         assert!(local.lines().count() > 1, "{args:?}: {local}");
         assert_eq!(as_local(remote), local, "{args:?}");
     }
+    // The same reports of the bucket on a Ballista cluster, whose scheduler and executors open
+    // the store from the same environment.
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", moto.key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", moto.secret.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let cluster = gespann_testkit::cluster::Cluster::start(&env);
+    for args in [vec!["analyze", "--format", "csv"], vec!["analyze", "--report", "summary", "--report", "failures"]] {
+        let local = ok(&gespann(&moto, &moto.secret, &[&args[..], &[prefix.as_str()]].concat()));
+        let remote = ok(&gespann(
+            &moto,
+            &moto.secret,
+            &[&args[..], &["--cluster", cluster.url.as_str(), prefix.as_str()]].concat(),
+        ));
+        assert_eq!(remote, local, "{args:?} on the cluster");
+    }
+    assert!(cluster.tasks_run().iter().all(|&n| n > 0), "tasks per executor: {:?}", cluster.tasks_run());
+    drop(cluster);
+
     // A glob and a single object name the same recordings.
     let glob = format!("s3://{BUCKET}/recordings/*/web.parquet");
     let sql = ["analyze", "--format", "csv", "--sql", "SELECT count(*) AS n FROM events"];

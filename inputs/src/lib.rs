@@ -29,6 +29,7 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use url::Url;
 
 pub use error::{Cause, InputError, StoreCause};
+pub use remote::store_for_url;
 
 /// One recording to read: a file or an object.
 #[derive(Clone, Debug)]

@@ -86,6 +86,13 @@ async fn list(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<Vec<(ObjectP
     Ok(found)
 }
 
+/// The store `url` (`s3://bucket`, `gs://`, `az://`, `http(s)://host`, with or without a path)
+/// is in, configured from the environment as for the inputs: a cluster's scheduler and
+/// executors open the stores a plan names with it.
+pub fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>, InputError> {
+    store_for(url).map(|(store, _)| store)
+}
+
 /// The store `url` is in, configured from the environment, and the object path within it.
 fn store_for(url: &Url) -> Result<(Arc<dyn ObjectStore>, ObjectPath), InputError> {
     let bad = |cause: Box<dyn std::error::Error + Send + Sync>| InputError::BadUrl { url: url.to_string(), cause };

@@ -1,0 +1,142 @@
+//! `gespann executor`: a Ballista executor that registers with a scheduler and runs its tasks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+
+use crate::ClusterError;
+
+/// Arguments of `gespann executor`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  gespann executor --scheduler 127.0.0.1:50050
+  gespann executor --scheduler sched.internal:50050 --bind 0.0.0.0:50051 --external-host node7.internal
+
+Two executors on one machine need their own --bind ports (each also uses the next port for the
+scheduler's task pushes, see --grpc-port). It runs until Ctrl-C, SIGTERM or the scheduler
+stops it. Logging: RUST_LOG=info.")]
+pub struct ExecutorArgs {
+    /// The scheduler to register with: HOST:PORT or df://HOST:PORT. Tried for 30 s, so
+    /// executors may start before it.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub scheduler: String,
+
+    /// Address of the Arrow Flight service that clients and other executors fetch results from.
+    #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
+    pub bind: SocketAddr,
+
+    /// Port, on --bind's address, of the service the scheduler pushes tasks to (default:
+    /// --bind's port + 1).
+    #[arg(long, value_name = "PORT")]
+    pub grpc_port: Option<u16>,
+
+    /// Name or address the scheduler and clients reach this executor by (default: the address
+    /// its connection to the scheduler comes from).
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+
+    /// Tasks run at once (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<usize>,
+
+    /// Directory for shuffle files and spills (default: a new temporary directory, removed at
+    /// exit).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Memory the tasks share before they spill (e.g. 4GiB; default: 70% of this machine's
+    /// memory, or of this cgroup's limit).
+    #[arg(long, value_parser = gespann_analyze::cli::parse_size, value_name = "SIZE")]
+    pub memory_limit: Option<u64>,
+}
+
+impl ExecutorArgs {
+    /// `--scheduler`'s host and port.
+    pub fn scheduler_address(&self) -> Result<(String, u16), ClusterError> {
+        let s = self.scheduler.trim_start_matches("df://").trim_start_matches("http://").trim_end_matches('/');
+        s.rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
+            .filter(|(h, _)| !h.is_empty())
+            .map(|(h, p)| (h.to_string(), p))
+            .ok_or_else(|| ClusterError::SchedulerAddress(self.scheduler.clone()))
+    }
+}
+
+/// Runs the executor until it is asked to stop.
+pub fn run_executor(args: &ExecutorArgs) -> Result<(), ClusterError> {
+    let (host, port) = args.scheduler_address()?;
+    let grpc_port = match args.grpc_port {
+        Some(p) => p,
+        None => args.bind.port().checked_add(1).ok_or_else(|| ClusterError::Io {
+            what: format!("--bind {}: no port after it for --grpc-port; give one", args.bind),
+            cause: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        })?,
+    };
+    // A temporary directory of our own, removed at exit (Ballista's default is removed at once).
+    let temp;
+    let work_dir = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("gespann-executor-")
+                .tempdir()
+                .map_err(|e| ClusterError::Io { what: "cannot create a work directory".into(), cause: e })?;
+            temp.path().to_owned()
+        }
+    };
+    let wd = work_dir.to_string_lossy().into_owned();
+    let stores = Arc::new(crate::session::EnvObjectStores::default());
+    let producer_dir = wd.clone();
+    let config = ExecutorProcessConfig {
+        bind_host: args.bind.ip().to_string(),
+        port: args.bind.port(),
+        grpc_port,
+        external_host: args.external_host.clone(),
+        scheduler_host: host.clone(),
+        scheduler_port: port,
+        scheduler_connect_timeout_seconds: 30,
+        vcores: args.tasks.unwrap_or(0),
+        work_dir: Some(wd),
+        memory_pool_size: args.memory_limit,
+        override_function_registry: Some(Arc::new(crate::session::executor_functions())),
+        override_runtime_producer: Some(Arc::new(move |_| {
+            RuntimeEnvBuilder::new()
+                .with_temp_file_path(producer_dir.clone())
+                .with_object_store_registry(stores.clone())
+                .build_arc()
+        })),
+        ..Default::default()
+    };
+    let rt = crate::runtime()?;
+    rt.block_on(start_executor_process(Arc::new(config))).map_err(|cause| ClusterError::Ballista {
+        what: format!("the executor failed (scheduler {host}:{port})"),
+        cause,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_addresses() {
+        let args = |s: &str| ExecutorArgs {
+            scheduler: s.into(),
+            bind: "127.0.0.1:50051".parse().unwrap(),
+            grpc_port: None,
+            external_host: None,
+            tasks: None,
+            work_dir: None,
+            memory_limit: None,
+        };
+        assert_eq!(args("127.0.0.1:50050").scheduler_address().unwrap(), ("127.0.0.1".into(), 50050));
+        assert_eq!(args("df://sched:7/").scheduler_address().unwrap(), ("sched".into(), 7));
+        assert_eq!(args("[::1]:9").scheduler_address().unwrap(), ("::1".into(), 9));
+        for bad in ["sched", ":50050", "sched:port"] {
+            assert!(args(bad).scheduler_address().unwrap_err().to_string().contains(bad));
+        }
+    }
+}
