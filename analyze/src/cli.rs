@@ -101,8 +101,8 @@ pub struct AnalyzeArgs {
     /// Run the queries on an Apache DataFusion Ballista cluster: `gespann scheduler` at
     /// df://HOST:PORT with `gespann executor`s registered to it. Every input must resolve to
     /// the same file or object on the scheduler and each executor (object stores, or paths
-    /// they all see); the output is the same as run here. --memory-limit and --threads then
-    /// apply to the executors' own settings, not to this process.
+    /// they all see); the output is the same as run here. The executors' memory is their own
+    /// (`gespann executor --memory-limit`); --threads here sets the queries' partitions.
     #[arg(long, value_name = "df://HOST:PORT")]
     pub cluster: Option<String>,
 }
@@ -226,7 +226,10 @@ async fn run_async(
     let p = Progress::start(progress, (reports.len() + charts) as u64 + 1, what.clone());
     let uses_connections = reports.iter().filter(|r| r.sql.contains("connections")).count()
         + 2 * usize::from(args.html.is_some() && crate::html::charts_use_connections());
-    if uses_connections >= 2 || (uses_connections == 1 && analyzer.connections_need_passes().await?) {
+    // (On a cluster nothing is computed ahead: each report computes the view there.)
+    if !analyzer.is_remote()
+        && (uses_connections >= 2 || (uses_connections == 1 && analyzer.connections_need_passes().await?))
+    {
         p.step(format!("computing connections ({what})"));
         let t = std::time::Instant::now();
         let passes = analyzer.materialize_connections().await?;

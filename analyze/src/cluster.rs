@@ -9,7 +9,6 @@
 //! no in-memory table, which cannot be serialized: the small tables the reports join
 //! (`recordings`, a diff's sides) travel inside the plan as `VALUES` ([`values_view`]).
 
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -54,8 +53,8 @@ pub async fn remote_context(
         what: format!("cannot reach the scheduler at {host}:{port}"),
         cause: Some(Box::new(e)),
     };
-    let addrs: Vec<_> = (host.as_str(), port).to_socket_addrs().map_err(unreachable)?.collect();
     let probe = async {
+        let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port)).await?.collect();
         let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
         for a in &addrs {
             match tokio::net::TcpStream::connect(a).await {
@@ -75,7 +74,8 @@ pub async fn remote_context(
     let config = config.upgrade_for_ballista().with_ballista_adaptive_query_planner(false);
     let state =
         SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
-    SessionContext::remote_with_state(&format!("df://{host}:{port}"), state).await.map_err(|e| AnalyzeError::Cluster {
+    // The address as given: Ballista makes http://HOST:PORT of it (an IPv6 host in brackets).
+    SessionContext::remote_with_state(url, state).await.map_err(|e| AnalyzeError::Cluster {
         url: url.to_string(),
         what: "cannot make a session for the cluster".to_string(),
         cause: Some(Box::new(e)),

@@ -119,8 +119,8 @@ fn main() -> ExitCode {
             .map_err(Into::into)
             .map(|()| true),
         Command::Executor(args) => args
-            .scheduler_address()
-            .and_then(|(host, port)| {
+            .check()
+            .and_then(|(host, port, _)| {
                 eprintln!("gespann executor: Flight on {}, registering with the scheduler at {host}:{port}", args.bind);
                 gespann_cluster::run_executor(&args)
             })

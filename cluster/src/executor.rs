@@ -20,11 +20,12 @@ scheduler's task pushes, see --grpc-port). It runs until Ctrl-C, SIGTERM or the 
 stops it. Logging: RUST_LOG=info.")]
 pub struct ExecutorArgs {
     /// The scheduler to register with: HOST:PORT or df://HOST:PORT. Tried for 30 s, so
-    /// executors may start before it.
+    /// executors may start before it (then it is an error).
     #[arg(long, value_name = "HOST:PORT")]
     pub scheduler: String,
 
-    /// Address of the Arrow Flight service that clients and other executors fetch results from.
+    /// Address of the Arrow Flight service that clients and other executors fetch results from
+    /// (IPv4: Ballista's executor does not listen on IPv6).
     #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
     pub bind: SocketAddr,
 
@@ -33,8 +34,8 @@ pub struct ExecutorArgs {
     #[arg(long, value_name = "PORT")]
     pub grpc_port: Option<u16>,
 
-    /// Name or address the scheduler and clients reach this executor by (default: the address
-    /// its connection to the scheduler comes from).
+    /// Name or address the scheduler and clients reach this executor by (default: --bind's
+    /// address; for 0.0.0.0, the address its connection to the scheduler comes from).
     #[arg(long, value_name = "HOST")]
     pub external_host: Option<String>,
 
@@ -47,8 +48,9 @@ pub struct ExecutorArgs {
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
 
-    /// Memory the tasks share before they spill (e.g. 4GiB; default: 70% of this machine's
-    /// memory, or of this cgroup's limit).
+    /// Memory for the tasks (e.g. 4GiB), split evenly among the --tasks slots: a task spills
+    /// beyond its slots' share. Default: 70% of this machine's memory, or of this cgroup's
+    /// limit if lower.
     #[arg(long, value_parser = gespann_analyze::cli::parse_size, value_name = "SIZE")]
     pub memory_limit: Option<u64>,
 }
@@ -65,16 +67,30 @@ impl ExecutorArgs {
     }
 }
 
+impl ExecutorArgs {
+    /// The arguments checked: the scheduler's host and port, and the port for task pushes.
+    pub fn check(&self) -> Result<(String, u16, u16), ClusterError> {
+        let (host, port) = self.scheduler_address()?;
+        if !self.bind.is_ipv4() || self.bind.port() == 0 {
+            return Err(ClusterError::Usage(format!(
+                "--bind {}: an IPv4 address and a port other than 0 (it is given to the scheduler as is)",
+                self.bind
+            )));
+        }
+        let grpc_port = match self.grpc_port {
+            Some(0) => return Err(ClusterError::Usage("--grpc-port 0: give a port".into())),
+            Some(p) => p,
+            None => self.bind.port().checked_add(1).ok_or_else(|| {
+                ClusterError::Usage(format!("--bind {}: no port after it for --grpc-port; give one", self.bind))
+            })?,
+        };
+        Ok((host, port, grpc_port))
+    }
+}
+
 /// Runs the executor until it is asked to stop.
 pub fn run_executor(args: &ExecutorArgs) -> Result<(), ClusterError> {
-    let (host, port) = args.scheduler_address()?;
-    let grpc_port = match args.grpc_port {
-        Some(p) => p,
-        None => args.bind.port().checked_add(1).ok_or_else(|| ClusterError::Io {
-            what: format!("--bind {}: no port after it for --grpc-port; give one", args.bind),
-            cause: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        })?,
-    };
+    let (host, port, grpc_port) = args.check()?;
     // A temporary directory of our own, removed at exit (Ballista's default is removed at once).
     let temp;
     let work_dir = match &args.work_dir {
@@ -94,10 +110,15 @@ pub fn run_executor(args: &ExecutorArgs) -> Result<(), ClusterError> {
         bind_host: args.bind.ip().to_string(),
         port: args.bind.port(),
         grpc_port,
-        external_host: args.external_host.clone(),
-        scheduler_host: host.clone(),
+        // The address it listens on, unless that is every address.
+        external_host: args
+            .external_host
+            .clone()
+            .or_else(|| (!args.bind.ip().is_unspecified()).then(|| args.bind.ip().to_string())),
+        scheduler_host: crate::url_host(&host),
         scheduler_port: port,
-        scheduler_connect_timeout_seconds: 30,
+        // One try: the scheduler was just reached (Ballista's own retries never give up).
+        scheduler_connect_timeout_seconds: 0,
         vcores: args.tasks.unwrap_or(0),
         work_dir: Some(wd),
         memory_pool_size: args.memory_limit,
@@ -111,10 +132,34 @@ pub fn run_executor(args: &ExecutorArgs) -> Result<(), ClusterError> {
         ..Default::default()
     };
     let rt = crate::runtime()?;
-    rt.block_on(start_executor_process(Arc::new(config))).map_err(|cause| ClusterError::Ballista {
-        what: format!("the executor failed (scheduler {host}:{port})"),
-        cause,
+    rt.block_on(async {
+        tokio::select! {
+            r = reach(&host, port) => r?,
+            _ = crate::stop_requested() => return Ok(()),
+        }
+        start_executor_process(Arc::new(config)).await.map_err(|cause| ClusterError::Ballista {
+            what: format!("the executor failed (scheduler {}:{port})", crate::url_host(&host)),
+            cause,
+        })
     })
+}
+
+/// Connects to the scheduler's port, every half second for up to 30 s.
+async fn reach(host: &str, port: u16) -> Result<(), ClusterError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let err = match tokio::net::TcpStream::connect((host, port)).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClusterError::Io {
+                what: format!("cannot reach the scheduler at {host}:{port} within 30 s"),
+                cause: err,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +182,21 @@ mod tests {
         assert_eq!(args("[::1]:9").scheduler_address().unwrap(), ("::1".into(), 9));
         for bad in ["sched", ":50050", "sched:port"] {
             assert!(args(bad).scheduler_address().unwrap_err().to_string().contains(bad));
+        }
+        // Task pushes go to the port after --bind's, unless given; addresses Ballista cannot use
+        // are refused up front.
+        assert_eq!(args("h:1").check().unwrap(), ("h".into(), 1, 50052));
+        let with = |bind: &str, grpc: Option<u16>| ExecutorArgs {
+            bind: bind.parse().unwrap(),
+            grpc_port: grpc,
+            ..args("h:1")
+        };
+        assert_eq!(with("10.1.2.3:7000", Some(9)).check().unwrap().2, 9);
+        for (bind, grpc) in
+            [("[::1]:7000", None), ("127.0.0.1:0", None), ("127.0.0.1:65535", None), ("127.0.0.1:7000", Some(0))]
+        {
+            let e = with(bind, grpc).check().unwrap_err().to_string();
+            assert!(e.starts_with("--"), "{bind} {grpc:?}: {e}");
         }
     }
 }

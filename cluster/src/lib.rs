@@ -27,14 +27,22 @@ fn runtime() -> Result<tokio::runtime::Runtime, ClusterError> {
         .map_err(|e| ClusterError::Io { what: "cannot start the runtime".into(), cause: e })
 }
 
-/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM; Ctrl-C alone if SIGTERM
+/// cannot be handled).
 async fn stop_requested() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
+}
+
+/// `host` as Ballista puts it before `:PORT` in its addresses and URLs: an IPv6 address in
+/// brackets.
+fn url_host(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() }
 }

@@ -25,6 +25,11 @@ pub struct SchedulerArgs {
     /// Address to listen on, for executors and for `gespann analyze --cluster` clients.
     #[arg(long, default_value = "127.0.0.1:50050", value_name = "ADDR")]
     pub bind: SocketAddr,
+
+    /// Name or address executors reach this scheduler by: it is sent to them with each task,
+    /// for their status reports. Default: --bind's address; needed when that is 0.0.0.0 or ::.
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
 }
 
 /// A scheduler listening on its address, not yet serving.
@@ -37,6 +42,16 @@ pub struct BoundScheduler {
 impl BoundScheduler {
     /// Binds `args.bind` (a port of 0 takes a free one: see [`Self::local_addr`]).
     pub fn bind(args: &SchedulerArgs) -> Result<Self, ClusterError> {
+        let external_host = match &args.external_host {
+            Some(h) => h.clone(),
+            None if args.bind.ip().is_unspecified() => {
+                return Err(ClusterError::Usage(format!(
+                    "--bind {} listens on every address: give --external-host, the name executors reach this scheduler by",
+                    args.bind
+                )));
+            }
+            None => args.bind.ip().to_string(),
+        };
         let rt = crate::runtime()?;
         let listener = rt
             .block_on(tokio::net::TcpListener::bind(args.bind))
@@ -45,7 +60,7 @@ impl BoundScheduler {
         let config = SchedulerConfig {
             bind_host: addr.ip().to_string(),
             bind_port: addr.port(),
-            external_host: addr.ip().to_string(),
+            external_host: crate::url_host(&external_host),
             override_session_builder: Some(Arc::new(crate::session::scheduler_session)),
             // A task to each executor in turn, rather than filling the first one's slots (the
             // default): the reports' stages are small, and with that every one ran on a
@@ -77,5 +92,25 @@ impl BoundScheduler {
                 _ = crate::stop_requested() => Ok(()),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_address_needs_an_external_host() {
+        let args = |bind: &str, external: Option<&str>| SchedulerArgs {
+            bind: bind.parse().unwrap(),
+            external_host: external.map(str::to_string),
+        };
+        let e = BoundScheduler::bind(&args("0.0.0.0:0", None)).err().unwrap().to_string();
+        assert!(e.contains("--external-host"), "{e}");
+        let s = BoundScheduler::bind(&args("0.0.0.0:0", Some("sched.internal"))).unwrap();
+        assert_eq!(s.config.external_host, "sched.internal");
+        let s = BoundScheduler::bind(&args("[::1]:0", None)).unwrap();
+        assert_eq!(s.config.external_host, "[::1]");
+        assert_ne!(s.local_addr().unwrap().port(), 0);
     }
 }

@@ -1,5 +1,7 @@
 //! A Ballista cluster of the `gespann` binary on loopback for tests: one `gespann scheduler`
-//! and two `gespann executor` processes, killed on drop.
+//! and two `gespann executor` processes, killed on drop. Readiness and the tasks run are read
+//! from Ballista's own log lines (`Executor registration succeed`, `Finished task`): if a
+//! Ballista release rewords them, the cluster tests fail rather than pass blindly.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -51,7 +53,7 @@ impl Cluster {
                 .envs(env.iter().copied())
                 // Ballista's own lines: once the scheduler has taken the executor in, and per task.
                 .env("RUST_LOG", "warn,ballista_executor=info");
-            let (child, log) = start_until(cmd, "Executor registration succeed", &format!("gespann executor {i}"));
+            let (child, log, _) = start_until(cmd, "Executor registration succeed", &format!("gespann executor {i}"));
             children.push(child);
             executor_logs.push(log);
             work_dirs.push(dir);
@@ -68,9 +70,9 @@ impl Cluster {
     }
 }
 
-/// Starts `cmd` and waits (up to 60 s) for a line of its stderr containing `ready`; the rest of
-/// its stderr is collected in the background, into the log returned.
-fn start_until(mut cmd: Command, ready: &str, what: &str) -> (Child, Log) {
+/// Starts `cmd` and waits (up to 60 s) for a line of its stderr containing `ready`, returned
+/// with the child; the rest of its stderr is collected in the background, into the log.
+fn start_until(mut cmd: Command, ready: &str, what: &str) -> (Child, Log, String) {
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start gespann");
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
@@ -80,7 +82,7 @@ fn start_until(mut cmd: Command, ready: &str, what: &str) -> (Child, Log) {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains(&ready) {
-                let _ = tx.send(Ok(()));
+                let _ = tx.send(Ok(line.clone()));
             }
             if let Ok(mut s) = seen.lock() {
                 s.push(line);
@@ -89,7 +91,7 @@ fn start_until(mut cmd: Command, ready: &str, what: &str) -> (Child, Log) {
         let _ = tx.send(Err(seen.lock().map(|s| s.join("\n")).unwrap_or_default()));
     });
     match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(())) => (child, log),
+        Ok(Ok(line)) => (child, log, line),
         Ok(Err(log)) => panic!("{what} exited before it was ready:\n{log}"),
         Err(_) => panic!("{what} was not ready within 60 s"),
     }

@@ -5,8 +5,9 @@
 //! place: [`synth`] is the generator behind `cargo xtask synth` (the analyzer's tests and the
 //! benchmarks use the very same code, so a seed names one file), [`fixtures`] holds the
 //! hand-made rows whose numbers tests assert, and [`env`] says where the `gespann` binary, the
-//! Python interpreter and a free port are, [`cluster`] starts a Ballista cluster of the binary; [`traffic`] makes realistic loopback traffic and
-//! reports exactly what its sockets did (`cargo xtask traffic`, and the root test that records it).
+//! Python interpreter and a free port are; [`cluster`] starts a Ballista cluster of the binary;
+//! [`traffic`] makes realistic loopback traffic and reports exactly what its sockets did (`cargo
+//! xtask traffic`, and the root test that records it).
 //! The library crates depend on it only as a dev-dependency; xtask depends on it normally.
 
 pub mod cluster;
