@@ -26,18 +26,56 @@ use crate::AnalyzeError;
 /// The scheduler's port when the address names none (Ballista's default).
 pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 
-/// `HOST:PORT` of a cluster address: `df://HOST[:PORT]` (also `http://`, as Ballista takes it).
-pub fn scheduler_address(url: &str) -> Result<(String, u16), AnalyzeError> {
-    let bad = |why: &str| AnalyzeError::Cluster { url: url.to_string(), what: why.to_string(), cause: None };
-    let parsed = url::Url::parse(url).map_err(|_| bad("is not an address like df://HOST:PORT"))?;
-    if !matches!(parsed.scheme(), "df" | "http") {
-        return Err(bad("is not an address like df://HOST:PORT (the scheme is df://)"));
-    }
-    let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("names no host"))?;
+/// Host and port (if it names one) of a scheduler's address, `df://HOST[:PORT]` or
+/// `http://HOST[:PORT]` (as Ballista takes it); the host without IPv6 brackets. `None` for
+/// anything else. The one parser of scheduler addresses: `gespann executor --scheduler` uses it.
+pub fn parse_scheduler(url: &str) -> Option<(String, Option<u16>)> {
+    let parsed = url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "df" | "http"))?;
+    let host = parsed.host_str().filter(|h| !h.is_empty())?;
     // `Url` keeps IPv6 hosts in brackets; a socket address wants them without.
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    Ok((host, parsed.port().unwrap_or(DEFAULT_SCHEDULER_PORT)))
+    Some((host.trim_start_matches('[').trim_end_matches(']').to_string(), parsed.port()))
 }
+
+/// `HOST:PORT` of a cluster address (`--cluster`), the port defaulting to Ballista's.
+pub fn scheduler_address(url: &str) -> Result<(String, u16), AnalyzeError> {
+    let (host, port) = parse_scheduler(url).ok_or_else(|| AnalyzeError::Cluster {
+        url: url.to_string(),
+        what: "is not an address like df://HOST:PORT".to_string(),
+        cause: None,
+    })?;
+    Ok((host, port.unwrap_or(DEFAULT_SCHEDULER_PORT)))
+}
+
+/// Connects to the scheduler at `host:port` (every address it resolves to), trying again every
+/// half second until `patience` has passed; the last refusal if none answered.
+pub async fn reach_scheduler(host: &str, port: u16, patience: std::time::Duration) -> std::io::Result<()> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let attempt = async {
+            let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+            for a in tokio::net::lookup_host((host, port)).await? {
+                match tokio::net::TcpStream::connect(a).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        };
+        let err = match tokio::time::timeout_at(deadline.max(tokio::time::Instant::now() + ONE_TRY), attempt).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"),
+        };
+        if tokio::time::Instant::now() + RETRY >= deadline {
+            return Err(err);
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// How long one attempt may take at least, and the pause between attempts.
+const ONE_TRY: std::time::Duration = std::time::Duration::from_secs(10);
+const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A session whose queries run on the scheduler at `url`, with this session's settings.
 /// The scheduler is reached once first, so that a wrong address is one clear line rather than
@@ -48,26 +86,11 @@ pub async fn remote_context(
     runtime: Arc<RuntimeEnv>,
 ) -> Result<SessionContext, AnalyzeError> {
     let (host, port) = scheduler_address(url)?;
-    let unreachable = |e: std::io::Error| AnalyzeError::Cluster {
+    reach_scheduler(&host, port, std::time::Duration::ZERO).await.map_err(|e| AnalyzeError::Cluster {
         url: url.to_string(),
         what: format!("cannot reach the scheduler at {host}:{port}"),
         cause: Some(Box::new(e)),
-    };
-    let probe = async {
-        let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port)).await?.collect();
-        let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-        for a in &addrs {
-            match tokio::net::TcpStream::connect(a).await {
-                Ok(_) => return Ok(()),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    };
-    match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await {
-        Ok(r) => r.map_err(unreachable)?,
-        Err(_) => return Err(unreachable(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 10 s"))),
-    }
+    })?;
     // Ballista's settings (applied once), without its adaptive planner: with it, jobs over
     // several recordings hung here (the scheduler logged stage metrics of the wrong size and
     // stages it could not cancel); the static planner runs every report.

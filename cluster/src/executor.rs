@@ -56,18 +56,16 @@ pub struct ExecutorArgs {
 }
 
 impl ExecutorArgs {
-    /// `--scheduler`'s host and port.
+    /// `--scheduler`'s host and port (which it must name).
     pub fn scheduler_address(&self) -> Result<(String, u16), ClusterError> {
-        let s = self.scheduler.trim_start_matches("df://").trim_start_matches("http://").trim_end_matches('/');
-        s.rsplit_once(':')
-            .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()?)))
-            .filter(|(h, _)| !h.is_empty())
-            .map(|(h, p)| (h.to_string(), p))
-            .ok_or_else(|| ClusterError::SchedulerAddress(self.scheduler.clone()))
+        let url =
+            if self.scheduler.contains("://") { self.scheduler.clone() } else { format!("df://{}", self.scheduler) };
+        match gespann_analyze::cluster::parse_scheduler(&url) {
+            Some((host, Some(port))) => Ok((host, port)),
+            _ => Err(ClusterError::SchedulerAddress(self.scheduler.clone())),
+        }
     }
-}
 
-impl ExecutorArgs {
     /// The arguments checked: the scheduler's host and port, and the port for task pushes.
     pub fn check(&self) -> Result<(String, u16, u16), ClusterError> {
         let (host, port) = self.scheduler_address()?;
@@ -133,8 +131,12 @@ pub fn run_executor(args: &ExecutorArgs) -> Result<(), ClusterError> {
     };
     let rt = crate::runtime()?;
     rt.block_on(async {
+        let patience = std::time::Duration::from_secs(30);
         tokio::select! {
-            r = reach(&host, port) => r?,
+            r = gespann_analyze::cluster::reach_scheduler(&host, port, patience) => r.map_err(|cause| ClusterError::Io {
+                what: format!("cannot reach the scheduler at {}:{port} within 30 s", crate::url_host(&host)),
+                cause,
+            })?,
             _ = crate::stop_requested() => return Ok(()),
         }
         start_executor_process(Arc::new(config)).await.map_err(|cause| ClusterError::Ballista {
@@ -142,24 +144,6 @@ pub fn run_executor(args: &ExecutorArgs) -> Result<(), ClusterError> {
             cause,
         })
     })
-}
-
-/// Connects to the scheduler's port, every half second for up to 30 s.
-async fn reach(host: &str, port: u16) -> Result<(), ClusterError> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let err = match tokio::net::TcpStream::connect((host, port)).await {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
-        };
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ClusterError::Io {
-                what: format!("cannot reach the scheduler at {host}:{port} within 30 s"),
-                cause: err,
-            });
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
 }
 
 #[cfg(test)]
