@@ -19,8 +19,9 @@ fn reports(files: &[&str], names: &[&str]) -> Value {
     analyze_json(&a)
 }
 
+/// A version 1 recording (web request bursts on loopback).
 fn web_sample() -> String {
-    workspace().join("samples/web.parquet").to_string_lossy().into_owned()
+    gespann_testkit::recordings::v1_web().to_string_lossy().into_owned()
 }
 
 /// The columns of one report row.
@@ -198,7 +199,7 @@ fn version_1_and_version_2_recordings_are_read_together() {
     let c = containers_file(dir.path());
     let web = web_sample();
     let recs = futures::executor::block_on(gespann_analyze::inputs::open_all(std::slice::from_ref(&web))).unwrap();
-    assert_eq!(recs[0].meta.schema_version, 1, "samples/ holds version 1 recordings");
+    assert_eq!(recs[0].meta.schema_version, 1, "testkit/recordings/v1-web.parquet is a version 1 recording");
     let web_connections = |sql: &str| -> Value {
         let out = analyze(&[&web, "--format", "json", "--sql", sql]).unwrap();
         serde_json::from_str::<Value>(&out).unwrap()[0]["n"].clone()
@@ -210,7 +211,7 @@ fn version_1_and_version_2_recordings_are_read_together() {
         "--format",
         "json",
         "--sql",
-        "SELECT source LIKE '%web.parquet' AS v1, count(*) AS n, count(netns) AS with_netns, count(cgroup) AS with_cgroup, \
+        "SELECT source LIKE '%v1-web.parquet' AS v1, count(*) AS n, count(netns) AS with_netns, count(cgroup) AS with_cgroup, \
          count(workload) AS in_containers FROM connections GROUP BY 1 ORDER BY 1",
     ])
     .unwrap();

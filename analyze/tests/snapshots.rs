@@ -1,5 +1,7 @@
-//! Snapshot tests: every report (and the diff) over every recording in `samples/`, a synthetic
-//! recording, the hand-counted one and the container host, as CSV, against the files in `tests/snapshots/`.
+//! Snapshot tests: every report (and the diff) over every recording in `samples/`, the
+//! recordings of earlier schema versions (`testkit/recordings/`: their snapshots never change
+//! when the current version does), a synthetic recording, the hand-counted one and the container
+//! host, as CSV, against the files in `tests/snapshots/`.
 //! `UPDATE_SNAPSHOTS=1 cargo test -p gespann-analyze --test snapshots` rewrites them; review the
 //! diff before committing.
 
@@ -66,6 +68,9 @@ fn every_report_matches_its_snapshot_over_every_recording() {
         let stem = s.file_stem().unwrap().to_string_lossy().into_owned();
         snapshot_reports(&format!("sample-{stem}"), &s, &mut failures);
     }
+    for (name, file) in gespann_testkit::recordings::earlier_versions() {
+        snapshot_reports(name, &file, &mut failures);
+    }
     let synth = synth_file(dir.path(), "synth.parquet", 8_000, 7, 0);
     snapshot_reports("synth-8k-seed7", &synth, &mut failures);
     let hand = handcounted_file(dir.path());
@@ -92,6 +97,7 @@ fn snapshots_have_no_stale_files() {
     // the people-format renderings of `tests/tables.rs`).
     let mut expected: Vec<String> =
         samples().iter().map(|s| format!("sample-{}", s.file_stem().unwrap().to_string_lossy())).collect();
+    expected.extend(gespann_testkit::recordings::earlier_versions().into_iter().map(|(name, _)| name.to_string()));
     expected
         .extend(["synth-8k-seed7", "handcounted", "containers", "diff-synth-seed7-seed8", "tables"].map(String::from));
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {

@@ -130,10 +130,11 @@ fn times_are_clock_times_on_the_day_said_above_the_reports() {
             assert!(!rows.is_empty() && rows.iter().all(|r| is_clock(&r[j])), "{report}.{column}:\n{text}");
         }
     }
-    // Recordings of two days keep the date in each time.
-    let all = samples();
-    let text = tables(&all.iter().map(PathBuf::as_path).collect::<Vec<_>>(), 120, false, &["summary"]);
-    assert!(text.starts_with("6 recordings in samples/; times are UTC.\n"), "{text}");
+    // Recordings of two days keep the date in each time (the version 1 recording is of an
+    // earlier day than every sample).
+    let v1 = gespann_testkit::recordings::v1_web();
+    let text = tables(&[&f, &v1], 120, false, &["summary"]);
+    assert!(text.starts_with("2 recordings; times are UTC.\n"), "{text}");
     let (head, rows) = table_of(&text, "summary");
     let j = head.iter().position(|h| h == "started_at").unwrap();
     assert!(rows.iter().all(|r| r[j].len() == 23 && is_clock(&r[j][11..])), "{text}");
@@ -202,4 +203,14 @@ fn columns_that_do_not_fit_are_named_and_wide_shows_every_column() {
             assert_eq!(head, names, "{report} of {s} --wide");
         }
     }
+}
+
+#[test]
+fn the_readmes_example_is_what_the_command_prints() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let command = "$ gespann analyze samples/resets.parquet --report resets --width 120\n";
+    let at = readme.find(command).expect("the README's example of the resets sample") + command.len();
+    let shown = &readme[at..at + readme[at..].find("```").unwrap()];
+    let printed = tables(&[&workspace().join("samples/resets.parquet")], 120, false, &["resets"]);
+    assert_eq!(shown, printed, "README.md's example differs from what the command prints now");
 }

@@ -454,7 +454,7 @@ fn mistakes_are_one_line_naming_the_thing_and_leave_files_alone() {
     assert!(names.iter().all(|n| !n.starts_with(".gespann-anonymize")), "{names:?}");
 
     // A schema version 1 recording (no workload columns) is anonymized too, with a note.
-    let v1 = gespann_testkit::workspace_root().join("samples/web.parquet");
+    let v1 = gespann_testkit::recordings::v1_web();
     assert_eq!(RecordingReader::open(&v1).unwrap().meta.schema_version, 1);
     let v1_out = d.join("web.parquet");
     let done = gespann(&["anonymize", s(&v1), s(&v1_out), "--key", k]);

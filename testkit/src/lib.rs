@@ -6,6 +6,7 @@
 //! benchmarks use the very same code, so a seed names one file), [`fixtures`] holds the
 //! hand-made rows whose numbers tests assert, and [`env`] says where the `gespann` binary, the
 //! Python interpreter and a free port are; [`cluster`] starts a Ballista cluster of the binary;
+//! [`recordings`] holds real recordings of the earlier schema versions;
 //! [`traffic`] makes realistic loopback traffic and reports exactly what its sockets did (`cargo
 //! xtask traffic`, and the root test that records it).
 //! The library crates depend on it only as a dev-dependency; xtask depends on it normally.
@@ -15,6 +16,7 @@ pub mod env;
 pub mod fixtures;
 pub mod image;
 pub mod podman;
+pub mod recordings;
 pub mod synth;
 pub mod traffic;
 

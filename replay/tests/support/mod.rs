@@ -68,7 +68,8 @@ pub fn aggregates(rows: &[Event]) -> Aggregates {
     a
 }
 
-/// Every `samples/*.parquet` of the repository (real recordings made by the recorder).
+/// Every `samples/*.parquet` of the repository (real recordings made by the recorder), and the
+/// real recordings of earlier schema versions (`testkit/recordings/`).
 pub fn sample_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -79,6 +80,7 @@ pub fn sample_files() -> Vec<PathBuf> {
         })
         .unwrap_or_default();
     v.sort();
+    v.extend(gespann_testkit::recordings::earlier_versions().into_iter().map(|(_, file)| file));
     v
 }
 
