@@ -1,6 +1,6 @@
 //! Snapshot tests: every report (and the diff) over every recording in `samples/`, the
-//! recordings of earlier schema versions (`testkit/recordings/`: their snapshots never change
-//! when the current version does), a synthetic recording, the hand-counted one and the container
+//! recordings of earlier schema versions (`testkit/recordings/`: their snapshots change only
+//! when a report or the reading of old versions does, never by re-recording), a synthetic recording, the hand-counted one and the container
 //! host, as CSV, against the files in `tests/snapshots/`.
 //! `UPDATE_SNAPSHOTS=1 cargo test -p gespann-analyze --test snapshots` rewrites them; review the
 //! diff before committing.

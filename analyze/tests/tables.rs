@@ -114,7 +114,7 @@ fn times_are_clock_times_on_the_day_said_above_the_reports() {
     let f = workspace().join("samples/refused.parquet");
     let doc = analyze_json(&[f.to_str().unwrap(), "--report", "failures"]);
     let first_at = doc["failures"][0]["first_at"].as_str().unwrap().to_string();
-    // RFC 3339 in JSON, unchanged: 2026-11-26T04:39:31.008...Z
+    // RFC 3339 in JSON, unchanged: 2026-12-04T18:07:42.953...Z
     let (day, time) = first_at.split_once('T').unwrap();
     let clock = &time[..12];
     for width in [80, 120] {

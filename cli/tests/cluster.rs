@@ -47,6 +47,8 @@ fn every_report_on_a_scheduler_and_two_executors_equals_the_local_run() {
     let c = Cluster::start(&[]);
     let all = "samples/";
     let default = same_on_cluster(&c, &[all]);
+    // Recordings of every schema version at once (the earlier ones are views on the executors).
+    same_on_cluster(&c, &[all, "testkit/recordings/"]);
     assert!(default.contains("== summary ==") && default.contains("== containers =="), "{default}");
     same_on_cluster(&c, &[all, "--format", "json"]);
     same_on_cluster(&c, &["samples/web.parquet"]);

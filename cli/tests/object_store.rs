@@ -96,13 +96,14 @@ fn sample(name: &str) -> PathBuf {
     workspace_root().join("samples").join(name)
 }
 
-/// The two samples on disk under the same relative names as in the bucket.
+/// Two recordings on disk under the same relative names as in the bucket: a schema version 1
+/// one (`testkit/recordings/`) and a sample of the current version, so the bucket holds both.
 fn local_copies(dir: &Path) -> [PathBuf; 2] {
     let a = dir.join("2026-12-01/web.parquet");
     let b = dir.join("2026-12-02/containers.parquet");
-    for (src, dst) in [("web.parquet", &a), ("containers.parquet", &b)] {
+    for (src, dst) in [(gespann_testkit::recordings::v1_web(), &a), (sample("containers.parquet"), &b)] {
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        std::fs::copy(sample(src), dst).unwrap();
+        std::fs::copy(src, dst).unwrap();
     }
     [a, b]
 }
